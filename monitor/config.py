@@ -1,0 +1,332 @@
+"""Load and validate the configuration folder into typed objects.
+
+Every problem is collected (not just the first) and names the file, the key and the fix,
+so `newsmon check` can report a whole broken config in one go. Past this module no code
+reads raw TOML.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor.models import ALL_TOPICS, Feed, Subscription, Topic
+
+DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """`newsmon.toml`: every key is optional; these defaults apply."""
+
+    poll_interval_seconds: int = 300
+    fetch_timeout_seconds: float = 20.0
+    max_feed_bytes: int = 15 * 1024 * 1024
+    fetch_concurrency: int = 16
+    seen_per_feed: int = 5000
+    dedupe_window_hours: float = 72.0
+    near_duplicate_similarity: float = 0.6
+    delivery_timeout_seconds: float = 15.0
+    retry_schedule_seconds: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
+
+
+@dataclass(frozen=True)
+class Config:
+    directory: Path
+    settings: Settings
+    feeds: tuple[Feed, ...]
+    topics: tuple[Topic, ...]
+    subscriptions: tuple[Subscription, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "newsmon"
+
+
+def config_dir(cli_value: str | None) -> Path:
+    """`--config DIR`, else `$NEWSMON_CONFIG`, else `./config`."""
+    return Path(cli_value or os.environ.get("NEWSMON_CONFIG") or "config")
+
+
+def load_config(directory: Path) -> Config:
+    """Read all four files of `directory`; raise ConfigError listing every problem found."""
+    problems: list[Problem] = []
+    if not directory.is_dir():
+        raise ConfigError(
+            [Problem(str(directory), "-", "no such folder; pass --config DIR or set NEWSMON_CONFIG")]
+        )
+    settings = _settings(_Reader(directory / "newsmon.toml", problems, required=False))
+    topics = _topics(_Reader(directory / "topics.toml", problems))
+    feeds = _feeds(_Reader(directory / "feeds.toml", problems), settings)
+    subscriptions = _subscriptions(
+        _Reader(directory / "subscriptions.toml", problems), {t.name for t in topics}
+    )
+    if problems:
+        raise ConfigError(problems)
+    return Config(directory, settings, feeds, topics, subscriptions)
+
+
+class _Reader:
+    """Typed access to one TOML file that records problems instead of raising."""
+
+    def __init__(self, path: Path, problems: list[Problem], required: bool = True):
+        self.path, self.problems = path, problems
+        self.data: dict[str, Any] = {}
+        try:
+            self.data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            if required:
+                self.problem("-", "file is missing; create it (see the shipped config/ folder)")
+        except tomllib.TOMLDecodeError as exc:
+            self.problem("-", f"not valid TOML ({exc}); fix the syntax")
+        except UnicodeDecodeError:
+            self.problem("-", "not UTF-8 text; save the file as UTF-8")
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(Problem(str(self.path), key, message))
+
+    def get(self, table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...],
+            default: Any = None, check: Callable[[Any], str | None] | None = None) -> Any:
+        """table[key] if it has the right type and passes `check`; else record and return default."""
+        if key not in table:
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            names = " or ".join(k.__name__ for k in kinds)
+            self.problem(f"{where}{key}", f"must be {names}, not {type(value).__name__} {value!r}")
+            return default
+        if check and (message := check(value)):
+            self.problem(f"{where}{key}", message)
+            return default
+        return value
+
+    def require(self, table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...],
+                check: Callable[[Any], str | None] | None = None) -> Any:
+        if key not in table:
+            self.problem(f"{where}{key}", "is required; add it")
+            return None
+        return self.get(table, key, where, kind, check=check)
+
+    def array_of_tables(self, key: str) -> list[dict[str, Any]]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(key, f"must be an array of tables, written [[{key}]]")
+            return []
+        return value
+
+    def unknown_keys(self, table: dict[str, Any], allowed: set[str], where: str) -> None:
+        for key in sorted(set(table) - allowed):
+            self.problem(f"{where}{key}", f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _fraction(value: float) -> str | None:
+    return None if 0 < value <= 1 else "must be between 0 (exclusive) and 1"
+
+
+def _http_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{value!r} is not an http(s) URL; write it as https://host/path"
+    return None
+
+
+def _name(value: str) -> str | None:
+    if NAME_PATTERN.match(value):
+        return None
+    return f"{value!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+
+
+def _settings(reader: _Reader) -> Settings:
+    data = reader.data
+    reader.unknown_keys(data, {"poller", "dedupe", "delivery", "storage"}, "")
+    sections = {}
+    for name in ("poller", "dedupe", "delivery", "storage"):
+        section = reader.get(data, name, "", dict, default={})
+        sections[name] = section
+    poller, dedupe, delivery, storage = (sections[n] for n in ("poller", "dedupe", "delivery", "storage"))
+    reader.unknown_keys(poller, {"interval_seconds", "timeout_seconds", "max_body_bytes",
+                                 "concurrency", "seen_per_feed"}, "poller.")
+    reader.unknown_keys(dedupe, {"window_hours", "similarity"}, "dedupe.")
+    reader.unknown_keys(delivery, {"timeout_seconds", "retry_schedule_seconds"}, "delivery.")
+    reader.unknown_keys(storage, {"data_dir"}, "storage.")
+    defaults = Settings()
+
+    def schedule_check(value: list[Any]) -> str | None:
+        if not value or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+            return "must be a non-empty list of whole seconds >= 0, e.g. [0, 5, 300]"
+        return None
+
+    data_dir = reader.get(storage, "data_dir", "storage.", str, default=None)
+    return Settings(
+        poll_interval_seconds=reader.get(poller, "interval_seconds", "poller.", int,
+                                         defaults.poll_interval_seconds, _positive),
+        fetch_timeout_seconds=float(reader.get(poller, "timeout_seconds", "poller.", (int, float),
+                                               defaults.fetch_timeout_seconds, _positive)),
+        max_feed_bytes=reader.get(poller, "max_body_bytes", "poller.", int,
+                                  defaults.max_feed_bytes, _positive),
+        fetch_concurrency=reader.get(poller, "concurrency", "poller.", int,
+                                     defaults.fetch_concurrency, _positive),
+        seen_per_feed=reader.get(poller, "seen_per_feed", "poller.", int,
+                                 defaults.seen_per_feed, _positive),
+        dedupe_window_hours=float(reader.get(dedupe, "window_hours", "dedupe.", (int, float),
+                                             defaults.dedupe_window_hours, _positive)),
+        near_duplicate_similarity=float(reader.get(dedupe, "similarity", "dedupe.", (int, float),
+                                                   defaults.near_duplicate_similarity, _fraction)),
+        delivery_timeout_seconds=float(reader.get(delivery, "timeout_seconds", "delivery.",
+                                                  (int, float), defaults.delivery_timeout_seconds,
+                                                  _positive)),
+        retry_schedule_seconds=tuple(reader.get(delivery, "retry_schedule_seconds", "delivery.",
+                                                list, list(defaults.retry_schedule_seconds),
+                                                schedule_check)),
+        data_dir=(reader.path.parent / Path(data_dir).expanduser()) if data_dir else defaults.data_dir,
+    )
+
+
+def _feeds(reader: _Reader, settings: Settings) -> tuple[Feed, ...]:
+    feeds, seen_names = [], set()
+    for i, table in enumerate(reader.array_of_tables("feeds")):
+        where = f"feeds[{i}]."
+        reader.unknown_keys(table, {"name", "url", "interval_seconds", "tags"}, where)
+        name = reader.require(table, "name", where, str, _name)
+        url = reader.require(table, "url", where, str, _http_url)
+        interval = reader.get(table, "interval_seconds", where, int,
+                              settings.poll_interval_seconds, _positive)
+        tags = reader.get(table, "tags", where, list, [],
+                          lambda v: None if all(isinstance(t, str) for t in v) else "must be a list of strings")
+        if name in seen_names:
+            reader.problem(f"{where}name", f"{name!r} is used by another feed; feed names must be unique")
+            continue
+        seen_names.add(name)
+        if name and url:
+            feeds.append(Feed(name, url, interval, tuple(tags)))
+    return tuple(feeds)
+
+
+def _topics(reader: _Reader) -> tuple[Topic, ...]:
+    table = reader.get(reader.data, "topics", "", dict, default={})
+    if not table and reader.data:
+        reader.problem("topics", "no topics defined; add a [topics.NAME] table")
+    topics = []
+    for name, spec in table.items():
+        where = f"topics.{name}."
+        if (message := _name(name)) or name == ALL_TOPICS:
+            reader.problem(f"topics.{name}", message or "'*' is reserved for 'every entry'")
+            continue
+        if not isinstance(spec, dict):
+            reader.problem(f"topics.{name}", "must be a table: [topics.NAME] with threshold and terms")
+            continue
+        reader.unknown_keys(spec, {"threshold", "terms", "ignore", "description"}, where)
+        threshold = reader.get(spec, "threshold", where, (int, float), 2.0, _positive)
+        terms = reader.require(spec, "terms", where, dict) or {}
+        clean_terms = {}
+        for term, weight in terms.items():
+            if isinstance(weight, bool) or not isinstance(weight, int | float):
+                reader.problem(f"{where}terms.{term}", "weight must be a number, e.g. 2 or -1.5")
+            elif not term.strip():
+                reader.problem(f"{where}terms", "a term is empty; remove it")
+            else:
+                clean_terms[term] = float(weight)
+        ignore = reader.get(spec, "ignore", where, list, [],
+                            lambda v: None if all(isinstance(p, str) for p in v) else "must be a list of phrases")
+        reader.get(spec, "description", where, str)
+        if clean_terms:
+            topics.append(Topic(name, float(threshold), clean_terms, tuple(ignore)))
+        elif "terms" in spec:
+            reader.problem(f"{where}terms", "has no terms; add at least one \"phrase\" = weight")
+    return tuple(topics)
+
+
+def _secret_check(value: str) -> str | None:
+    if not value.startswith("whsec_"):
+        return "must start with 'whsec_' followed by base64 (generate one with: newsmon secret)"
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        return "the part after 'whsec_' is not valid base64"
+    if len(key) < 24:
+        return "key is too short: use at least 24 random bytes (newsmon secret makes one)"
+    return None
+
+
+def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription, ...]:
+    subscriptions, seen_ids = [], set()
+    for i, table in enumerate(reader.array_of_tables("subscriptions")):
+        where = f"subscriptions[{i}]."
+        reader.unknown_keys(table, {"id", "url", "topics", "secret", "secret_env"}, where)
+        sub_id = reader.require(table, "id", where, str, _name)
+        url = reader.require(table, "url", where, str, _http_url)
+        topics = reader.require(table, "topics", where, list) or []
+        for topic in topics:
+            if topic != ALL_TOPICS and topic not in topic_names:
+                known = ", ".join(sorted(topic_names)) or "none defined"
+                reader.problem(f"{where}topics", f"unknown topic {topic!r}; known: {known}, or '*'")
+        if "topics" in table and not topics:
+            reader.problem(f"{where}topics", "is empty; list topics, or [\"*\"] for every entry")
+        secrets = _secrets(reader, table, where)
+        if sub_id in seen_ids:
+            reader.problem(f"{where}id", f"{sub_id!r} is used by another subscription; ids must be unique")
+            continue
+        seen_ids.add(sub_id)
+        if sub_id and url and topics and secrets:
+            subscriptions.append(Subscription(sub_id, url, frozenset(topics), secrets))
+    return tuple(subscriptions)
+
+
+def _secrets(reader: _Reader, table: dict[str, Any], where: str) -> tuple[str, ...]:
+    if ("secret" in table) == ("secret_env" in table):
+        reader.problem(f"{where}secret", "set exactly one of 'secret' or 'secret_env'")
+        return ()
+    if "secret" in table:
+        secret = reader.get(table, "secret", where, str, check=_secret_check)
+        return (secret,) if secret else ()
+    env_name = reader.get(table, "secret_env", where, str)
+    if env_name is None:
+        return ()
+    value = os.environ.get(env_name)
+    if value is None:
+        reader.problem(f"{where}secret_env", f"environment variable {env_name} is not set; export it")
+        return ()
+    if message := _secret_check(value):
+        reader.problem(f"{where}secret_env", f"the value of {env_name} {message}")
+        return ()
+    return (value,)
+
+
+def load_topics(directory: Path) -> tuple[Topic, ...]:
+    """Only `topics.toml`: what `newsmon classify` needs, without feeds or secrets."""
+    problems: list[Problem] = []
+    topics = _topics(_Reader(directory / "topics.toml", problems))
+    if problems:
+        raise ConfigError(problems)
+    return topics

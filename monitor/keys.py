@@ -1,0 +1,45 @@
+"""Every Redis key newsmon uses, built in one place. All live under the `newsmon:` prefix.
+
+Bounds: per-feed state is one hash, one lease and a seen-set trimmed to `seen_per_feed`;
+dedupe keys expire with the dedupe window; dead letters are trimmed to DEAD_LETTERS_KEPT.
+RQ's own keys (`rq:*`) hold the queues named below.
+"""
+
+PREFIX = "newsmon:"
+ENTRIES_QUEUE = "newsmon-entries"
+DELIVERIES_QUEUE = "newsmon-deliveries"
+DEAD_LETTERS_KEPT = 10_000
+
+
+def feed_state(feed_name: str) -> str:
+    """Hash: etag, last_modified, last_status, last_fetched, errors."""
+    return f"{PREFIX}feed:{feed_name}"
+
+
+def feed_seen(feed_name: str) -> str:
+    """Sorted set: item keys already enqueued, scored by when first seen."""
+    return f"{PREFIX}feed:{feed_name}:seen"
+
+
+def feed_lease(feed_name: str) -> str:
+    """String with a TTL: while it exists the feed is not due, whichever poller asks."""
+    return f"{PREFIX}feed:{feed_name}:lease"
+
+
+def dedupe_exact(kind: str, digest: str) -> str:
+    """String -> the first entry id with this canonical link / text / title."""
+    return f"{PREFIX}dd:{kind}:{digest}"
+
+
+def dedupe_band(band: int, digest: str) -> str:
+    """String -> the first entry id whose signature has this value in this LSH band."""
+    return f"{PREFIX}dd:b{band}:{digest}"
+
+
+def dedupe_doc(entry_id: str) -> str:
+    """Hash: story id, MinHash signature and numbers of an entry, for near-duplicate checks."""
+    return f"{PREFIX}dd:doc:{entry_id}"
+
+
+DEAD_LETTERS = f"{PREFIX}dead"  # hash: alert id -> dead letter JSON
+DEAD_LETTERS_ORDER = f"{PREFIX}dead:order"  # sorted set: alert id by time of death

@@ -1,0 +1,53 @@
+"""Logging, configured once at start: structlog, one JSON object per line in production.
+
+Every event has a stable dotted name (`feed.fetched`, `entry.duplicate`, ...) and carries the
+ids of what it is about. Lines from libraries that use stdlib logging (RQ) go through the
+same renderer, so an operator reads one format.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR}
+
+
+def configure(fmt: str | None = None, level: str | None = None) -> None:
+    """Set up structlog and stdlib logging from arguments, else NEWSMON_LOG_FORMAT / _LEVEL."""
+    fmt = fmt or os.environ.get("NEWSMON_LOG_FORMAT") or ("console" if sys.stdout.isatty() else "json")
+    level_name = (level or os.environ.get("NEWSMON_LOG_LEVEL") or "info").lower()
+    if fmt not in ("json", "console"):
+        raise SystemExit(f"NEWSMON_LOG_FORMAT={fmt!r}: use 'json' or 'console'")
+    if level_name not in LEVELS:
+        raise SystemExit(f"NEWSMON_LOG_LEVEL={level_name!r}: use one of {', '.join(LEVELS)}")
+
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer = (structlog.processors.JSONRenderer() if fmt == "json"
+                else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty()))
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level_name]),
+        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(LEVELS[level_name])
+    # RQ narrates every job at INFO; newsmon logs its own per-entry events instead.
+    logging.getLogger("rq").setLevel(max(LEVELS[level_name], logging.WARNING))
+

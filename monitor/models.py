@@ -1,0 +1,88 @@
+"""The data types passed between the steps of the flow, and nothing else.
+
+fetch -> parse -> new-entry check -> enqueue -> normalise -> dedupe -> classify -> match -> deliver:
+the poller produces `Entry` objects from a `Feed`, the workers enrich the same `Entry`
+(`text`, `story_id`, `topics`) and turn it into one `Alert` per matching `Subscription`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+ALL_TOPICS = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    name: str
+    url: str
+    interval_seconds: int
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A topic and how it is recognised: weighted terms, ignored contexts, a threshold."""
+
+    name: str
+    threshold: float
+    terms: dict[str, float]
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    url: str
+    topics: frozenset[str]
+    secrets: tuple[str, ...]  # each "whsec_" + base64; every delivery is signed with each
+
+    def matching_topics(self, entry_topics: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The entry's topics this subscription asked for, or None when it asked for none of them."""
+        if ALL_TOPICS in self.topics:
+            return entry_topics
+        matched = tuple(t for t in entry_topics if t in self.topics)
+        return matched or None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One item of a feed. The poller fills the first block, the workers the second."""
+
+    id: str
+    feed_name: str
+    feed_url: str
+    key: str  # what identifies the item inside its feed: guid, else link, else a content hash
+    title: str
+    link: str
+    summary: str
+    published: datetime | None = None
+    # Filled by the workers.
+    text: str = ""
+    story_id: str = ""
+    topics: tuple[str, ...] = field(default=())
+
+    @staticmethod
+    def make_id(feed_name: str, key: str) -> str:
+        """A stable id: the same item of the same feed always gets the same id."""
+        return hashlib.blake2b(f"{feed_name}\0{key}".encode(), digest_size=10).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One message to one subscription about one entry; `id` is its `webhook-id` on every try."""
+
+    id: str
+    subscription_id: str
+    topics: tuple[str, ...]
+    entry: Entry
+    created: datetime
+
+    @staticmethod
+    def make_id(entry_id: str, subscription_id: str) -> str:
+        # Derived, not random: a job that runs twice re-sends under the same webhook-id,
+        # so receivers can drop the repeat.
+        digest = hashlib.blake2b(f"{entry_id}\0{subscription_id}".encode(), digest_size=12)
+        return "msg_" + digest.hexdigest()

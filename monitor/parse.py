@@ -1,0 +1,105 @@
+"""Parse step: feed bytes -> Entry objects. RSS and Atom through feedparser, JSON Feed here.
+
+An entry's key (what makes it "the same item" inside its feed) is its guid, else its link,
+else a hash of its title and content. Dates become aware UTC datetimes; a date in the
+future is clamped to now so it cannot sort ahead of everything.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+from datetime import UTC, datetime
+
+import feedparser
+
+from monitor.models import Entry, Feed
+
+
+class ParseError(Exception):
+    """The body is not a feed newsmon can read; str(error) is the reason logged."""
+
+
+def parse_feed(feed: Feed, body: bytes, content_type: str = "",
+               now: datetime | None = None) -> list[Entry]:
+    now = now or datetime.now(UTC)
+    stripped = body.lstrip()
+    if "json" in content_type or stripped.startswith(b"{"):
+        items = _json_feed_items(stripped)
+    else:
+        items = _xml_feed_items(body, content_type)
+    return [_entry(feed, item, now) for item in items]
+
+
+def _xml_feed_items(body: bytes, content_type: str) -> list[dict]:
+    parsed = feedparser.parse(body, response_headers={"content-type": content_type or "application/xml"})
+    if not parsed.version and not parsed.entries:
+        head = body[:512].lower()
+        if b"<html" in head or b"<!doctype html" in head:
+            raise ParseError("not a feed: the server returned an HTML page")
+        reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON Feed structure found"
+        raise ParseError(f"not a feed: {reason}")
+    items = []
+    for item in parsed.entries:
+        content = item.get("content") or []
+        summary = item.get("summary") or (content[0].get("value", "") if content else "")
+        published = item.get("published_parsed") or item.get("updated_parsed")
+        items.append({
+            "guid": item.get("id") or "",
+            "link": item.get("link") or "",
+            "title": item.get("title") or "",
+            "summary": summary,
+            "published": datetime.fromtimestamp(calendar.timegm(published), UTC) if published else None,
+        })
+    return items
+
+
+def _json_feed_items(body: bytes) -> list[dict]:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParseError(f"not a feed: invalid JSON ({exc})") from None
+    if not isinstance(document, dict) or "jsonfeed.org/version" not in str(document.get("version", "")):
+        raise ParseError("not a feed: JSON without a JSON Feed 'version'")
+    items = []
+    for item in document.get("items") or []:
+        if not isinstance(item, dict):
+            continue
+        items.append({
+            "guid": str(item.get("id") or ""),
+            "link": str(item.get("url") or ""),
+            "title": str(item.get("title") or ""),
+            "summary": str(item.get("summary") or item.get("content_html") or item.get("content_text") or ""),
+            "published": _iso_date(item.get("date_published") or item.get("date_modified")),
+        })
+    return items
+
+
+def _iso_date(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # No timezone means UTC.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _entry(feed: Feed, item: dict, now: datetime) -> Entry:
+    key = item["guid"] or item["link"] or "sha1:" + hashlib.sha1(
+        f"{item['title']}\0{item['summary']}".encode()).hexdigest()
+    published = item["published"]
+    if published is not None and published > now:
+        published = now
+    return Entry(
+        id=Entry.make_id(feed.name, key),
+        feed_name=feed.name,
+        feed_url=feed.url,
+        key=key,
+        title=item["title"],
+        link=item["link"],
+        summary=item["summary"],
+        published=published,
+    )

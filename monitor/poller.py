@@ -1,0 +1,114 @@
+"""The poller: when a feed is due, fetch -> parse -> new-entry check -> enqueue.
+
+Any number of pollers can share one Redis: a feed is due when its lease key is absent, and
+the poller that sets the lease (SET NX, expiring after the feed's interval) owns that fetch.
+A failing feed is logged as `feed.failed` with its reason and never stops the others.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import redis
+import structlog
+
+from monitor import keys
+from monitor.config import Config
+from monitor.enqueue import EntryQueue
+from monitor.fetch import Fetcher, FetchError
+from monitor.models import Feed
+from monitor.parse import ParseError, parse_feed
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    feed: str
+    status: str  # "fetched", "not_modified" or "failed"
+    new_entries: int = 0
+    reason: str = ""
+
+
+class Poller:
+    def __init__(self, config: Config, connection: redis.Redis):
+        settings = config.settings
+        self.feeds = config.feeds
+        self.connection = connection
+        self.fetcher = Fetcher(settings.fetch_timeout_seconds, settings.max_feed_bytes)
+        self.entry_queue = EntryQueue(connection, settings.seen_per_feed)
+        self.pool = ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
+                                       thread_name_prefix="fetch")
+        self.next_check = {feed.name: 0.0 for feed in self.feeds}
+
+    def poll_feed(self, feed: Feed) -> PollOutcome:
+        """One fetch of one feed, end to end. Never raises for a bad feed: it logs and reports."""
+        bound = log.bind(feed=feed.name, url=feed.url)
+        started = time.monotonic()
+        state = {k.decode(): v.decode() for k, v in
+                 self.connection.hgetall(keys.feed_state(feed.name)).items()}
+        try:
+            fetched = self.fetcher.fetch(feed.url, state.get("etag") or None,
+                                         state.get("last_modified") or None)
+            if fetched.body is None:
+                self.connection.hset(keys.feed_state(feed.name),
+                                     mapping={"last_status": 304, "last_fetched": time.time(),
+                                              "errors": 0, "last_error": ""})
+                bound.info("feed.not_modified")
+                return PollOutcome(feed.name, "not_modified")
+            entries = parse_feed(feed, fetched.body, fetched.content_type)
+            new, job_ids = self.entry_queue.submit(feed, entries, fetched)
+        except (FetchError, ParseError) as exc:
+            return self._failed(feed, str(exc))
+        except redis.RedisError:
+            raise  # not the feed's fault: let the process fail loudly and be restarted
+        except Exception as exc:  # a feed must never take the poller down
+            return self._failed(feed, f"unexpected {type(exc).__name__}: {exc}")
+        for entry in new:
+            bound.info("entry.enqueued", entry_id=entry.id, title=entry.title[:120])
+        bound.info("feed.fetched", status=fetched.status, bytes=len(fetched.body),
+                   entries=len(entries), new=len(new), jobs=job_ids,
+                   duration_ms=round((time.monotonic() - started) * 1000, 1))
+        return PollOutcome(feed.name, "fetched", len(new))
+
+    def _failed(self, feed: Feed, reason: str) -> PollOutcome:
+        state_key = keys.feed_state(feed.name)
+        with self.connection.pipeline() as pipe:
+            pipe.hincrby(state_key, "errors", 1)
+            pipe.hset(state_key, mapping={"last_error": reason, "last_fetched": time.time()})
+            errors, _ = pipe.execute()
+        log.warning("feed.failed", feed=feed.name, url=feed.url, reason=reason, errors=errors)
+        return PollOutcome(feed.name, "failed", reason=reason)
+
+    def claim_due(self, now: float) -> list[Feed]:
+        """Feeds due now whose lease this poller won."""
+        due = []
+        for feed in self.feeds:
+            if self.next_check[feed.name] > now:
+                continue
+            lease = keys.feed_lease(feed.name)
+            if self.connection.set(lease, "1", nx=True, ex=feed.interval_seconds):
+                self.next_check[feed.name] = now + feed.interval_seconds
+                due.append(feed)
+            else:  # another poller holds it: look again when its lease runs out
+                ttl = self.connection.ttl(lease)
+                self.next_check[feed.name] = now + max(ttl, 1)
+        return due
+
+    def run_once(self) -> list[PollOutcome]:
+        """Poll every due feed, concurrently, and wait for all of them."""
+        return list(self.pool.map(self.poll_feed, self.claim_due(time.time())))
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll until `stop` is set; a fetch in flight then finishes (and enqueues) first."""
+        log.info("poller.started", feeds=len(self.feeds))
+        while not stop.is_set():
+            self.run_once()
+            wait = min(self.next_check.values(), default=time.time() + 1) - time.time()
+            stop.wait(min(max(wait, 0.2), 1.0))
+        self.pool.shutdown(wait=True)
+        self.fetcher.close()
+        log.info("poller.stopped")

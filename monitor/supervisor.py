@@ -1,0 +1,88 @@
+"""`newsmon run`: the poller and N workers as one process tree, plus the embedded Redis.
+
+Each child runs in its own session, so Ctrl-C reaches only this supervisor, which then
+stops the children once and in order: SIGTERM to poller and workers (the poller finishes
+the fetch in flight, a worker finishes its job), and Redis last, after they have exited.
+Jobs still queued stay in Redis (AOF) for the next start. A child that dies is restarted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import structlog
+
+from monitor.config import Config
+from monitor.redis_server import EmbeddedRedis
+
+log = structlog.get_logger()
+
+STOP_TIMEOUT_SECONDS = 90
+RESTART_DELAY_SECONDS = 2.0
+
+
+class Child:
+    def __init__(self, name: str, command: list[str], env: dict[str, str]):
+        self.name, self.command, self.env = name, command, env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        self.started = time.monotonic()
+        log.info("process.started", process=self.name, pid=self.process.pid)
+
+
+def run(config: Config, config_path: Path, workers: int) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    embedded = None
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        embedded = EmbeddedRedis(config.settings.data_dir / "redis")
+        url = embedded.start()
+        log.info("redis.started", url=url, data_dir=str(embedded.data_dir))
+    env = {**os.environ, "REDIS_URL": url}
+    base = [sys.executable, "-m", "monitor"]
+    children = [Child("poller", [*base, "poll", "--config", str(config_path)], env)]
+    children += [Child(f"worker-{i + 1}", [*base, "worker", "--config", str(config_path)], env)
+                 for i in range(workers)]
+    try:
+        for child in children:
+            child.start()
+        while not stop.wait(0.5):
+            for child in children:
+                code = child.process.poll() if child.process else None
+                if code is not None and time.monotonic() - child.started > RESTART_DELAY_SECONDS:
+                    log.error("process.exited", process=child.name, exit_code=code, restarting=True)
+                    child.start()
+        log.info("run.stopping")
+        _stop_children(children)
+    finally:
+        if embedded:
+            embedded.stop()
+            log.info("redis.stopped")
+    log.info("run.stopped")
+    return 0
+
+
+def _stop_children(children: list[Child]) -> None:
+    running = [c for c in children if c.process and c.process.poll() is None]
+    for child in running:
+        child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for child in running:
+        try:
+            child.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            log.error("process.killed", process=child.name, reason="did not stop in time")
+            child.process.kill()
+            child.process.wait()

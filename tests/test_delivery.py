@@ -1,0 +1,81 @@
+"""Delivery through a real `newsmon worker` process: retries, Retry-After, permanent failures."""
+
+from __future__ import annotations
+
+import json
+
+from standardwebhooks import Webhook
+
+from monitor.poller import Poller
+from tests.conftest import SECRET, load, write_config
+from tests.stories import ROUND_ONE_LIVEBLOG, rss
+from workers.deadletters import DeadLetters
+
+RSS = {"content-type": "application/rss+xml"}
+
+
+def setup(tmp_path, connection, http_server, answer, items=3, schedule="[0, 1, 1]"):
+    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG[:items])))
+    http_server.route("/hook", answer)
+    directory = write_config(
+        tmp_path / "config",
+        feeds=[{"name": "blog", "url": http_server.url_for("/blog.xml")}],
+        subscriptions=[{"id": "all", "url": http_server.url_for("/hook"), "topics": ["*"],
+                        "secret": SECRET}],
+        settings=f"[delivery]\ntimeout_seconds = 2\nretry_schedule_seconds = {schedule}\n",
+    )
+    config = load(directory)
+    Poller(config, connection).poll_feed(config.feeds[0])
+    return directory
+
+
+def hook_requests(http_server):
+    return [r for r in http_server.requests if r.path == "/hook"]
+
+
+def test_unavailable_receiver_gets_every_alert_after_retries(tmp_path, connection, http_server,
+                                                             redis_url, start_process):
+    def answer(request):
+        seen = sum(r.headers["webhook-id"] == request.headers["webhook-id"] for r in hook_requests(http_server))
+        return (503, {}, b"busy") if seen <= 2 else (200, {}, b"ok")
+    directory = setup(tmp_path, connection, http_server, answer)
+    worker = start_process("worker", "--config", str(directory), env={"REDIS_URL": redis_url})
+    worker.wait_for(lambda: sum(e["event"] == "alert.delivered" for e in worker.events()) == 3)
+    assert worker.stop() == 0
+
+    by_id: dict[str, list] = {}
+    for request in hook_requests(http_server):
+        Webhook(SECRET).verify(request.body, request.headers)
+        by_id.setdefault(request.headers["webhook-id"], []).append(request)
+    assert len(by_id) == 3 and all(len(attempts) == 3 for attempts in by_id.values())
+    for attempts in by_id.values():  # same message, same body; a new timestamp per attempt
+        assert len({a.body for a in attempts}) == 1
+        stamps = [int(a.headers["webhook-timestamp"]) for a in attempts]
+        assert stamps[2] > stamps[0]
+    retries = [e for e in worker.events() if e["event"] == "alert.retry"]
+    assert len(retries) == 6 and {e["reason"] for e in retries} == {"HTTP 503"}
+    assert all(e["alert_id"] in by_id and e["subscription"] == "all" for e in retries)
+
+
+def test_retry_after_is_honoured(tmp_path, connection, http_server, redis_url, start_process):
+    def answer(request):
+        first = len(hook_requests(http_server)) == 1
+        return (429, {"retry-after": "3"}, b"") if first else (200, {}, b"")
+    directory = setup(tmp_path, connection, http_server, answer, items=1)
+    worker = start_process("worker", "--config", str(directory), env={"REDIS_URL": redis_url})
+    worker.wait_for(lambda: any(e["event"] == "alert.delivered" for e in worker.events()))
+    worker.stop()
+    first, second = (int(r.headers["webhook-timestamp"]) for r in hook_requests(http_server)[:2])
+    assert second - first >= 3  # the schedule said 1 s; the receiver asked for 3
+
+
+def test_client_error_is_not_retried_and_is_dead_lettered(tmp_path, connection, http_server,
+                                                          redis_url, start_process):
+    directory = setup(tmp_path, connection, http_server, (400, {}, b"bad request"))
+    worker = start_process("worker", "--config", str(directory), "--burst", env={"REDIS_URL": redis_url})
+    assert worker.finish() == 0
+    assert len(hook_requests(http_server)) == 3
+    dead = DeadLetters(connection).list()
+    assert len(dead) == 3 and {d["reason"] for d in dead} == {"HTTP 400"}
+    assert {json.loads(d["body"])["data"]["alert_id"] for d in dead} == {d["alert_id"] for d in dead}
+    assert sum(e["event"] == "alert.dead" for e in worker.events()) == 3

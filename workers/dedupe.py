@@ -1,0 +1,232 @@
+"""Dedupe step: is this entry a story already seen in the window, across all feeds?
+
+An entry is a duplicate when an earlier one has the same canonical link, the same
+normalised text, the same normalised headline, or near-identical text. Near-identical is
+judged on a MinHash signature of word pairs (one-permutation hashing, 64 slots), found
+through LSH bands (16 bands of 4 slots) and confirmed by the estimated Jaccard similarity;
+headlines whose numbers differ are different events, however alike the words.
+
+State lives in Redis so every worker shares it, and each key expires with the window.
+The check is optimistic and atomic: read the keys, decide in Python, then claim them with
+a Lua compare-and-set that fails if any key changed since the read (say, a twin claimed by
+another worker at the same moment); a failed claim is simply decided again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import struct
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import redis
+
+from monitor import keys
+from monitor.models import Entry
+
+SLOTS = 64
+BANDS = 16
+ROWS = SLOTS // BANDS
+MIN_TITLE_WORDS = 5  # shorter headlines ("Live updates", "Morning briefing") say too little
+MAX_ROUNDS = 10
+TRACKING_PARAMS = re.compile(
+    r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|yclid|_hsenc|_hsmi|"
+    r"cmpid|ocid|ncid|sr_share|at_\w+|ref|ref_src|smid|xtor)$", re.IGNORECASE)
+THOUSANDS = re.compile(r"(?<=\d)[,.](?=\d{3}\b)")
+POSSESSIVE = re.compile(r"['’]s\b")
+NON_WORD = re.compile(r"[\W_]+")
+SIGNATURE_FORMAT = f"<{SLOTS}I"
+
+CLAIM_SCRIPT = """
+-- KEYS: the entry's dedupe keys, then its doc hash.
+-- ARGV: entry id, ttl, story, signature, numbers, then per key the owner read before
+-- ('' = absent, '*' = do not compare).
+local n = #KEYS - 1
+for i = 1, n do
+  local expected = ARGV[5 + i]
+  if expected ~= '*' and (redis.call('GET', KEYS[i]) or '') ~= expected then
+    return 0
+  end
+end
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2], 'NX')
+end
+redis.call('HSET', KEYS[#KEYS], 'story', ARGV[3], 'sig', ARGV[4], 'nums', ARGV[5])
+redis.call('EXPIRE', KEYS[#KEYS], ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    exact: tuple[tuple[str, str], ...]  # (kind, digest): link, text, title
+    signature: tuple[int, ...]
+    numbers: str  # the headline's numbers, sorted and joined
+
+    def keys(self) -> list[str]:
+        bands = [keys.dedupe_band(b, _digest(struct.pack(f"<{ROWS}I", *self.band(b))))
+                 for b in range(BANDS)]
+        return [keys.dedupe_exact(kind, digest) for kind, digest in self.exact] + bands
+
+    def band(self, b: int) -> tuple[int, ...]:
+        return self.signature[b * ROWS:(b + 1) * ROWS]
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    of: str  # the entry id it duplicates
+    reason: str  # "link", "text", "title" or "near"
+    similarity: float
+
+
+def canonical_link(url: str) -> str:
+    """The link with tracking parameters, default ports, 'www.' and scheme differences removed.
+
+    The fragment is kept: live blogs give each post the same page with its own anchor.
+    """
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    if parts.port and parts.port not in (80, 443):
+        host = f"{host}:{parts.port}"
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                   if not TRACKING_PARAMS.match(k))
+    path = parts.path.rstrip("/") or "/"
+    link = f"{host}{path}"
+    if query:
+        link += "?" + urlencode(query)
+    if parts.fragment:
+        link += "#" + parts.fragment
+    return link
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words with "2,000" = "2000", possessives dropped, hyphens and punctuation as spaces."""
+    text = POSSESSIVE.sub("", THOUSANDS.sub("", text.lower()))
+    return NON_WORD.sub(" ", text).split()
+
+
+def signature(tokens: list[str]) -> tuple[int, ...]:
+    """MinHash by one-permutation hashing: one hash per shingle, the minimum kept per slot."""
+    shingles = {f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)} or set(tokens)
+    empty = 1 << 64
+    slots = [empty] * SLOTS
+    for shingle in shingles:
+        h = int.from_bytes(hashlib.blake2b(shingle.encode(), digest_size=8).digest(), "little")
+        slot, value = h % SLOTS, h // SLOTS
+        if value < slots[slot]:
+            slots[slot] = value
+    if all(v == empty for v in slots):
+        return (0,) * SLOTS
+    # Densify: an empty slot borrows the nearest filled slot to its right, offset by the
+    # distance, so that two similar texts still agree on it as often as on filled ones.
+    result = []
+    for i, value in enumerate(slots):
+        distance = 0
+        while value == empty:
+            distance += 1
+            value = slots[(i + distance) % SLOTS]
+        result.append((value + distance * 0x9E3779B1) & 0xFFFFFFFF)
+    return tuple(result)
+
+
+def similarity(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """Estimated Jaccard similarity of the two shingle sets."""
+    return sum(x == y for x, y in zip(a, b, strict=True)) / SLOTS
+
+
+def fingerprint(entry: Entry) -> Fingerprint:
+    title_words = words(entry.title)
+    exact = []
+    if entry.link:
+        exact.append(("link", _digest(canonical_link(entry.link).encode())))
+    text_words = words(entry.text)
+    exact.append(("text", _digest(" ".join(text_words).encode())))
+    if len(title_words) >= MIN_TITLE_WORDS:
+        exact.append(("title", _digest(" ".join(title_words).encode())))
+    numbers = " ".join(sorted({w for w in title_words if w.isdigit()}))
+    return Fingerprint(tuple(exact), signature(text_words), numbers)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=9).hexdigest()
+
+
+class Deduper:
+    """Decide, for a batch of normalised entries, which are new stories and which are repeats."""
+
+    def __init__(self, connection: redis.Redis, window_seconds: int, threshold: float):
+        self.connection = connection
+        self.window_seconds = window_seconds
+        self.threshold = threshold
+        self.claim = connection.register_script(CLAIM_SCRIPT)
+
+    def check(self, entries: list[Entry]) -> list[tuple[Entry, Duplicate | None]]:
+        """Each entry with its `story_id` set, and the Duplicate it is (None for a new story).
+
+        Safe to run twice: an entry that already claimed its keys is recognised as itself.
+        """
+        prints = [fingerprint(e) for e in entries]
+        results: list[tuple[Entry, Duplicate | None] | None] = [None] * len(entries)
+        pending = list(range(len(entries)))
+        for _ in range(MAX_ROUNDS):
+            if not pending:
+                break
+            decisions = self._decide([entries[i] for i in pending], [prints[i] for i in pending])
+            with self.connection.pipeline(transaction=False) as pipe:
+                for i, (entry, duplicate, owners) in zip(pending, decisions, strict=True):
+                    expected = ["*"] * len(owners) if duplicate else owners
+                    self.claim(keys=[*prints[i].keys(), keys.dedupe_doc(entry.id)],
+                               args=[entry.id, self.window_seconds, entry.story_id,
+                                     struct.pack(SIGNATURE_FORMAT, *prints[i].signature),
+                                     prints[i].numbers, *expected], client=pipe)
+                claimed = pipe.execute()
+            for i, (entry, duplicate, _), ok in zip(pending, decisions, claimed, strict=True):
+                if ok:
+                    results[i] = (entry, duplicate)
+            pending = [i for i, ok in zip(pending, claimed, strict=True) if not ok]
+        if pending:
+            raise RuntimeError(f"dedupe: {len(pending)} entries still contended after {MAX_ROUNDS} rounds")
+        return results  # type: ignore[return-value]
+
+    def _decide(self, entries: list[Entry], prints: list[Fingerprint]
+                ) -> list[tuple[Entry, Duplicate | None, list[str]]]:
+        """Read the keys of each entry and judge it; returns the owners read, for the claim."""
+        with self.connection.pipeline(transaction=False) as pipe:
+            for entry, fp in zip(entries, prints, strict=True):
+                pipe.mget(fp.keys())
+                pipe.hget(keys.dedupe_doc(entry.id), "story")
+            replies = pipe.execute()
+        owners_of = [[(v or b"").decode() for v in r] for r in replies[0::2]]
+        own_story = [(s or b"").decode() for s in replies[1::2]]
+        candidates = sorted({o for entry, owners in zip(entries, owners_of, strict=True)
+                             for o in owners if o and o != entry.id})
+        with self.connection.pipeline(transaction=False) as pipe:
+            for candidate in candidates:
+                pipe.hmget(keys.dedupe_doc(candidate), "story", "sig", "nums")
+            docs = dict(zip(candidates, pipe.execute(), strict=True))
+
+        decisions = []
+        for entry, fp, owners, story in zip(entries, prints, owners_of, own_story, strict=True):
+            duplicate = self._match(entry, fp, owners, docs)
+            if duplicate:
+                story = (docs[duplicate.of][0] or b"").decode() or f"st_{duplicate.of}"
+            decisions.append((dataclasses.replace(entry, story_id=story or f"st_{entry.id}"),
+                              duplicate, owners))
+        return decisions
+
+    def _match(self, entry: Entry, fp: Fingerprint, owners: list[str],
+               docs: dict[str, list]) -> Duplicate | None:
+        for (kind, _), owner in zip(fp.exact, owners, strict=False):
+            if owner and owner != entry.id:
+                return Duplicate(owner, kind, 1.0)
+        best: Duplicate | None = None
+        for owner in set(owners[len(fp.exact):]) - {"", entry.id}:
+            _, sig, numbers = docs[owner]
+            if sig is None or (numbers or b"").decode() != fp.numbers:
+                continue
+            score = similarity(fp.signature, struct.unpack(SIGNATURE_FORMAT, sig))
+            if score >= self.threshold and (best is None or score > best.similarity):
+                best = Duplicate(owner, "near", score)
+        return best

@@ -1,0 +1,56 @@
+"""What a worker process holds between jobs: config, Redis, and each step's long-lived object.
+
+`newsmon worker` installs it at start; a job run by any other RQ worker (`rq worker`) builds
+it on first use from $NEWSMON_CONFIG and the job's own Redis connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from rq import get_current_job
+
+from monitor.config import Config, config_dir, load_config
+from workers.classify import Classifier
+from workers.deadletters import DeadLetters
+from workers.dedupe import Deduper
+from workers.deliver import Deliverer
+
+
+@dataclass
+class Runtime:
+    config: Config
+    connection: redis.Redis
+    deduper: Deduper
+    classifier: Classifier
+    deliverer: Deliverer
+    dead_letters: DeadLetters
+
+    @classmethod
+    def build(cls, config: Config, connection: redis.Redis) -> Runtime:
+        settings = config.settings
+        return cls(
+            config=config,
+            connection=connection,
+            deduper=Deduper(connection, int(settings.dedupe_window_hours * 3600),
+                            settings.near_duplicate_similarity),
+            classifier=Classifier(config.topics),
+            deliverer=Deliverer(settings.delivery_timeout_seconds),
+            dead_letters=DeadLetters(connection),
+        )
+
+
+_current: Runtime | None = None
+
+
+def install(runtime: Runtime) -> None:
+    global _current
+    _current = runtime
+
+
+def current() -> Runtime:
+    global _current
+    if _current is None:
+        _current = Runtime.build(load_config(config_dir(None)), get_current_job().connection)
+    return _current
