@@ -24,12 +24,17 @@ def main(argv: list[str] | None = None) -> int:
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--config", metavar="DIR",
-                         help="configuration folder (default: $NEWSMON_CONFIG, else ./config)")
+        sub.add_argument(
+            "--config",
+            metavar="DIR",
+            help="configuration folder (default: $NEWSMON_CONFIG, else ./config)",
+        )
         return sub
 
     run = command("run", "poller + workers (+ embedded Redis when REDIS_URL is unset)")
-    run.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes (default 2)")
+    run.add_argument(
+        "--workers", type=int, default=2, metavar="N", help="worker processes (default 2)"
+    )
     command("poll", "the poller alone (needs REDIS_URL)")
     worker = command("worker", "one RQ worker on newsmon's queues (needs REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
@@ -55,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 2
     if args.command == "check":
-        print(f"{directory}: OK ({len(config.feeds)} feeds, {len(config.topics)} topics, "
-              f"{len(config.subscriptions)} subscriptions)")
+        print(
+            f"{directory}: OK ({len(config.feeds)} feeds, {len(config.topics)} topics, "
+            f"{len(config.subscriptions)} subscriptions)"
+        )
         return 0
     log.configure()
     if args.command == "run":
@@ -96,8 +103,9 @@ def _worker(config: Config, burst: bool) -> int:
     connection = connect(_redis_url())
     runtime.install(runtime.Runtime.build(config, connection))
     # Deliveries first: finishing alerts in flight beats starting new entries.
-    queues = [Queue(name, connection=connection)
-              for name in (keys.DELIVERIES_QUEUE, keys.ENTRIES_QUEUE)]
+    queues = [
+        Queue(name, connection=connection) for name in (keys.DELIVERIES_QUEUE, keys.ENTRIES_QUEUE)
+    ]
     # SimpleWorker runs jobs in-process: no fork per job, and the HTTP connection pool and
     # compiled topic rules stay warm across jobs. Jobs are batches, so RQ's cost is shared.
     worker = SimpleWorker(queues, connection=connection)
@@ -130,15 +138,30 @@ def _classify(directory: Path, explain: bool) -> int:
             print(f"newsmon: stdin line {number}: {exc}", file=sys.stderr)
             bad_lines += 1
             continue
-        entry = normalise(Entry(id=str(item.get("id", number)), feed_name="", feed_url="", key="",
-                                title=str(item.get("title") or ""), link="",
-                                summary=str(item.get("summary") or "")))
+        entry = normalise(
+            Entry(
+                id=str(item.get("id", number)),
+                feed_name="",
+                feed_url="",
+                key="",
+                title=str(item.get("title") or ""),
+                link="",
+                summary=str(item.get("summary") or ""),
+            )
+        )
         scores = classifier.explain(entry.text)
         item["topics"] = [s.topic for s in scores if s.passed]
         if explain:
-            item["explain"] = {s.topic: {"score": s.score, "threshold": s.threshold,
-                                         "matched": s.matched, "ignored": s.ignored}
-                               for s in scores if s.matched or s.ignored}
+            item["explain"] = {
+                s.topic: {
+                    "score": s.score,
+                    "threshold": s.threshold,
+                    "matched": s.matched,
+                    "ignored": s.ignored,
+                }
+                for s in scores
+                if s.matched or s.ignored
+            }
         print(json.dumps(item, ensure_ascii=False), flush=False)
     sys.stdout.flush()
     return 1 if bad_lines else 0

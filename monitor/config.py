@@ -79,7 +79,11 @@ def load_config(directory: Path) -> Config:
     problems: list[Problem] = []
     if not directory.is_dir():
         raise ConfigError(
-            [Problem(str(directory), "-", "no such folder; pass --config DIR or set NEWSMON_CONFIG")]
+            [
+                Problem(
+                    str(directory), "-", "no such folder; pass --config DIR or set NEWSMON_CONFIG"
+                )
+            ]
         )
     settings = _settings(_Reader(directory / "newsmon.toml", problems, required=False))
     topics = _topics(_Reader(directory / "topics.toml", problems))
@@ -111,14 +115,21 @@ class _Reader:
     def problem(self, key: str, message: str) -> None:
         self.problems.append(Problem(str(self.path), key, message))
 
-    def get(self, table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...],
-            default: Any = None, check: Callable[[Any], str | None] | None = None) -> Any:
-        """table[key] if it has the right type and passes `check`; else record and return default."""
+    def get(
+        self,
+        table: dict[str, Any],
+        key: str,
+        where: str,
+        kind: type | tuple[type, ...],
+        default: Any = None,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        """table[key] if well typed and passing `check`; else record a problem, return default."""
         if key not in table:
             return default
         value = table[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             names = " or ".join(k.__name__ for k in kinds)
             self.problem(f"{where}{key}", f"must be {names}, not {type(value).__name__} {value!r}")
             return default
@@ -127,8 +138,14 @@ class _Reader:
             return default
         return value
 
-    def require(self, table: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...],
-                check: Callable[[Any], str | None] | None = None) -> Any:
+    def require(
+        self,
+        table: dict[str, Any],
+        key: str,
+        where: str,
+        kind: type | tuple[type, ...],
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
         if key not in table:
             self.problem(f"{where}{key}", "is required; add it")
             return None
@@ -143,7 +160,9 @@ class _Reader:
 
     def unknown_keys(self, table: dict[str, Any], allowed: set[str], where: str) -> None:
         for key in sorted(set(table) - allowed):
-            self.problem(f"{where}{key}", f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+            self.problem(
+                f"{where}{key}", f"unknown key; expected one of: {', '.join(sorted(allowed))}"
+            )
 
 
 def _positive(value: float) -> str | None:
@@ -164,7 +183,9 @@ def _http_url(value: str) -> str | None:
 def _name(value: str) -> str | None:
     if NAME_PATTERN.match(value):
         return None
-    return f"{value!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    return (
+        f"{value!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+    )
 
 
 def _settings(reader: _Reader) -> Settings:
@@ -174,42 +195,93 @@ def _settings(reader: _Reader) -> Settings:
     for name in ("poller", "dedupe", "delivery", "storage"):
         section = reader.get(data, name, "", dict, default={})
         sections[name] = section
-    poller, dedupe, delivery, storage = (sections[n] for n in ("poller", "dedupe", "delivery", "storage"))
-    reader.unknown_keys(poller, {"interval_seconds", "timeout_seconds", "max_body_bytes",
-                                 "concurrency", "seen_per_feed"}, "poller.")
+    poller, dedupe, delivery, storage = (
+        sections[n] for n in ("poller", "dedupe", "delivery", "storage")
+    )
+    reader.unknown_keys(
+        poller,
+        {"interval_seconds", "timeout_seconds", "max_body_bytes", "concurrency", "seen_per_feed"},
+        "poller.",
+    )
     reader.unknown_keys(dedupe, {"window_hours", "similarity"}, "dedupe.")
     reader.unknown_keys(delivery, {"timeout_seconds", "retry_schedule_seconds"}, "delivery.")
     reader.unknown_keys(storage, {"data_dir"}, "storage.")
     defaults = Settings()
 
     def schedule_check(value: list[Any]) -> str | None:
-        if not value or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        if not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+        ):
             return "must be a non-empty list of whole seconds >= 0, e.g. [0, 5, 300]"
         return None
 
     data_dir = reader.get(storage, "data_dir", "storage.", str, default=None)
     return Settings(
-        poll_interval_seconds=reader.get(poller, "interval_seconds", "poller.", int,
-                                         defaults.poll_interval_seconds, _positive),
-        fetch_timeout_seconds=float(reader.get(poller, "timeout_seconds", "poller.", (int, float),
-                                               defaults.fetch_timeout_seconds, _positive)),
-        max_feed_bytes=reader.get(poller, "max_body_bytes", "poller.", int,
-                                  defaults.max_feed_bytes, _positive),
-        fetch_concurrency=reader.get(poller, "concurrency", "poller.", int,
-                                     defaults.fetch_concurrency, _positive),
-        seen_per_feed=reader.get(poller, "seen_per_feed", "poller.", int,
-                                 defaults.seen_per_feed, _positive),
-        dedupe_window_hours=float(reader.get(dedupe, "window_hours", "dedupe.", (int, float),
-                                             defaults.dedupe_window_hours, _positive)),
-        near_duplicate_similarity=float(reader.get(dedupe, "similarity", "dedupe.", (int, float),
-                                                   defaults.near_duplicate_similarity, _fraction)),
-        delivery_timeout_seconds=float(reader.get(delivery, "timeout_seconds", "delivery.",
-                                                  (int, float), defaults.delivery_timeout_seconds,
-                                                  _positive)),
-        retry_schedule_seconds=tuple(reader.get(delivery, "retry_schedule_seconds", "delivery.",
-                                                list, list(defaults.retry_schedule_seconds),
-                                                schedule_check)),
-        data_dir=(reader.path.parent / Path(data_dir).expanduser()) if data_dir else defaults.data_dir,
+        poll_interval_seconds=reader.get(
+            poller, "interval_seconds", "poller.", int, defaults.poll_interval_seconds, _positive
+        ),
+        fetch_timeout_seconds=float(
+            reader.get(
+                poller,
+                "timeout_seconds",
+                "poller.",
+                (int, float),
+                defaults.fetch_timeout_seconds,
+                _positive,
+            )
+        ),
+        max_feed_bytes=reader.get(
+            poller, "max_body_bytes", "poller.", int, defaults.max_feed_bytes, _positive
+        ),
+        fetch_concurrency=reader.get(
+            poller, "concurrency", "poller.", int, defaults.fetch_concurrency, _positive
+        ),
+        seen_per_feed=reader.get(
+            poller, "seen_per_feed", "poller.", int, defaults.seen_per_feed, _positive
+        ),
+        dedupe_window_hours=float(
+            reader.get(
+                dedupe,
+                "window_hours",
+                "dedupe.",
+                (int, float),
+                defaults.dedupe_window_hours,
+                _positive,
+            )
+        ),
+        near_duplicate_similarity=float(
+            reader.get(
+                dedupe,
+                "similarity",
+                "dedupe.",
+                (int, float),
+                defaults.near_duplicate_similarity,
+                _fraction,
+            )
+        ),
+        delivery_timeout_seconds=float(
+            reader.get(
+                delivery,
+                "timeout_seconds",
+                "delivery.",
+                (int, float),
+                defaults.delivery_timeout_seconds,
+                _positive,
+            )
+        ),
+        retry_schedule_seconds=tuple(
+            reader.get(
+                delivery,
+                "retry_schedule_seconds",
+                "delivery.",
+                list,
+                list(defaults.retry_schedule_seconds),
+                schedule_check,
+            )
+        ),
+        data_dir=(reader.path.parent / Path(data_dir).expanduser())
+        if data_dir
+        else defaults.data_dir,
     )
 
 
@@ -220,12 +292,21 @@ def _feeds(reader: _Reader, settings: Settings) -> tuple[Feed, ...]:
         reader.unknown_keys(table, {"name", "url", "interval_seconds", "tags"}, where)
         name = reader.require(table, "name", where, str, _name)
         url = reader.require(table, "url", where, str, _http_url)
-        interval = reader.get(table, "interval_seconds", where, int,
-                              settings.poll_interval_seconds, _positive)
-        tags = reader.get(table, "tags", where, list, [],
-                          lambda v: None if all(isinstance(t, str) for t in v) else "must be a list of strings")
+        interval = reader.get(
+            table, "interval_seconds", where, int, settings.poll_interval_seconds, _positive
+        )
+        tags = reader.get(
+            table,
+            "tags",
+            where,
+            list,
+            [],
+            lambda v: None if all(isinstance(t, str) for t in v) else "must be a list of strings",
+        )
         if name in seen_names:
-            reader.problem(f"{where}name", f"{name!r} is used by another feed; feed names must be unique")
+            reader.problem(
+                f"{where}name", f"{name!r} is used by another feed; feed names must be unique"
+            )
             continue
         seen_names.add(name)
         if name and url:
@@ -244,7 +325,9 @@ def _topics(reader: _Reader) -> tuple[Topic, ...]:
             reader.problem(f"topics.{name}", message or "'*' is reserved for 'every entry'")
             continue
         if not isinstance(spec, dict):
-            reader.problem(f"topics.{name}", "must be a table: [topics.NAME] with threshold and terms")
+            reader.problem(
+                f"topics.{name}", "must be a table: [topics.NAME] with threshold and terms"
+            )
             continue
         reader.unknown_keys(spec, {"threshold", "terms", "ignore", "description"}, where)
         threshold = reader.get(spec, "threshold", where, (int, float), 2.0, _positive)
@@ -257,13 +340,19 @@ def _topics(reader: _Reader) -> tuple[Topic, ...]:
                 reader.problem(f"{where}terms", "a term is empty; remove it")
             else:
                 clean_terms[term] = float(weight)
-        ignore = reader.get(spec, "ignore", where, list, [],
-                            lambda v: None if all(isinstance(p, str) for p in v) else "must be a list of phrases")
+        ignore = reader.get(
+            spec,
+            "ignore",
+            where,
+            list,
+            [],
+            lambda v: None if all(isinstance(p, str) for p in v) else "must be a list of phrases",
+        )
         reader.get(spec, "description", where, str)
         if clean_terms:
             topics.append(Topic(name, float(threshold), clean_terms, tuple(ignore)))
         elif "terms" in spec:
-            reader.problem(f"{where}terms", "has no terms; add at least one \"phrase\" = weight")
+            reader.problem(f"{where}terms", 'has no terms; add at least one "phrase" = weight')
     return tuple(topics)
 
 
@@ -292,10 +381,12 @@ def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription
                 known = ", ".join(sorted(topic_names)) or "none defined"
                 reader.problem(f"{where}topics", f"unknown topic {topic!r}; known: {known}, or '*'")
         if "topics" in table and not topics:
-            reader.problem(f"{where}topics", "is empty; list topics, or [\"*\"] for every entry")
+            reader.problem(f"{where}topics", 'is empty; list topics, or ["*"] for every entry')
         secrets = _secrets(reader, table, where)
         if sub_id in seen_ids:
-            reader.problem(f"{where}id", f"{sub_id!r} is used by another subscription; ids must be unique")
+            reader.problem(
+                f"{where}id", f"{sub_id!r} is used by another subscription; ids must be unique"
+            )
             continue
         seen_ids.add(sub_id)
         if sub_id and url and topics and secrets:
@@ -315,7 +406,9 @@ def _secrets(reader: _Reader, table: dict[str, Any], where: str) -> tuple[str, .
         return ()
     value = os.environ.get(env_name)
     if value is None:
-        reader.problem(f"{where}secret_env", f"environment variable {env_name} is not set; export it")
+        reader.problem(
+            f"{where}secret_env", f"environment variable {env_name} is not set; export it"
+        )
         return ()
     if message := _secret_check(value):
         reader.problem(f"{where}secret_env", f"the value of {env_name} {message}")

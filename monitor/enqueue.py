@@ -32,7 +32,7 @@ class EntryQueue:
         self.queue = Queue(keys.ENTRIES_QUEUE, connection=connection)
 
     def new_entries(self, feed: Feed, entries: list[Entry]) -> list[Entry]:
-        """Entries whose key this feed has not shown before (first of any repeats in the document)."""
+        """Entries whose key this feed has not shown before (the first of any repeats)."""
         first_by_key: dict[str, Entry] = {}
         for entry in entries:
             first_by_key.setdefault(entry.key, entry)
@@ -42,7 +42,9 @@ class EntryQueue:
         scores = self.connection.zmscore(keys.feed_seen(feed.name), [e.key for e in unique])
         return [entry for entry, score in zip(unique, scores, strict=True) if score is None]
 
-    def submit(self, feed: Feed, entries: list[Entry], fetched: FetchResult) -> tuple[list[Entry], list[str]]:
+    def submit(
+        self, feed: Feed, entries: list[Entry], fetched: FetchResult
+    ) -> tuple[list[Entry], list[str]]:
         """Enqueue the new entries of one fetch; return them and the ids of their jobs."""
         new = self.new_entries(feed, entries)
         now = time.time()
@@ -50,10 +52,14 @@ class EntryQueue:
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.multi()
             for start in range(0, len(new), BATCH_SIZE):
+                batch = new[start : start + BATCH_SIZE]
                 job = self.queue.enqueue_call(
-                    PROCESS_JOB, args=(new[start:start + BATCH_SIZE],),
-                    timeout=JOB_TIMEOUT_SECONDS, retry=JOB_RETRY, result_ttl=0,
-                    description=f"process {len(new[start:start + BATCH_SIZE])} entries of {feed.name}",
+                    PROCESS_JOB,
+                    args=(batch,),
+                    timeout=JOB_TIMEOUT_SECONDS,
+                    retry=JOB_RETRY,
+                    result_ttl=0,
+                    description=f"process {len(batch)} entries of {feed.name}",
                     pipeline=pipe,
                 )
                 job_ids.append(job.id)
@@ -63,8 +69,14 @@ class EntryQueue:
                 # keys that have left the feed.
                 pipe.zadd(seen_key, {entry.key: now for entry in entries})
                 pipe.zremrangebyrank(seen_key, 0, -self.seen_per_feed - 1)
-            state = {"last_status": fetched.status, "last_fetched": now, "errors": 0, "last_error": "",
-                     "etag": fetched.etag or "", "last_modified": fetched.last_modified or ""}
+            state = {
+                "last_status": fetched.status,
+                "last_fetched": now,
+                "errors": 0,
+                "last_error": "",
+                "etag": fetched.etag or "",
+                "last_modified": fetched.last_modified or "",
+            }
             pipe.hset(keys.feed_state(feed.name), mapping=state)
             pipe.execute()
         return new, job_ids

@@ -40,13 +40,16 @@ class Fetcher:
             timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
-            headers={"user-agent": USER_AGENT,
-                     "accept": "application/rss+xml, application/atom+xml, application/feed+json, "
-                               "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"},
+            headers={
+                "user-agent": USER_AGENT,
+                "accept": "application/rss+xml, application/atom+xml, application/feed+json, "
+                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
+            },
         )
 
-    def fetch(self, url: str, etag: str | None = None,
-              last_modified: str | None = None) -> FetchResult:
+    def fetch(
+        self, url: str, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
         headers = {}
         if etag:
             headers["if-none-match"] = etag
@@ -60,10 +63,14 @@ class Fetcher:
                 if response.status_code == 304:
                     return FetchResult(304, None, etag, last_modified, "")
                 if response.status_code != 200:
-                    raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".strip())
+                    raise FetchError(
+                        f"HTTP {response.status_code} {response.reason_phrase}".strip()
+                    )
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > self.max_bytes:
-                    raise FetchError(f"body of {declared} bytes exceeds the {self.max_bytes}-byte cap")
+                    raise FetchError(
+                        f"body of {declared} bytes exceeds the {self.max_bytes}-byte cap"
+                    )
                 chunks, size = [], 0
                 for chunk in response.iter_bytes():
                     size += len(chunk)
@@ -72,9 +79,13 @@ class Fetcher:
                     if time.monotonic() > deadline:
                         raise FetchError(f"download took longer than {self.timeout_seconds:g}s")
                     chunks.append(chunk)
-                return FetchResult(200, b"".join(chunks), response.headers.get("etag"),
-                                   response.headers.get("last-modified"),
-                                   response.headers.get("content-type", ""))
+                return FetchResult(
+                    200,
+                    b"".join(chunks),
+                    response.headers.get("etag"),
+                    response.headers.get("last-modified"),
+                    response.headers.get("content-type", ""),
+                )
         except httpx.TooManyRedirects:
             raise FetchError(f"more than {MAX_REDIRECTS} redirects") from None
         except httpx.TimeoutException as exc:

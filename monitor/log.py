@@ -13,13 +13,21 @@ import sys
 
 import structlog
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def configure(fmt: str | None = None, level: str | None = None) -> None:
     """Set up structlog and stdlib logging from arguments, else NEWSMON_LOG_FORMAT / _LEVEL."""
-    fmt = fmt or os.environ.get("NEWSMON_LOG_FORMAT") or ("console" if sys.stdout.isatty() else "json")
+    fmt = (
+        fmt
+        or os.environ.get("NEWSMON_LOG_FORMAT")
+        or ("console" if sys.stdout.isatty() else "json")
+    )
     level_name = (level or os.environ.get("NEWSMON_LOG_LEVEL") or "info").lower()
     if fmt not in ("json", "console"):
         raise SystemExit(f"NEWSMON_LOG_FORMAT={fmt!r}: use 'json' or 'console'")
@@ -31,8 +39,11 @@ def configure(fmt: str | None = None, level: str | None = None) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer = (structlog.processors.JSONRenderer() if fmt == "json"
-                else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty()))
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level_name]),
@@ -41,13 +52,14 @@ def configure(fmt: str | None = None, level: str | None = None) -> None:
     )
 
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-    ))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level_name])
     # RQ narrates every job at INFO; newsmon logs its own per-entry events instead.
     logging.getLogger("rq").setLevel(max(LEVELS[level_name], logging.WARNING))
-

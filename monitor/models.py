@@ -40,7 +40,7 @@ class Subscription:
     secrets: tuple[str, ...]  # each "whsec_" + base64; every delivery is signed with each
 
     def matching_topics(self, entry_topics: tuple[str, ...]) -> tuple[str, ...] | None:
-        """The entry's topics this subscription asked for, or None when it asked for none of them."""
+        """The entry's topics this subscription wants; None when it wants none of them."""
         if ALL_TOPICS in self.topics:
             return entry_topics
         matched = tuple(t for t in entry_topics if t in self.topics)

@@ -21,8 +21,9 @@ class ParseError(Exception):
     """The body is not a feed newsmon can read; str(error) is the reason logged."""
 
 
-def parse_feed(feed: Feed, body: bytes, content_type: str = "",
-               now: datetime | None = None) -> list[Entry]:
+def parse_feed(
+    feed: Feed, body: bytes, content_type: str = "", now: datetime | None = None
+) -> list[Entry]:
     now = now or datetime.now(UTC)
     stripped = body.lstrip()
     if "json" in content_type or stripped.startswith(b"{"):
@@ -33,7 +34,9 @@ def parse_feed(feed: Feed, body: bytes, content_type: str = "",
 
 
 def _xml_feed_items(body: bytes, content_type: str) -> list[dict]:
-    parsed = feedparser.parse(body, response_headers={"content-type": content_type or "application/xml"})
+    parsed = feedparser.parse(
+        body, response_headers={"content-type": content_type or "application/xml"}
+    )
     if not parsed.version and not parsed.entries:
         head = body[:512].lower()
         if b"<html" in head or b"<!doctype html" in head:
@@ -45,13 +48,17 @@ def _xml_feed_items(body: bytes, content_type: str) -> list[dict]:
         content = item.get("content") or []
         summary = item.get("summary") or (content[0].get("value", "") if content else "")
         published = item.get("published_parsed") or item.get("updated_parsed")
-        items.append({
-            "guid": item.get("id") or "",
-            "link": item.get("link") or "",
-            "title": item.get("title") or "",
-            "summary": summary,
-            "published": datetime.fromtimestamp(calendar.timegm(published), UTC) if published else None,
-        })
+        items.append(
+            {
+                "guid": item.get("id") or "",
+                "link": item.get("link") or "",
+                "title": item.get("title") or "",
+                "summary": summary,
+                "published": datetime.fromtimestamp(calendar.timegm(published), UTC)
+                if published
+                else None,
+            }
+        )
     return items
 
 
@@ -60,19 +67,28 @@ def _json_feed_items(body: bytes) -> list[dict]:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParseError(f"not a feed: invalid JSON ({exc})") from None
-    if not isinstance(document, dict) or "jsonfeed.org/version" not in str(document.get("version", "")):
+    if not isinstance(document, dict) or "jsonfeed.org/version" not in str(
+        document.get("version", "")
+    ):
         raise ParseError("not a feed: JSON without a JSON Feed 'version'")
     items = []
     for item in document.get("items") or []:
         if not isinstance(item, dict):
             continue
-        items.append({
-            "guid": str(item.get("id") or ""),
-            "link": str(item.get("url") or ""),
-            "title": str(item.get("title") or ""),
-            "summary": str(item.get("summary") or item.get("content_html") or item.get("content_text") or ""),
-            "published": _iso_date(item.get("date_published") or item.get("date_modified")),
-        })
+        items.append(
+            {
+                "guid": str(item.get("id") or ""),
+                "link": str(item.get("url") or ""),
+                "title": str(item.get("title") or ""),
+                "summary": str(
+                    item.get("summary")
+                    or item.get("content_html")
+                    or item.get("content_text")
+                    or ""
+                ),
+                "published": _iso_date(item.get("date_published") or item.get("date_modified")),
+            }
+        )
     return items
 
 
@@ -88,8 +104,11 @@ def _iso_date(value: object) -> datetime | None:
 
 
 def _entry(feed: Feed, item: dict, now: datetime) -> Entry:
-    key = item["guid"] or item["link"] or "sha1:" + hashlib.sha1(
-        f"{item['title']}\0{item['summary']}".encode()).hexdigest()
+    key = (
+        item["guid"]
+        or item["link"]
+        or "sha1:" + hashlib.sha1(f"{item['title']}\0{item['summary']}".encode()).hexdigest()
+    )
     published = item["published"]
     if published is not None and published > now:
         published = now

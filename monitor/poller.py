@@ -40,23 +40,33 @@ class Poller:
         self.connection = connection
         self.fetcher = Fetcher(settings.fetch_timeout_seconds, settings.max_feed_bytes)
         self.entry_queue = EntryQueue(connection, settings.seen_per_feed)
-        self.pool = ThreadPoolExecutor(max_workers=settings.fetch_concurrency,
-                                       thread_name_prefix="fetch")
+        self.pool = ThreadPoolExecutor(
+            max_workers=settings.fetch_concurrency, thread_name_prefix="fetch"
+        )
         self.next_check = {feed.name: 0.0 for feed in self.feeds}
 
     def poll_feed(self, feed: Feed) -> PollOutcome:
         """One fetch of one feed, end to end. Never raises for a bad feed: it logs and reports."""
         bound = log.bind(feed=feed.name, url=feed.url)
         started = time.monotonic()
-        state = {k.decode(): v.decode() for k, v in
-                 self.connection.hgetall(keys.feed_state(feed.name)).items()}
+        state = {
+            k.decode(): v.decode()
+            for k, v in self.connection.hgetall(keys.feed_state(feed.name)).items()
+        }
         try:
-            fetched = self.fetcher.fetch(feed.url, state.get("etag") or None,
-                                         state.get("last_modified") or None)
+            fetched = self.fetcher.fetch(
+                feed.url, state.get("etag") or None, state.get("last_modified") or None
+            )
             if fetched.body is None:
-                self.connection.hset(keys.feed_state(feed.name),
-                                     mapping={"last_status": 304, "last_fetched": time.time(),
-                                              "errors": 0, "last_error": ""})
+                self.connection.hset(
+                    keys.feed_state(feed.name),
+                    mapping={
+                        "last_status": 304,
+                        "last_fetched": time.time(),
+                        "errors": 0,
+                        "last_error": "",
+                    },
+                )
                 bound.info("feed.not_modified")
                 return PollOutcome(feed.name, "not_modified")
             entries = parse_feed(feed, fetched.body, fetched.content_type)
@@ -69,9 +79,15 @@ class Poller:
             return self._failed(feed, f"unexpected {type(exc).__name__}: {exc}")
         for entry in new:
             bound.info("entry.enqueued", entry_id=entry.id, title=entry.title[:120])
-        bound.info("feed.fetched", status=fetched.status, bytes=len(fetched.body),
-                   entries=len(entries), new=len(new), jobs=job_ids,
-                   duration_ms=round((time.monotonic() - started) * 1000, 1))
+        bound.info(
+            "feed.fetched",
+            status=fetched.status,
+            bytes=len(fetched.body),
+            entries=len(entries),
+            new=len(new),
+            jobs=job_ids,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
         return PollOutcome(feed.name, "fetched", len(new))
 
     def _failed(self, feed: Feed, reason: str) -> PollOutcome:

@@ -47,19 +47,32 @@ class EmbeddedRedis:
             self.socket.unlink()
         command = [
             str(redis_server_binary()),
-            "--port", "0",
-            "--unixsocket", str(self.socket),
-            "--unixsocketperm", "700",
-            "--dir", str(self.data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--logfile", "redis.log",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--logfile",
+            "redis.log",
         ]
         # A session of its own: Ctrl-C in the terminal must not stop Redis before the
         # workers have finished their jobs; newsmon stops it last.
-        self.process = subprocess.Popen(command, cwd=self.data_dir, start_new_session=True,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.data_dir,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -68,8 +81,9 @@ class EmbeddedRedis:
                 return self.url
             time.sleep(0.02)
         self.stop()
-        raise RuntimeError(f"redis-server did not answer within {START_TIMEOUT_SECONDS}s: "
-                           f"{self._log_tail()}")
+        raise RuntimeError(
+            f"redis-server did not answer within {START_TIMEOUT_SECONDS}s: {self._log_tail()}"
+        )
 
     def stop(self) -> None:
         """SIGTERM makes Redis flush the AOF and exit cleanly."""

@@ -53,8 +53,10 @@ def run(config: Config, config_path: Path, workers: int) -> int:
     env = {**os.environ, "REDIS_URL": url}
     base = [sys.executable, "-m", "monitor"]
     children = [Child("poller", [*base, "poll", "--config", str(config_path)], env)]
-    children += [Child(f"worker-{i + 1}", [*base, "worker", "--config", str(config_path)], env)
-                 for i in range(workers)]
+    children += [
+        Child(f"worker-{i + 1}", [*base, "worker", "--config", str(config_path)], env)
+        for i in range(workers)
+    ]
     try:
         for child in children:
             child.start()

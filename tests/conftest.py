@@ -84,8 +84,12 @@ def _serve() -> Iterator[LocalServer]:
 
         def _answer(self) -> None:
             length = int(self.headers.get("content-length") or 0)
-            request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                              self.rfile.read(length))
+            request = Request(
+                self.command,
+                self.path,
+                {k.lower(): v for k, v in self.headers.items()},
+                self.rfile.read(length),
+            )
             with lock:
                 state.requests.append(request)
             route = state.routes.get(self.path.split("?")[0])
@@ -117,16 +121,24 @@ def _serve() -> Iterator[LocalServer]:
     server.server_close()
 
 
-def write_config(directory: Path, feeds: list[dict] = (), subscriptions: list[dict] = (),
-                 settings: str = "") -> Path:
+def write_config(
+    directory: Path, feeds: list[dict] = (), subscriptions: list[dict] = (), settings: str = ""
+) -> Path:
     """A config folder with the shipped topics and the given feeds and subscriptions."""
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "config" / "topics.toml", directory / "topics.toml")
-    (directory / "feeds.toml").write_text("".join(
-        "[[feeds]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in feed.items()) for feed in feeds))
-    (directory / "subscriptions.toml").write_text("".join(
-        "[[subscriptions]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in sub.items())
-        for sub in subscriptions))
+    (directory / "feeds.toml").write_text(
+        "".join(
+            "[[feeds]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in feed.items())
+            for feed in feeds
+        )
+    )
+    (directory / "subscriptions.toml").write_text(
+        "".join(
+            "[[subscriptions]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in sub.items())
+            for sub in subscriptions
+        )
+    )
     (directory / "newsmon.toml").write_text(settings)
     return directory
 
@@ -134,7 +146,9 @@ def write_config(directory: Path, feeds: list[dict] = (), subscriptions: list[di
 def run_worker(config: Config, connection: redis.Redis) -> None:
     """Drain newsmon's queues with a real RQ worker in this process."""
     runtime.install(runtime.Runtime.build(config, connection))
-    queues = [Queue(name, connection=connection) for name in (keys.DELIVERIES_QUEUE, keys.ENTRIES_QUEUE)]
+    queues = [
+        Queue(name, connection=connection) for name in (keys.DELIVERIES_QUEUE, keys.ENTRIES_QUEUE)
+    ]
     SimpleWorker(queues, connection=connection).work(burst=True)
 
 
@@ -148,8 +162,13 @@ class Process:
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str]):
         self.log_path = log_path
         self.log_file = log_path.open("wb")
-        self.popen = subprocess.Popen([sys.executable, "-m", "monitor", *args], stdout=self.log_file,
-                                      stderr=subprocess.STDOUT, env={**os.environ, **env}, cwd=REPO)
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "monitor", *args],
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            cwd=REPO,
+        )
 
     def events(self) -> list[dict]:
         lines = self.log_path.read_text(errors="replace").splitlines()
@@ -159,10 +178,14 @@ class Process:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; log:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+                raise AssertionError(
+                    f"timed out; log:\n{self.log_path.read_text(errors='replace')[-3000:]}"
+                )
             if self.popen.poll() is not None:
-                raise AssertionError(f"exited {self.popen.returncode}; log:\n"
-                                     f"{self.log_path.read_text(errors='replace')[-3000:]}")
+                raise AssertionError(
+                    f"exited {self.popen.returncode}; log:\n"
+                    f"{self.log_path.read_text(errors='replace')[-3000:]}"
+                )
             time.sleep(0.05)
 
     def stop(self, timeout: float = 60) -> int:

@@ -12,8 +12,10 @@ import json
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-BOILERPLATE = ("Your support keeps our reporters close to the story. "
-               "Join our commenting forum to share your view.")
+BOILERPLATE = (
+    "Your support keeps our reporters close to the story. "
+    "Join our commenting forum to share your view."
+)
 
 
 @dataclass(frozen=True)
@@ -45,117 +47,224 @@ STORY_TOPICS = {
     "refinery-fire": ("energy", "frontline"),
 }
 
-PARIS = Item("paris-meeting", "lb-101", "Paris to host foreign ministers for talks on Ukraine",
-             "France has asked the foreign ministers of Germany, Poland and Italy, together with "
-             "the new US secretary of state, to meet in Paris on 14 March, two diplomats said on "
-             "condition of anonymity.", f"{SITE}#post-101")
-KHARKIV = Item("kharkiv-drone", "lb-102", "Two killed as drone hits apartment block in Kharkiv",
-               "At least two residents died and five were hurt when a drone struck a nine-storey "
-               "apartment block in Kharkiv overnight, the regional governor said. Rescue crews were "
-               "still searching the rubble at dawn.", f"{SITE}#post-102")
-INFECTIONS = Item("resistant-infections", "lb-103",
-                  "Hospitals near the front report surge in drug-resistant infections",
-                  "Doctors in eastern Ukraine say antibiotic-resistant bacteria are spreading fast "
-                  "among wounded patients, and health agencies abroad are watching closely.",
-                  f"{SITE}#post-103")
-GAS = Item("gas-transit", "lb-104", "Slovakia summons Ukraine's ambassador as gas transit row deepens",
-           "Bratislava called in Kyiv's envoy after Ukraine stopped Russian gas flowing through its "
-           "pipelines to Slovakia at the start of the year.", f"{SITE}#post-104")
-FILM = Item("film-prize", "lb-105", "Documentary about a battle for one village wins festival prize",
-            "'2,000 Steps to Klishchiivka', a film that follows one platoon through a single day, "
-            "took the top documentary award at the festival on Sunday.", f"{SITE}#post-105")
+PARIS = Item(
+    "paris-meeting",
+    "lb-101",
+    "Paris to host foreign ministers for talks on Ukraine",
+    "France has asked the foreign ministers of Germany, Poland and Italy, together with "
+    "the new US secretary of state, to meet in Paris on 14 March, two diplomats said on "
+    "condition of anonymity.",
+    f"{SITE}#post-101",
+)
+KHARKIV = Item(
+    "kharkiv-drone",
+    "lb-102",
+    "Two killed as drone hits apartment block in Kharkiv",
+    "At least two residents died and five were hurt when a drone struck a nine-storey "
+    "apartment block in Kharkiv overnight, the regional governor said. Rescue crews were "
+    "still searching the rubble at dawn.",
+    f"{SITE}#post-102",
+)
+INFECTIONS = Item(
+    "resistant-infections",
+    "lb-103",
+    "Hospitals near the front report surge in drug-resistant infections",
+    "Doctors in eastern Ukraine say antibiotic-resistant bacteria are spreading fast "
+    "among wounded patients, and health agencies abroad are watching closely.",
+    f"{SITE}#post-103",
+)
+GAS = Item(
+    "gas-transit",
+    "lb-104",
+    "Slovakia summons Ukraine's ambassador as gas transit row deepens",
+    "Bratislava called in Kyiv's envoy after Ukraine stopped Russian gas flowing through its "
+    "pipelines to Slovakia at the start of the year.",
+    f"{SITE}#post-104",
+)
+FILM = Item(
+    "film-prize",
+    "lb-105",
+    "Documentary about a battle for one village wins festival prize",
+    "'2,000 Steps to Klishchiivka', a film that follows one platoon through a single day, "
+    "took the top documentary award at the festival on Sunday.",
+    f"{SITE}#post-105",
+)
 
 ROUND_ONE_LIVEBLOG = [PARIS, KHARKIV, INFECTIONS, GAS, FILM]
 
 ROUND_TWO_LIVEBLOG = [
     *ROUND_ONE_LIVEBLOG,
     # The same item re-posted under a new guid, with punctuation edits.
-    Item("paris-meeting", "lb-106", "Paris to host foreign ministers for talks on Ukraine",
-         "France has asked the foreign ministers of Germany, Poland and Italy - together with the "
-         "new US secretary of state - to meet in Paris on 14 March, two diplomats said on "
-         "condition of anonymity.", f"{SITE}#post-106"),
+    Item(
+        "paris-meeting",
+        "lb-106",
+        "Paris to host foreign ministers for talks on Ukraine",
+        "France has asked the foreign ministers of Germany, Poland and Italy - together with the "
+        "new US secretary of state - to meet in Paris on 14 March, two diplomats said on "
+        "condition of anonymity.",
+        f"{SITE}#post-106",
+    ),
     # "2,000" became "2000" and a hyphen was dropped.
-    Item("film-prize", "lb-107", "Documentary about a battle for one village wins festival prize",
-         "'2000 Steps to Klishchiivka', a film that follows one platoon through a single day, "
-         "took the top documentary award at the festival on Sunday.", f"{SITE}#post-107"),
+    Item(
+        "film-prize",
+        "lb-107",
+        "Documentary about a battle for one village wins festival prize",
+        "'2000 Steps to Klishchiivka', a film that follows one platoon through a single day, "
+        "took the top documentary award at the festival on Sunday.",
+        f"{SITE}#post-107",
+    ),
     # The headline alone, then the headline with a new teaser.
     Item("resistant-infections", "lb-108", INFECTIONS.title, "", f"{SITE}#post-108"),
-    Item("resistant-infections", "lb-109", INFECTIONS.title,
-         "What is driving the spread of resistant bacteria on the wards, and what can be done?",
-         f"{SITE}#post-109"),
+    Item(
+        "resistant-infections",
+        "lb-109",
+        INFECTIONS.title,
+        "What is driving the spread of resistant bacteria on the wards, and what can be done?",
+        f"{SITE}#post-109",
+    ),
     # The item again, wrapped in boilerplate.
-    Item("kharkiv-drone", "lb-110", KHARKIV.title, f"{KHARKIV.summary} {BOILERPLATE}",
-         f"{SITE}#post-110"),
-    Item("irregular-routes", "lb-111", "Families turn to irregular routes to bring children out of Ukraine",
-         "Charities warn that changes to the sponsorship scheme leave parents few legal ways to "
-         "reunite with their children, pushing some towards people traffickers.", f"{SITE}#post-111"),
-    Item("martial-law-vote", "lb-112", "Parliament in Kyiv extends martial law and delays election",
-         "Lawmakers voted 320 to 15 to extend martial law for another 90 days, putting off any "
-         "presidential election until the fighting ends.", f"{WIRE}/politics/martial-law"),
+    Item(
+        "kharkiv-drone",
+        "lb-110",
+        KHARKIV.title,
+        f"{KHARKIV.summary} {BOILERPLATE}",
+        f"{SITE}#post-110",
+    ),
+    Item(
+        "irregular-routes",
+        "lb-111",
+        "Families turn to irregular routes to bring children out of Ukraine",
+        "Charities warn that changes to the sponsorship scheme leave parents few legal ways to "
+        "reunite with their children, pushing some towards people traffickers.",
+        f"{SITE}#post-111",
+    ),
+    Item(
+        "martial-law-vote",
+        "lb-112",
+        "Parliament in Kyiv extends martial law and delays election",
+        "Lawmakers voted 320 to 15 to extend martial law for another 90 days, putting off any "
+        "presidential election until the fighting ends.",
+        f"{WIRE}/politics/martial-law",
+    ),
 ]
 
 WIRE_ITEMS = [
     # Another outlet, one word changed: a near duplicate across feeds.
-    Item("kharkiv-drone", "wire-1", "Drone hits Kharkiv apartment block, killing two",
-         "At least two residents died and five were injured when a drone struck a nine-storey "
-         "apartment block in Kharkiv overnight, the regional governor said. Rescue crews were "
-         "still searching the rubble at dawn.", f"{WIRE}/europe/kharkiv-drone"),
+    Item(
+        "kharkiv-drone",
+        "wire-1",
+        "Drone hits Kharkiv apartment block, killing two",
+        "At least two residents died and five were injured when a drone struck a nine-storey "
+        "apartment block in Kharkiv overnight, the regional governor said. Rescue crews were "
+        "still searching the rubble at dawn.",
+        f"{WIRE}/europe/kharkiv-drone",
+    ),
     # A look-alike: same subject, another city and other numbers. A different story.
-    Item("sumy-drone", "wire-2", "One killed as drone hits apartment building in Sumy",
-         "A man died and three people were injured when a drone struck a five-storey apartment "
-         "building in Sumy, and emergency services pulled residents from the rubble, the mayor "
-         "said.", f"{WIRE}/europe/sumy-drone"),
+    Item(
+        "sumy-drone",
+        "wire-2",
+        "One killed as drone hits apartment building in Sumy",
+        "A man died and three people were injured when a drone struck a five-storey apartment "
+        "building in Sumy, and emergency services pulled residents from the rubble, the mayor "
+        "said.",
+        f"{WIRE}/europe/sumy-drone",
+    ),
     # A longer version of the gas item, with one extra sentence.
-    Item("gas-transit", "wire-3", "Slovakia summons Ukraine's ambassador as gas transit row deepens",
-         "Bratislava called in Kyiv's envoy after Ukraine stopped Russian gas flowing through its "
-         "pipelines to Slovakia at the start of the year. Talks are expected next week.",
-         f"{WIRE}/europe/slovakia-gas"),
-    Item("aid-freeze", "wire-4", "Aid freeze forces relief groups to cut staff",
-         "Humanitarian programmes paid for by Washington have begun laying off workers after a "
-         "90-day pause on foreign aid, charities said.", f"{WIRE}/world/aid-freeze"),
-    Item("alpine-snow", "wire-5", "Storm brings heavy snow to the Alps",
-         "Ski resorts closed several lifts as more than a metre of snow fell in 24 hours.",
-         f"{WIRE}/weather/alps"),
+    Item(
+        "gas-transit",
+        "wire-3",
+        "Slovakia summons Ukraine's ambassador as gas transit row deepens",
+        "Bratislava called in Kyiv's envoy after Ukraine stopped Russian gas flowing through its "
+        "pipelines to Slovakia at the start of the year. Talks are expected next week.",
+        f"{WIRE}/europe/slovakia-gas",
+    ),
+    Item(
+        "aid-freeze",
+        "wire-4",
+        "Aid freeze forces relief groups to cut staff",
+        "Humanitarian programmes paid for by Washington have begun laying off workers after a "
+        "90-day pause on foreign aid, charities said.",
+        f"{WIRE}/world/aid-freeze",
+    ),
+    Item(
+        "alpine-snow",
+        "wire-5",
+        "Storm brings heavy snow to the Alps",
+        "Ski resorts closed several lifts as more than a metre of snow fell in 24 hours.",
+        f"{WIRE}/weather/alps",
+    ),
 ]
 
 DAILY_ITEMS = [
     # The wire's martial-law link, with tracking parameters: the same story.
-    Item("martial-law-vote", "daily-1", "Kyiv lawmakers prolong martial law",
-         "Ukraine's parliament backed a further extension of martial law on Tuesday.",
-         f"{WIRE}/politics/martial-law?utm_source=daily&utm_medium=rss&fbclid=abc"),
-    Item("drones-downed", "daily-2", "Ukraine says air defences shot down 40 drones overnight",
-         "The air force said 40 of 52 drones launched overnight were shot down and the rest were "
-         "lost to electronic jamming.", f"{DAILY}/news/drones-downed"),
-    Item("refinery-fire", "daily-3", "Oil refinery in southern Russia burns after drone attack",
-         "A large fire broke out at an oil refinery near Krasnodar after a drone attack, local "
-         "officials said, and fuel production was halted.", f"{DAILY}/news/refinery-fire"),
+    Item(
+        "martial-law-vote",
+        "daily-1",
+        "Kyiv lawmakers prolong martial law",
+        "Ukraine's parliament backed a further extension of martial law on Tuesday.",
+        f"{WIRE}/politics/martial-law?utm_source=daily&utm_medium=rss&fbclid=abc",
+    ),
+    Item(
+        "drones-downed",
+        "daily-2",
+        "Ukraine says air defences shot down 40 drones overnight",
+        "The air force said 40 of 52 drones launched overnight were shot down and the rest were "
+        "lost to electronic jamming.",
+        f"{DAILY}/news/drones-downed",
+    ),
+    Item(
+        "refinery-fire",
+        "daily-3",
+        "Oil refinery in southern Russia burns after drone attack",
+        "A large fire broke out at an oil refinery near Krasnodar after a drone attack, local "
+        "officials said, and fuel production was halted.",
+        f"{DAILY}/news/refinery-fire",
+    ),
 ]
 
 
 def rss(items: list[Item], title: str = "Live: war in Ukraine") -> bytes:
     body = "".join(
-        f"<item><guid isPermaLink=\"false\">{escape(i.guid)}</guid><title>{escape(i.title)}</title>"
-        f"<link>{escape(i.link)}</link><description>{escape('<p>' + i.summary + '</p>')}</description>"
+        f'<item><guid isPermaLink="false">{escape(i.guid)}</guid><title>{escape(i.title)}</title>'
+        f"<link>{escape(i.link)}</link>"
+        f"<description>{escape('<p>' + i.summary + '</p>')}</description>"
         f"<pubDate>Tue, 28 Jan 2025 09:58:00 GMT</pubDate></item>"
-        for i in items)
-    return (f"<?xml version=\"1.0\" encoding=\"utf-8\"?><rss version=\"2.0\"><channel>"
-            f"<title>{escape(title)}</title><link>{SITE}</link>{body}</channel></rss>").encode()
+        for i in items
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>{escape(title)}</title><link>{SITE}</link>{body}</channel></rss>"
+    ).encode()
 
 
 def atom(items: list[Item], title: str = "Wire: Europe") -> bytes:
     body = "".join(
         f"<entry><id>urn:wire:{escape(i.guid)}</id><title>{escape(i.title)}</title>"
-        f"<link href=\"{escape(i.link)}\"/><summary>{escape(i.summary)}</summary>"
+        f'<link href="{escape(i.link)}"/><summary>{escape(i.summary)}</summary>'
         f"<updated>2025-01-28T10:00:00Z</updated></entry>"
-        for i in items)
-    return (f"<?xml version=\"1.0\" encoding=\"utf-8\"?><feed xmlns=\"http://www.w3.org/2005/Atom\">"
-            f"<title>{escape(title)}</title><id>urn:wire</id><updated>2025-01-28T10:00:00Z</updated>"
-            f"{body}</feed>").encode()
+        for i in items
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<title>{escape(title)}</title><id>urn:wire</id><updated>2025-01-28T10:00:00Z</updated>"
+        f"{body}</feed>"
+    ).encode()
 
 
 def json_feed(items: list[Item], title: str = "Daily") -> bytes:
-    return json.dumps({
-        "version": "https://jsonfeed.org/version/1.1", "title": title,
-        "items": [{"id": i.guid, "url": i.link, "title": i.title, "summary": i.summary,
-                   "date_published": "2025-01-28T10:05:00+01:00"} for i in items],
-    }).encode()
+    return json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": title,
+            "items": [
+                {
+                    "id": i.guid,
+                    "url": i.link,
+                    "title": i.title,
+                    "summary": i.summary,
+                    "date_published": "2025-01-28T10:05:00+01:00",
+                }
+                for i in items
+            ],
+        }
+    ).encode()

@@ -21,41 +21,61 @@ def shipped() -> Classifier:
     return Classifier(load_topics(REPO / "config"))
 
 
-@pytest.mark.parametrize("item", [*ROUND_TWO_LIVEBLOG, *WIRE_ITEMS, *DAILY_ITEMS], ids=lambda i: i.guid)
+@pytest.mark.parametrize(
+    "item", [*ROUND_TWO_LIVEBLOG, *WIRE_ITEMS, *DAILY_ITEMS], ids=lambda i: i.guid
+)
 def test_fixture_stories_get_their_topics(shipped, item):
     text = normalise(Entry("i", "f", "u", "k", item.title, item.link, item.summary)).text
     assert set(shipped.topics_of(text)) == set(STORY_TOPICS[item.story])
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("Sales staff on the front line of retail face long queues", ()),
-    ("Economic health of the eurozone improves", ()),
-    ("Energy drink maker opens new plant", ()),
-    ("Shelling intensifies along the front-line near Pokrovsk", ("frontline",)),
-    ("Shelling intensifies along the frontline near Pokrovsk", ("frontline",)),
-    ("Envoys resume peace talks in Istanbul", ("diplomacy",)),
-    ("Cholera outbreak spreads in camps for displaced families", ("health", "humanitarian")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Sales staff on the front line of retail face long queues", ()),
+        ("Economic health of the eurozone improves", ()),
+        ("Energy drink maker opens new plant", ()),
+        ("Shelling intensifies along the front-line near Pokrovsk", ("frontline",)),
+        ("Shelling intensifies along the frontline near Pokrovsk", ("frontline",)),
+        ("Envoys resume peace talks in Istanbul", ("diplomacy",)),
+        ("Cholera outbreak spreads in camps for displaced families", ("health", "humanitarian")),
+    ],
+)
 def test_traps_and_variants(shipped, text, expected):
     assert set(shipped.topics_of(text)) == set(expected)
 
 
 def test_ignore_masks_only_its_own_topic():
-    classifier = Classifier((
-        Topic("health", 1, {"health": 1}, ("economic health",)),
-        Topic("economy", 1, {"economic health": 1}),
-    ))
+    classifier = Classifier(
+        (
+            Topic("health", 1, {"health": 1}, ("economic health",)),
+            Topic("economy", 1, {"economic health": 1}),
+        )
+    )
     assert classifier.topics_of("The economic health of Europe") == ("economy",)
     assert classifier.topics_of("Health services in Europe") == ("health",)
 
 
 def test_classify_command_explains_matches():
-    lines = [{"id": "1", "title": "Foreign ministers meet for peace talks", "summary": "In Paris."},
-             {"id": "2", "title": "Storm brings snow to the Alps", "summary": ""}]
+    lines = [
+        {"id": "1", "title": "Foreign ministers meet for peace talks", "summary": "In Paris."},
+        {"id": "2", "title": "Storm brings snow to the Alps", "summary": ""},
+    ]
     result = subprocess.run(
-        [sys.executable, "-m", "monitor", "classify", "--explain", "--config", str(REPO / "config")],
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "classify",
+            "--explain",
+            "--config",
+            str(REPO / "config"),
+        ],
         input="\n".join(json.dumps(line) for line in lines) + "\nnot json\n",
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})  # no Redis, no secrets
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )  # no Redis, no secrets
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["id"] for o in out] == ["1", "2"]
     assert out[0]["topics"] == ["diplomacy"]

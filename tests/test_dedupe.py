@@ -7,24 +7,28 @@ import threading
 import pytest
 
 from monitor.models import Entry
+from tests.stories import GAS, KHARKIV, WIRE_ITEMS
 from workers.dedupe import Deduper, canonical_link, fingerprint, similarity
 from workers.normalise import normalise
-from tests.stories import GAS, KHARKIV, WIRE_ITEMS
 
 
 def entry(title: str, summary: str = "", link: str = "", feed: str = "f", key: str = "") -> Entry:
     key = key or f"{title}|{summary}|{link}"
-    return normalise(Entry(Entry.make_id(feed, key), feed, "https://f.example/", key, title, link,
-                           summary))
+    return normalise(
+        Entry(Entry.make_id(feed, key), feed, "https://f.example/", key, title, link, summary)
+    )
 
 
-@pytest.mark.parametrize(("url", "canonical"), [
-    ("https://www.example.org/a/b/?utm_source=x&utm_medium=rss&id=7", "example.org/a/b?id=7"),
-    ("http://example.org/a/b?id=7&fbclid=XYZ", "example.org/a/b?id=7"),
-    ("https://EXAMPLE.org:443/a?b=2&a=1", "example.org/a?a=1&b=2"),
-    ("https://example.org/live#post-12", "example.org/live#post-12"),
-    ("https://example.org:8443/x", "example.org:8443/x"),
-])
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("https://www.example.org/a/b/?utm_source=x&utm_medium=rss&id=7", "example.org/a/b?id=7"),
+        ("http://example.org/a/b?id=7&fbclid=XYZ", "example.org/a/b?id=7"),
+        ("https://EXAMPLE.org:443/a?b=2&a=1", "example.org/a?a=1&b=2"),
+        ("https://example.org/live#post-12", "example.org/live#post-12"),
+        ("https://example.org:8443/x", "example.org:8443/x"),
+    ],
+)
 def test_canonical_link(url, canonical):
     assert canonical_link(url) == canonical
 
@@ -48,15 +52,24 @@ def test_variants_join_the_first_story_and_look_alikes_do_not(deduper):
     variants = [
         entry(GAS.title, GAS.summary, "https://other.example/x", key="repost"),  # same text
         entry(GAS.title, "", "https://other.example/y"),  # headline alone
-        entry(GAS.title.upper(), GAS.summary + " Talks are expected next week.", "https://o.example/z"),
-        entry("Another headline", "Different words", "https://www.news.example/gas/?utm_campaign=feed"),  # same link
+        entry(
+            GAS.title.upper(), GAS.summary + " Talks are expected next week.", "https://o.example/z"
+        ),
+        entry(
+            "Another headline", "Different words", "https://www.news.example/gas/?utm_campaign=feed"
+        ),  # same link
     ]
     look_alikes = [
-        entry("Slovakia summons Ukraine's ambassador as gas transit row deepens in 2026",
-              GAS.summary, "https://o.example/2026"),  # a number in the headline differs
-        entry("Hungary summons Ukraine's ambassador over oil pipeline halt",
-              "Budapest called in Kyiv's envoy after oil stopped flowing to its refineries.",
-              "https://o.example/hu"),
+        entry(
+            "Slovakia summons Ukraine's ambassador as gas transit row deepens in 2026",
+            GAS.summary,
+            "https://o.example/2026",
+        ),  # a number in the headline differs
+        entry(
+            "Hungary summons Ukraine's ambassador over oil pipeline halt",
+            "Budapest called in Kyiv's envoy after oil stopped flowing to its refineries.",
+            "https://o.example/hu",
+        ),
     ]
     results = deduper.check([first, *variants, *look_alikes])
     story = results[0][0].story_id
@@ -68,16 +81,25 @@ def test_variants_join_the_first_story_and_look_alikes_do_not(deduper):
 
 def test_near_duplicate_across_feeds(deduper):
     original = entry(KHARKIV.title, KHARKIV.summary, KHARKIV.link, feed="blog")
-    edited = entry("Drone hits Kharkiv apartment block, killing two",
-                   KHARKIV.summary.replace("hurt", "injured"), "https://wire.example/k", feed="wire")
-    (_, none), = deduper.check([original])
-    (joined, duplicate), = deduper.check([edited])
+    edited = entry(
+        "Drone hits Kharkiv apartment block, killing two",
+        KHARKIV.summary.replace("hurt", "injured"),
+        "https://wire.example/k",
+        feed="wire",
+    )
+    ((_, none),) = deduper.check([original])
+    ((_, duplicate),) = deduper.check([edited])
     assert none is None
-    assert duplicate.reason == "near" and duplicate.of == original.id and duplicate.similarity >= 0.6
+    assert (
+        duplicate.reason == "near" and duplicate.of == original.id and duplicate.similarity >= 0.6
+    )
 
 
 def test_running_a_batch_twice_gives_the_same_answer(deduper):
-    batch = [entry(KHARKIV.title, KHARKIV.summary), entry(KHARKIV.title, KHARKIV.summary, key="again")]
+    batch = [
+        entry(KHARKIV.title, KHARKIV.summary),
+        entry(KHARKIV.title, KHARKIV.summary, key="again"),
+    ]
     first = deduper.check(batch)
     second = deduper.check(batch)
     assert [(e.story_id, d) for e, d in first] == [(e.story_id, d) for e, d in second]
@@ -90,7 +112,9 @@ def test_twins_claimed_at_the_same_moment_make_one_story(connection):
     results = []
 
     def claim(twin: Entry) -> None:
-        deduper = Deduper(connection.__class__(connection_pool=connection.connection_pool), 3600, 0.6)
+        deduper = Deduper(
+            connection.__class__(connection_pool=connection.connection_pool), 3600, 0.6
+        )
         barrier.wait()
         results.extend(deduper.check([twin]))
 

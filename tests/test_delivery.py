@@ -20,8 +20,9 @@ def setup(tmp_path, connection, http_server, answer, items=3, schedule="[0, 1, 1
     directory = write_config(
         tmp_path / "config",
         feeds=[{"name": "blog", "url": http_server.url_for("/blog.xml")}],
-        subscriptions=[{"id": "all", "url": http_server.url_for("/hook"), "topics": ["*"],
-                        "secret": SECRET}],
+        subscriptions=[
+            {"id": "all", "url": http_server.url_for("/hook"), "topics": ["*"], "secret": SECRET}
+        ],
         settings=f"[delivery]\ntimeout_seconds = 2\nretry_schedule_seconds = {schedule}\n",
     )
     config = load(directory)
@@ -33,11 +34,16 @@ def hook_requests(http_server):
     return [r for r in http_server.requests if r.path == "/hook"]
 
 
-def test_unavailable_receiver_gets_every_alert_after_retries(tmp_path, connection, http_server,
-                                                             redis_url, start_process):
+def test_unavailable_receiver_gets_every_alert_after_retries(
+    tmp_path, connection, http_server, redis_url, start_process
+):
     def answer(request):
-        seen = sum(r.headers["webhook-id"] == request.headers["webhook-id"] for r in hook_requests(http_server))
+        seen = sum(
+            r.headers["webhook-id"] == request.headers["webhook-id"]
+            for r in hook_requests(http_server)
+        )
         return (503, {}, b"busy") if seen <= 2 else (200, {}, b"ok")
+
     directory = setup(tmp_path, connection, http_server, answer)
     worker = start_process("worker", "--config", str(directory), env={"REDIS_URL": redis_url})
     worker.wait_for(lambda: sum(e["event"] == "alert.delivered" for e in worker.events()) == 3)
@@ -61,6 +67,7 @@ def test_retry_after_is_honoured(tmp_path, connection, http_server, redis_url, s
     def answer(request):
         first = len(hook_requests(http_server)) == 1
         return (429, {"retry-after": "3"}, b"") if first else (200, {}, b"")
+
     directory = setup(tmp_path, connection, http_server, answer, items=1)
     worker = start_process("worker", "--config", str(directory), env={"REDIS_URL": redis_url})
     worker.wait_for(lambda: any(e["event"] == "alert.delivered" for e in worker.events()))
@@ -69,13 +76,18 @@ def test_retry_after_is_honoured(tmp_path, connection, http_server, redis_url, s
     assert second - first >= 3  # the schedule said 1 s; the receiver asked for 3
 
 
-def test_client_error_is_not_retried_and_is_dead_lettered(tmp_path, connection, http_server,
-                                                          redis_url, start_process):
+def test_client_error_is_not_retried_and_is_dead_lettered(
+    tmp_path, connection, http_server, redis_url, start_process
+):
     directory = setup(tmp_path, connection, http_server, (400, {}, b"bad request"))
-    worker = start_process("worker", "--config", str(directory), "--burst", env={"REDIS_URL": redis_url})
+    worker = start_process(
+        "worker", "--config", str(directory), "--burst", env={"REDIS_URL": redis_url}
+    )
     assert worker.finish() == 0
     assert len(hook_requests(http_server)) == 3
     dead = DeadLetters(connection).list()
     assert len(dead) == 3 and {d["reason"] for d in dead} == {"HTTP 400"}
-    assert {json.loads(d["body"])["data"]["alert_id"] for d in dead} == {d["alert_id"] for d in dead}
+    assert {json.loads(d["body"])["data"]["alert_id"] for d in dead} == {
+        d["alert_id"] for d in dead
+    }
     assert sum(e["event"] == "alert.dead" for e in worker.events()) == 3

@@ -29,28 +29,44 @@ SUBSCRIPTIONS = {
 
 
 def test_rounds_of_feeds_alert_once_per_story_per_subscription(tmp_path, connection, http_server):
-    http_server.route("/liveblog.xml", (200, {"content-type": "application/rss+xml"},
-                                        rss(ROUND_ONE_LIVEBLOG)))
-    http_server.route("/wire.atom", (200, {"content-type": "application/atom+xml"}, atom(WIRE_ITEMS)))
-    http_server.route("/daily.json", (200, {"content-type": "application/feed+json"},
-                                      json_feed(DAILY_ITEMS)))
+    http_server.route(
+        "/liveblog.xml", (200, {"content-type": "application/rss+xml"}, rss(ROUND_ONE_LIVEBLOG))
+    )
+    http_server.route(
+        "/wire.atom", (200, {"content-type": "application/atom+xml"}, atom(WIRE_ITEMS))
+    )
+    http_server.route(
+        "/daily.json", (200, {"content-type": "application/feed+json"}, json_feed(DAILY_ITEMS))
+    )
     http_server.route("/hooks", (204, {}, b""))
-    config = load(write_config(
-        tmp_path / "config",
-        feeds=[{"name": "liveblog", "url": http_server.url_for("/liveblog.xml")},
-               {"name": "wire", "url": http_server.url_for("/wire.atom")},
-               {"name": "daily", "url": http_server.url_for("/daily.json")}],
-        subscriptions=[{"id": sid, "url": http_server.url_for(f"/hooks?sub={sid}"), "topics": topics,
-                        "secret": SECRET} for sid, topics in SUBSCRIPTIONS.items()],
-    ))
+    config = load(
+        write_config(
+            tmp_path / "config",
+            feeds=[
+                {"name": "liveblog", "url": http_server.url_for("/liveblog.xml")},
+                {"name": "wire", "url": http_server.url_for("/wire.atom")},
+                {"name": "daily", "url": http_server.url_for("/daily.json")},
+            ],
+            subscriptions=[
+                {
+                    "id": sid,
+                    "url": http_server.url_for(f"/hooks?sub={sid}"),
+                    "topics": topics,
+                    "secret": SECRET,
+                }
+                for sid, topics in SUBSCRIPTIONS.items()
+            ],
+        )
+    )
     poller = Poller(config, connection)
     items_by_link = {i.link: i for i in [*ROUND_TWO_LIVEBLOG, *WIRE_ITEMS, *DAILY_ITEMS]}
 
     with structlog.testing.capture_logs() as logs:
         poller.poll_feed(config.feeds[0])  # round one: the live blog's first five items
         run_worker(config, connection)
-        http_server.route("/liveblog.xml", (200, {"content-type": "application/rss+xml"},
-                                            rss(ROUND_TWO_LIVEBLOG)))
+        http_server.route(
+            "/liveblog.xml", (200, {"content-type": "application/rss+xml"}, rss(ROUND_TWO_LIVEBLOG))
+        )
         for feed in config.feeds:  # round two: repeats, edits, other outlets
             poller.poll_feed(feed)
         run_worker(config, connection)
@@ -72,9 +88,12 @@ def test_rounds_of_feeds_alert_once_per_story_per_subscription(tmp_path, connect
         assert request.headers["webhook-id"] == data["alert_id"]
         delivered[(subscription, story)] += 1
 
-    expected = {(sid, story) for sid, topics in SUBSCRIPTIONS.items()
-                for story, story_topics in STORY_TOPICS.items()
-                if "*" in topics or set(topics) & set(story_topics)}
+    expected = {
+        (sid, story)
+        for sid, topics in SUBSCRIPTIONS.items()
+        for story, story_topics in STORY_TOPICS.items()
+        if "*" in topics or set(topics) & set(story_topics)
+    }
     assert set(delivered) == expected
     assert all(count == 1 for count in delivered.values()), delivered
     assert len({r.headers["webhook-id"] for r in deliveries}) == len(deliveries)
@@ -90,7 +109,11 @@ def test_rounds_of_feeds_alert_once_per_story_per_subscription(tmp_path, connect
     assert sum(e["event"] == "entry.enqueued" for e in logs) == new_entries
     assert sum(e["event"] == "entry.classified" for e in logs) == len(STORY_TOPICS)
     assert sum(e["event"] == "alert.delivered" for e in logs) == len(deliveries)
-    assert {e["feed"] for e in logs if e["event"] == "feed.fetched"} == {"liveblog", "wire", "daily"}
+    assert {e["feed"] for e in logs if e["event"] == "feed.fetched"} == {
+        "liveblog",
+        "wire",
+        "daily",
+    }
 
     # Every alert of one story carries one story id, in every subscription.
     stories = {}

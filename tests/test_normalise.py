@@ -6,15 +6,27 @@ from monitor.models import Entry
 from workers.normalise import normalise
 
 
-@pytest.mark.parametrize(("title", "summary", "clean_title", "clean_summary"), [
-    ("Talks <b>resume</b>", "<p>Envoys met&nbsp;in Geneva.</p><p>More   soon.</p>",
-     "Talks resume", "Envoys met in Geneva. More soon."),
-    ("Grid hit", "Power was cut in Odesa. Your support keeps our reporters close to the story. "
-     "Read more details here:", "Grid hit", "Power was cut in Odesa."),
-    ("Headline only", "Headline only.", "Headline only", ""),
-    ("Script", "<script>alert(1)</script>Text<!-- hidden --> here", "Script", "Text here"),
-    ("Join", "Join our commenting forum to share your view.", "Join", ""),
-])
+@pytest.mark.parametrize(
+    ("title", "summary", "clean_title", "clean_summary"),
+    [
+        (
+            "Talks <b>resume</b>",
+            "<p>Envoys met&nbsp;in Geneva.</p><p>More   soon.</p>",
+            "Talks resume",
+            "Envoys met in Geneva. More soon.",
+        ),
+        (
+            "Grid hit",
+            "Power was cut in Odesa. Your support keeps our reporters close to the story. "
+            "Read more details here:",
+            "Grid hit",
+            "Power was cut in Odesa.",
+        ),
+        ("Headline only", "Headline only.", "Headline only", ""),
+        ("Script", "<script>alert(1)</script>Text<!-- hidden --> here", "Script", "Text here"),
+        ("Join", "Join our commenting forum to share your view.", "Join", ""),
+    ],
+)
 def test_normalise(title, summary, clean_title, clean_summary):
     result = normalise(Entry("id", "f", "u", "k", title, "", summary))
     assert (result.title, result.summary) == (clean_title, clean_summary)

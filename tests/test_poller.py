@@ -19,9 +19,13 @@ RSS = {"content-type": "application/rss+xml"}
 
 
 def make_poller(tmp_path, connection, http_server, *paths: str, settings: str = "") -> Poller:
-    feeds = [{"name": path.strip("/").replace(".", "-"), "url": http_server.url_for(path)}
-             for path in paths]
-    return Poller(load(write_config(tmp_path / "config", feeds=feeds, settings=settings)), connection)
+    feeds = [
+        {"name": path.strip("/").replace(".", "-"), "url": http_server.url_for(path)}
+        for path in paths
+    ]
+    return Poller(
+        load(write_config(tmp_path / "config", feeds=feeds, settings=settings)), connection
+    )
 
 
 def queued_entries(connection) -> list:
@@ -35,6 +39,7 @@ def test_enqueues_only_new_entries_and_uses_conditional_get(tmp_path, connection
             return 304, {}, b""
         body = rss(ROUND_TWO_LIVEBLOG) if answer.round == 2 else rss(ROUND_ONE_LIVEBLOG)
         return 200, {**RSS, "etag": f'"v{answer.round}"'}, body
+
     answer.round = 1
     http_server.route("/blog.xml", answer)
     poller = make_poller(tmp_path, connection, http_server, "/blog.xml")
@@ -52,22 +57,34 @@ def test_enqueues_only_new_entries_and_uses_conditional_get(tmp_path, connection
     assert sent == [None, '"v1"', '"v2"']
 
 
-@pytest.mark.parametrize(("answer", "reason"), [
-    ((500, {}, b"oops"), "HTTP 500"),
-    ((404, {}, b""), "HTTP 404"),
-    ((200, {"content-type": "text/html"}, b"<!DOCTYPE html><html><body>Hello</body></html>"),
-     "HTML page"),
-    ((200, RSS, b"\x00\x01garbage that is not xml at all"), "not a feed"),
-    ((200, {"content-type": "application/json"}, b'{"hello": "world"}'), "JSON Feed"),
-    ((200, RSS, b"x" * 5000), "not a feed"),
-    ((200, RSS, rss(ROUND_TWO_LIVEBLOG) * 10), "byte cap"),
-])
-def test_broken_feed_fails_with_reason_and_others_go_on(tmp_path, connection, http_server,
-                                                        answer, reason):
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ((500, {}, b"oops"), "HTTP 500"),
+        ((404, {}, b""), "HTTP 404"),
+        (
+            (200, {"content-type": "text/html"}, b"<!DOCTYPE html><html><body>Hello</body></html>"),
+            "HTML page",
+        ),
+        ((200, RSS, b"\x00\x01garbage that is not xml at all"), "not a feed"),
+        ((200, {"content-type": "application/json"}, b'{"hello": "world"}'), "JSON Feed"),
+        ((200, RSS, b"x" * 5000), "not a feed"),
+        ((200, RSS, rss(ROUND_TWO_LIVEBLOG) * 10), "byte cap"),
+    ],
+)
+def test_broken_feed_fails_with_reason_and_others_go_on(
+    tmp_path, connection, http_server, answer, reason
+):
     http_server.route("/broken.xml", answer)
     http_server.route("/good.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG)))
-    poller = make_poller(tmp_path, connection, http_server, "/broken.xml", "/good.xml",
-                         settings="[poller]\nmax_body_bytes = 50000\n")
+    poller = make_poller(
+        tmp_path,
+        connection,
+        http_server,
+        "/broken.xml",
+        "/good.xml",
+        settings="[poller]\nmax_body_bytes = 50000\n",
+    )
     with structlog.testing.capture_logs() as logs:
         outcomes = {o.feed: o for o in poller.run_once()}
     assert outcomes["broken-xml"].status == "failed"
@@ -94,8 +111,10 @@ def test_a_due_feed_is_fetched_by_one_poller_only(tmp_path, connection, http_ser
 
 
 def test_gzip_body_and_formats(tmp_path, connection, http_server):
-    http_server.route("/blog.xml", (200, {**RSS, "content-encoding": "gzip"},
-                                    gzip.compress(rss(ROUND_ONE_LIVEBLOG))))
+    http_server.route(
+        "/blog.xml",
+        (200, {**RSS, "content-encoding": "gzip"}, gzip.compress(rss(ROUND_ONE_LIVEBLOG))),
+    )
     poller = make_poller(tmp_path, connection, http_server, "/blog.xml")
     assert poller.poll_feed(poller.feeds[0]).new_entries == 5
 
@@ -110,11 +129,13 @@ def test_gzip_body_and_formats(tmp_path, connection, http_server):
 
 def test_entry_keys_fall_back_from_guid_to_link_to_content():
     feed = Feed("f", "https://example.org/feed", 60)
-    body = (b"<rss version='2.0'><channel><title>t</title>"
-            b"<item><guid>g-1</guid><title>A</title><link>https://e.org/a</link></item>"
-            b"<item><title>B</title><link>https://e.org/b</link></item>"
-            b"<item><title>C</title><description>c</description></item>"
-            b"</channel></rss>")
+    body = (
+        b"<rss version='2.0'><channel><title>t</title>"
+        b"<item><guid>g-1</guid><title>A</title><link>https://e.org/a</link></item>"
+        b"<item><title>B</title><link>https://e.org/b</link></item>"
+        b"<item><title>C</title><description>c</description></item>"
+        b"</channel></rss>"
+    )
     keys_ = [e.key for e in parse_feed(feed, body)]
     assert keys_[0] == "g-1" and keys_[1] == "https://e.org/b" and keys_[2].startswith("sha1:")
     with pytest.raises(ParseError):

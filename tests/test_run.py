@@ -18,8 +18,9 @@ def run_config(tmp_path, http_server):
     return write_config(
         tmp_path / "config",
         feeds=[{"name": "blog", "url": http_server.url_for("/blog.xml"), "interval_seconds": 1}],
-        subscriptions=[{"id": "all", "url": http_server.url_for("/hook"), "topics": ["*"],
-                        "secret": SECRET}],
+        subscriptions=[
+            {"id": "all", "url": http_server.url_for("/hook"), "topics": ["*"], "secret": SECRET}
+        ],
         settings=f'[storage]\ndata_dir = "{tmp_path / "data"}"\n',
     )
 
@@ -28,26 +29,46 @@ def without_redis_url() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
 
 
-def test_run_delivers_and_stops_cleanly_on_sigterm(tmp_path, http_server, start_process, monkeypatch):
+def test_run_delivers_and_stops_cleanly_on_sigterm(
+    tmp_path, http_server, start_process, monkeypatch
+):
     monkeypatch.delenv("REDIS_URL", raising=False)
     directory = run_config(tmp_path, http_server)
     run = start_process("run", "--config", str(directory), "--workers", "2")
     hooks = lambda: [r for r in http_server.requests if r.path == "/hook"]  # noqa: E731
     run.wait_for(lambda: len(hooks()) == len(ROUND_ONE_LIVEBLOG))
-    run.wait_for(lambda: sum(e["event"] == "feed.not_modified" or e["event"] == "feed.fetched"
-                             for e in run.events()) >= 2)  # the 1 s interval: polled again
+    run.wait_for(
+        lambda: (
+            sum(
+                e["event"] == "feed.not_modified" or e["event"] == "feed.fetched"
+                for e in run.events()
+            )
+            >= 2
+        )
+    )  # the 1 s interval: polled again
     assert run.stop() == 0
     events = [e["event"] for e in run.events()]
-    for expected in ("redis.started", "process.started", "feed.fetched", "entry.enqueued",
-                     "entry.classified", "alert.enqueued", "alert.delivered", "run.stopped"):
+    for expected in (
+        "redis.started",
+        "process.started",
+        "feed.fetched",
+        "entry.enqueued",
+        "entry.classified",
+        "alert.enqueued",
+        "alert.delivered",
+        "run.stopped",
+    ):
         assert expected in events
-    assert events.index("redis.stopped") > max(i for i, e in enumerate(events) if e == "worker.stopped")
+    assert events.index("redis.stopped") > max(
+        i for i, e in enumerate(events) if e == "worker.stopped"
+    )
     assert len(hooks()) == len(ROUND_ONE_LIVEBLOG)  # the second poll found nothing new
     assert (tmp_path / "data" / "redis").is_dir()
 
 
-def test_work_queued_before_a_restart_is_done_after_it(tmp_path, http_server, start_process,
-                                                       monkeypatch):
+def test_work_queued_before_a_restart_is_done_after_it(
+    tmp_path, http_server, start_process, monkeypatch
+):
     monkeypatch.delenv("REDIS_URL", raising=False)
     directory = run_config(tmp_path, http_server)
     config = load(directory)
@@ -61,6 +82,8 @@ def test_work_queued_before_a_restart_is_done_after_it(tmp_path, http_server, st
     http_server.requests.clear()
     http_server.route("/blog.xml", (500, {}, b""))  # so the alerts can only come from the queue
     run = start_process("run", "--config", str(directory), "--workers", "1")
-    run.wait_for(lambda: sum(r.path == "/hook" for r in http_server.requests) == len(ROUND_ONE_LIVEBLOG))
+    run.wait_for(
+        lambda: sum(r.path == "/hook" for r in http_server.requests) == len(ROUND_ONE_LIVEBLOG)
+    )
     assert run.stop() == 0
     assert "feed.failed" in [e["event"] for e in run.events()]

@@ -14,20 +14,47 @@ from tests.conftest import SECRET
 from workers.deliver import alert_body
 from workers.signing import new_secret, signed_headers
 
-ALERT = Alert("msg_1", "ops", ("diplomacy",),
-              Entry("e1", "blog", "https://e.org/f", "k", "Title", "https://e.org/1", "Summary",
-                    datetime(2025, 1, 28, 9, 58, tzinfo=UTC), story_id="st_e1"),
-              datetime(2025, 1, 28, 10, 0, 3, tzinfo=UTC))
+ALERT = Alert(
+    "msg_1",
+    "ops",
+    ("diplomacy",),
+    Entry(
+        "e1",
+        "blog",
+        "https://e.org/f",
+        "k",
+        "Title",
+        "https://e.org/1",
+        "Summary",
+        datetime(2025, 1, 28, 9, 58, tzinfo=UTC),
+        story_id="st_e1",
+    ),
+    datetime(2025, 1, 28, 10, 0, 3, tzinfo=UTC),
+)
 
 
 def test_body_matches_the_documented_shape():
-    payload = Webhook(SECRET).verify(alert_body(ALERT),
-                                     signed_headers((SECRET,), ALERT.id, int(time.time()), alert_body(ALERT)))
-    assert payload == {"type": "alert.created", "timestamp": "2025-01-28T10:00:03Z", "data": {
-        "alert_id": "msg_1", "subscription_id": "ops", "topics": ["diplomacy"], "story_id": "st_e1",
-        "entry": {"id": "e1", "title": "Title", "link": "https://e.org/1", "summary": "Summary",
-                  "published": "2025-01-28T09:58:00Z",
-                  "feed": {"name": "blog", "url": "https://e.org/f"}}}}
+    payload = Webhook(SECRET).verify(
+        alert_body(ALERT), signed_headers((SECRET,), ALERT.id, int(time.time()), alert_body(ALERT))
+    )
+    assert payload == {
+        "type": "alert.created",
+        "timestamp": "2025-01-28T10:00:03Z",
+        "data": {
+            "alert_id": "msg_1",
+            "subscription_id": "ops",
+            "topics": ["diplomacy"],
+            "story_id": "st_e1",
+            "entry": {
+                "id": "e1",
+                "title": "Title",
+                "link": "https://e.org/1",
+                "summary": "Summary",
+                "published": "2025-01-28T09:58:00Z",
+                "feed": {"name": "blog", "url": "https://e.org/f"},
+            },
+        },
+    }
 
 
 @pytest.mark.parametrize("tamper", ["body", "timestamp", "stale", "secret", "id"])

@@ -12,14 +12,11 @@ inside it.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from monitor.models import Entry, Topic
-
-APOSTROPHE_S = re.compile(r"['’]s\b")
-WORD = re.compile(r"[^\W_]+")
+from workers.text import words
 
 
 def stem(word: str) -> str:
@@ -34,7 +31,7 @@ def stem(word: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    return [stem(w) for w in WORD.findall(APOSTROPHE_S.sub("", text.lower()))]
+    return [stem(w) for w in words(text)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +72,9 @@ class Classifier:
         if len(words) > 1:  # "front line" also matches "frontline"
             variants.add(("".join(words),))
         for variant in variants:
-            self.rules_by_first_word[variant[0]].append(_Rule(variant, topic, phrase, weight, ignore))
+            self.rules_by_first_word[variant[0]].append(
+                _Rule(variant, topic, phrase, weight, ignore)
+            )
 
     def explain(self, text: str) -> list[TopicScore]:
         """Every topic's score for `text`, with the terms that fired and the phrases ignored."""
@@ -98,8 +97,10 @@ class Classifier:
                 continue
             # Words covered by an ignored phrase, or by a longer term of the same topic
             # ("talk" inside "peace talks"), do not count again.
-            covered = any(s <= start and end <= e and (ignore or e - s > end - start)
-                          for s, e, ignore in spans[rule.topic])
+            covered = any(
+                s <= start and end <= e and (ignore or e - s > end - start)
+                for s, e, ignore in spans[rule.topic]
+            )
             if not covered and rule.term not in score.matched:
                 score.matched[rule.term] = rule.weight
                 score.score += rule.weight

@@ -17,18 +17,26 @@ class DeadLetters:
         self.connection = connection
 
     def add(self, alert: Alert, attempts: int, reason: str) -> None:
-        record = {"alert_id": alert.id, "subscription_id": alert.subscription_id,
-                  "entry_id": alert.entry.id, "title": alert.entry.title,
-                  "attempts": attempts, "reason": reason, "died_at": time.time(),
-                  # The exact body, so a replay sends the same message under the same id.
-                  "body": alert_body(alert).decode()}
+        record = {
+            "alert_id": alert.id,
+            "subscription_id": alert.subscription_id,
+            "entry_id": alert.entry.id,
+            "title": alert.entry.title,
+            "attempts": attempts,
+            "reason": reason,
+            "died_at": time.time(),
+            # The exact body, so a replay sends the same message under the same id.
+            "body": alert_body(alert).decode(),
+        }
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.hset(keys.DEAD_LETTERS, alert.id, json.dumps(record))
             pipe.zadd(keys.DEAD_LETTERS_ORDER, {alert.id: record["died_at"]})
             pipe.execute()
         excess = self.connection.zcard(keys.DEAD_LETTERS_ORDER) - keys.DEAD_LETTERS_KEPT
         if excess > 0:
-            oldest = [member for member, _ in self.connection.zpopmin(keys.DEAD_LETTERS_ORDER, excess)]
+            oldest = [
+                member for member, _ in self.connection.zpopmin(keys.DEAD_LETTERS_ORDER, excess)
+            ]
             self.connection.hdel(keys.DEAD_LETTERS, *oldest)
 
     def list(self) -> list[dict]:

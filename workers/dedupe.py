@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import re
 import struct
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import redis
 
 from monitor import keys
 from monitor.models import Entry
+from workers.text import words
 
 SLOTS = 64
 BANDS = 16
@@ -33,10 +35,9 @@ MIN_TITLE_WORDS = 5  # shorter headlines ("Live updates", "Morning briefing") sa
 MAX_ROUNDS = 10
 TRACKING_PARAMS = re.compile(
     r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|yclid|_hsenc|_hsmi|"
-    r"cmpid|ocid|ncid|sr_share|at_\w+|ref|ref_src|smid|xtor)$", re.IGNORECASE)
-THOUSANDS = re.compile(r"(?<=\d)[,.](?=\d{3}\b)")
-POSSESSIVE = re.compile(r"['’]s\b")
-NON_WORD = re.compile(r"[\W_]+")
+    r"cmpid|ocid|ncid|sr_share|at_\w+|ref|ref_src|smid|xtor)$",
+    re.IGNORECASE,
+)
 SIGNATURE_FORMAT = f"<{SLOTS}I"
 
 CLAIM_SCRIPT = """
@@ -66,12 +67,14 @@ class Fingerprint:
     numbers: str  # the headline's numbers, sorted and joined
 
     def keys(self) -> list[str]:
-        bands = [keys.dedupe_band(b, _digest(struct.pack(f"<{ROWS}I", *self.band(b))))
-                 for b in range(BANDS)]
+        bands = [
+            keys.dedupe_band(b, _digest(struct.pack(f"<{ROWS}I", *self.band(b))))
+            for b in range(BANDS)
+        ]
         return [keys.dedupe_exact(kind, digest) for kind, digest in self.exact] + bands
 
     def band(self, b: int) -> tuple[int, ...]:
-        return self.signature[b * ROWS:(b + 1) * ROWS]
+        return self.signature[b * ROWS : (b + 1) * ROWS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +93,11 @@ def canonical_link(url: str) -> str:
     host = (parts.hostname or "").lower().removeprefix("www.")
     if parts.port and parts.port not in (80, 443):
         host = f"{host}:{parts.port}"
-    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                   if not TRACKING_PARAMS.match(k))
+    query = sorted(
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not TRACKING_PARAMS.match(k)
+    )
     path = parts.path.rstrip("/") or "/"
     link = f"{host}{path}"
     if query:
@@ -101,15 +107,9 @@ def canonical_link(url: str) -> str:
     return link
 
 
-def words(text: str) -> list[str]:
-    """Lower-case words with "2,000" = "2000", possessives dropped, hyphens and punctuation as spaces."""
-    text = POSSESSIVE.sub("", THOUSANDS.sub("", text.lower()))
-    return NON_WORD.sub(" ", text).split()
-
-
 def signature(tokens: list[str]) -> tuple[int, ...]:
     """MinHash by one-permutation hashing: one hash per shingle, the minimum kept per slot."""
-    shingles = {f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)} or set(tokens)
+    shingles = {f"{a} {b}" for a, b in itertools.pairwise(tokens)} or set(tokens)
     empty = 1 << 64
     slots = [empty] * SLOTS
     for shingle in shingles:
@@ -177,21 +177,32 @@ class Deduper:
             with self.connection.pipeline(transaction=False) as pipe:
                 for i, (entry, duplicate, owners) in zip(pending, decisions, strict=True):
                     expected = ["*"] * len(owners) if duplicate else owners
-                    self.claim(keys=[*prints[i].keys(), keys.dedupe_doc(entry.id)],
-                               args=[entry.id, self.window_seconds, entry.story_id,
-                                     struct.pack(SIGNATURE_FORMAT, *prints[i].signature),
-                                     prints[i].numbers, *expected], client=pipe)
+                    self.claim(
+                        keys=[*prints[i].keys(), keys.dedupe_doc(entry.id)],
+                        args=[
+                            entry.id,
+                            self.window_seconds,
+                            entry.story_id,
+                            struct.pack(SIGNATURE_FORMAT, *prints[i].signature),
+                            prints[i].numbers,
+                            *expected,
+                        ],
+                        client=pipe,
+                    )
                 claimed = pipe.execute()
             for i, (entry, duplicate, _), ok in zip(pending, decisions, claimed, strict=True):
                 if ok:
                     results[i] = (entry, duplicate)
             pending = [i for i, ok in zip(pending, claimed, strict=True) if not ok]
         if pending:
-            raise RuntimeError(f"dedupe: {len(pending)} entries still contended after {MAX_ROUNDS} rounds")
+            raise RuntimeError(
+                f"dedupe: {len(pending)} entries still contended after {MAX_ROUNDS} rounds"
+            )
         return results  # type: ignore[return-value]
 
-    def _decide(self, entries: list[Entry], prints: list[Fingerprint]
-                ) -> list[tuple[Entry, Duplicate | None, list[str]]]:
+    def _decide(
+        self, entries: list[Entry], prints: list[Fingerprint]
+    ) -> list[tuple[Entry, Duplicate | None, list[str]]]:
         """Read the keys of each entry and judge it; returns the owners read, for the claim."""
         with self.connection.pipeline(transaction=False) as pipe:
             for entry, fp in zip(entries, prints, strict=True):
@@ -200,8 +211,14 @@ class Deduper:
             replies = pipe.execute()
         owners_of = [[(v or b"").decode() for v in r] for r in replies[0::2]]
         own_story = [(s or b"").decode() for s in replies[1::2]]
-        candidates = sorted({o for entry, owners in zip(entries, owners_of, strict=True)
-                             for o in owners if o and o != entry.id})
+        candidates = sorted(
+            {
+                o
+                for entry, owners in zip(entries, owners_of, strict=True)
+                for o in owners
+                if o and o != entry.id
+            }
+        )
         with self.connection.pipeline(transaction=False) as pipe:
             for candidate in candidates:
                 pipe.hmget(keys.dedupe_doc(candidate), "story", "sig", "nums")
@@ -212,17 +229,19 @@ class Deduper:
             duplicate = self._match(entry, fp, owners, docs)
             if duplicate:
                 story = (docs[duplicate.of][0] or b"").decode() or f"st_{duplicate.of}"
-            decisions.append((dataclasses.replace(entry, story_id=story or f"st_{entry.id}"),
-                              duplicate, owners))
+            decisions.append(
+                (dataclasses.replace(entry, story_id=story or f"st_{entry.id}"), duplicate, owners)
+            )
         return decisions
 
-    def _match(self, entry: Entry, fp: Fingerprint, owners: list[str],
-               docs: dict[str, list]) -> Duplicate | None:
+    def _match(
+        self, entry: Entry, fp: Fingerprint, owners: list[str], docs: dict[str, list]
+    ) -> Duplicate | None:
         for (kind, _), owner in zip(fp.exact, owners, strict=False):
             if owner and owner != entry.id:
                 return Duplicate(owner, kind, 1.0)
         best: Duplicate | None = None
-        for owner in set(owners[len(fp.exact):]) - {"", entry.id}:
+        for owner in set(owners[len(fp.exact) :]) - {"", entry.id}:
             _, sig, numbers = docs[owner]
             if sig is None or (numbers or b"").decode() != fp.numbers:
                 continue

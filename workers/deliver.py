@@ -60,7 +60,7 @@ class Outcome:
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds or an HTTP date, clamped to [0, 24 h]; None if absent or unreadable."""
+    """Retry-After (seconds or an HTTP date) clamped to [0, 24 h]; None if absent or unreadable."""
     if not value:
         return None
     value = value.strip()
@@ -97,8 +97,13 @@ class Deliverer:
             return Outcome("delivered", http_status=code, duration_ms=duration_ms)
         reason = f"HTTP {code}"
         if code in RETRYABLE_STATUS or code >= 500:
-            return Outcome("retry", reason, code,
-                           retry_after_seconds(response.headers.get("retry-after"), now), duration_ms)
+            return Outcome(
+                "retry",
+                reason,
+                code,
+                retry_after_seconds(response.headers.get("retry-after"), now),
+                duration_ms,
+            )
         return Outcome("failed", reason, code, duration_ms=duration_ms)
 
     def close(self) -> None:

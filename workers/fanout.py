@@ -12,6 +12,7 @@ def alerts_for(entry: Entry, subscriptions: tuple[Subscription, ...], now: datet
     for subscription in subscriptions:
         topics = subscription.matching_topics(entry.topics)
         if topics is not None:
-            alerts.append(Alert(Alert.make_id(entry.id, subscription.id), subscription.id,
-                                topics, entry, now))
+            alerts.append(
+                Alert(Alert.make_id(entry.id, subscription.id), subscription.id, topics, entry, now)
+            )
     return alerts

@@ -41,8 +41,13 @@ def process_entries(entries: list[Entry]) -> dict[str, int]:
         bound = log.bind(entry_id=entry.id, feed=entry.feed_name, story_id=entry.story_id)
         if duplicate:
             duplicates += 1
-            bound.info("entry.duplicate", duplicate_of=duplicate.of, reason=duplicate.reason,
-                       similarity=round(duplicate.similarity, 3), title=entry.title[:120])
+            bound.info(
+                "entry.duplicate",
+                duplicate_of=duplicate.of,
+                reason=duplicate.reason,
+                similarity=round(duplicate.similarity, 3),
+                title=entry.title[:120],
+            )
             continue
         entry = rt.classifier.classify(entry)
         bound.info("entry.classified", topics=list(entry.topics), title=entry.title[:120])
@@ -51,13 +56,19 @@ def process_entries(entries: list[Entry]) -> dict[str, int]:
     queued = schedule_deliveries(alerts, attempt=1, delay_seconds=0)
     for subscription_alerts in alerts.values():
         for alert in subscription_alerts:
-            log.info("alert.enqueued", alert_id=alert.id, subscription=alert.subscription_id,
-                     entry_id=alert.entry.id, story_id=alert.entry.story_id, topics=list(alert.topics))
+            log.info(
+                "alert.enqueued",
+                alert_id=alert.id,
+                subscription=alert.subscription_id,
+                entry_id=alert.entry.id,
+                story_id=alert.entry.story_id,
+                topics=list(alert.topics),
+            )
     return {"entries": len(entries), "duplicates": duplicates, "alerts": queued}
 
 
 def schedule_deliveries(alerts: dict[str, list[Alert]], attempt: int, delay_seconds: float) -> int:
-    """Queue delivery jobs (per subscription, in chunks) now or after `delay_seconds`, atomically."""
+    """Queue delivery jobs, per subscription and in chunks, now or after `delay_seconds`."""
     rt = runtime.current()
     queue = Queue(keys.DELIVERIES_QUEUE, connection=rt.connection)
     per_message_seconds = rt.config.settings.delivery_timeout_seconds + 1
@@ -67,13 +78,15 @@ def schedule_deliveries(alerts: dict[str, list[Alert]], attempt: int, delay_seco
         pipe.multi()
         for subscription_id, subscription_alerts in alerts.items():
             for start in range(0, len(subscription_alerts), DELIVERY_CHUNK):
-                chunk = subscription_alerts[start:start + DELIVERY_CHUNK]
+                chunk = subscription_alerts[start : start + DELIVERY_CHUNK]
                 job = queue.create_job(
-                    DELIVER_JOB, args=(subscription_id, chunk, attempt),
+                    DELIVER_JOB,
+                    args=(subscription_id, chunk, attempt),
                     # Longer than the worst case, so RQ never runs one delivery twice at once.
                     timeout=int(len(chunk) * per_message_seconds) + 60,
-                    retry=JOB_RETRY, result_ttl=0,
-                    description=f"deliver {len(chunk)} alerts to {subscription_id} (attempt {attempt})",
+                    retry=JOB_RETRY,
+                    result_ttl=0,
+                    description=f"deliver {len(chunk)} to {subscription_id}, attempt {attempt}",
                 )
                 if delay_seconds > 0:
                     queue.schedule_job(job, when, pipeline=pipe)
@@ -92,8 +105,12 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
     retry_after = 0.0
     delivered = 0
     for alert in alerts:
-        bound = log.bind(alert_id=alert.id, subscription=subscription_id, entry_id=alert.entry.id,
-                         attempt=attempt)
+        bound = log.bind(
+            alert_id=alert.id,
+            subscription=subscription_id,
+            entry_id=alert.entry.id,
+            attempt=attempt,
+        )
         if subscription is None:
             bound.error("alert.dead", reason="subscription no longer in subscriptions.toml")
             rt.dead_letters.add(alert, attempt - 1, "subscription removed")
@@ -101,18 +118,28 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
         outcome = rt.deliverer.send(subscription, alert)
         if outcome.status == "delivered":
             delivered += 1
-            bound.info("alert.delivered", http_status=outcome.http_status,
-                       duration_ms=outcome.duration_ms)
+            bound.info(
+                "alert.delivered", http_status=outcome.http_status, duration_ms=outcome.duration_ms
+            )
         elif outcome.status == "retry" and attempt < len(schedule):
             retry.append(alert)
             retry_after = max(retry_after, outcome.retry_after or 0.0)
-            bound.warning("alert.retry", reason=outcome.reason, http_status=outcome.http_status,
-                          next_attempt=attempt + 1)
+            bound.warning(
+                "alert.retry",
+                reason=outcome.reason,
+                http_status=outcome.http_status,
+                next_attempt=attempt + 1,
+            )
         else:
             bound.error("alert.dead", reason=outcome.reason, http_status=outcome.http_status)
             rt.dead_letters.add(alert, attempt, outcome.reason)
     if retry:
         # schedule[attempt] is the wait before attempt number attempt + 1.
-        schedule_deliveries({subscription_id: retry}, attempt + 1,
-                            max(schedule[attempt], retry_after))
-    return {"delivered": delivered, "retrying": len(retry), "dead": len(alerts) - delivered - len(retry)}
+        schedule_deliveries(
+            {subscription_id: retry}, attempt + 1, max(schedule[attempt], retry_after)
+        )
+    return {
+        "delivered": delivered,
+        "retrying": len(retry),
+        "dead": len(alerts) - delivered - len(retry),
+    }

@@ -16,7 +16,7 @@ from monitor.models import Entry
 TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.IGNORECASE | re.DOTALL)
 BLOCK_TAG = re.compile(r"</?(p|div|br|li|h[1-6]|blockquote|tr)\b[^>]*>", re.IGNORECASE)
 WHITESPACE = re.compile(r"\s+")
-SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[\"'“‘(]?[A-Z0-9])")
+SENTENCE_END = re.compile("(?<=[.!?:])\\s+(?=[\"'\u201c\u2018(]?[A-Z0-9])")
 
 # A sentence starting with one of these is clutter, not news. Matched case-insensitively.
 BOILERPLATE = re.compile(

@@ -33,8 +33,11 @@ class Runtime:
         return cls(
             config=config,
             connection=connection,
-            deduper=Deduper(connection, int(settings.dedupe_window_hours * 3600),
-                            settings.near_duplicate_similarity),
+            deduper=Deduper(
+                connection,
+                int(settings.dedupe_window_hours * 3600),
+                settings.near_duplicate_similarity,
+            ),
             classifier=Classifier(config.topics),
             deliverer=Deliverer(settings.delivery_timeout_seconds),
             dead_letters=DeadLetters(connection),

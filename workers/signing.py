@@ -25,8 +25,9 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def signed_headers(secrets: tuple[str, ...], message_id: str, timestamp: int,
-                   body: bytes) -> dict[str, str]:
+def signed_headers(
+    secrets: tuple[str, ...], message_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
