@@ -180,6 +180,10 @@ def _http_url(value: str) -> str | None:
     return None
 
 
+def _strings(value: list[Any]) -> str | None:
+    return None if all(isinstance(v, str) for v in value) else "must be a list of strings"
+
+
 def _name(value: str) -> str | None:
     if NAME_PATTERN.match(value):
         return None
@@ -188,101 +192,48 @@ def _name(value: str) -> str | None:
     )
 
 
-def _settings(reader: _Reader) -> Settings:
-    data = reader.data
-    reader.unknown_keys(data, {"poller", "dedupe", "delivery", "storage"}, "")
-    sections = {}
-    for name in ("poller", "dedupe", "delivery", "storage"):
-        section = reader.get(data, name, "", dict, default={})
-        sections[name] = section
-    poller, dedupe, delivery, storage = (
-        sections[n] for n in ("poller", "dedupe", "delivery", "storage")
-    )
-    reader.unknown_keys(
-        poller,
-        {"interval_seconds", "timeout_seconds", "max_body_bytes", "concurrency", "seen_per_feed"},
-        "poller.",
-    )
-    reader.unknown_keys(dedupe, {"window_hours", "similarity"}, "dedupe.")
-    reader.unknown_keys(delivery, {"timeout_seconds", "retry_schedule_seconds"}, "delivery.")
-    reader.unknown_keys(storage, {"data_dir"}, "storage.")
-    defaults = Settings()
-
-    def schedule_check(value: list[Any]) -> str | None:
-        if not value or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
-        ):
-            return "must be a non-empty list of whole seconds >= 0, e.g. [0, 5, 300]"
+def _schedule(value: list[Any]) -> str | None:
+    if value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
         return None
+    return "must be a non-empty list of whole seconds >= 0, e.g. [0, 5, 300]"
 
-    data_dir = reader.get(storage, "data_dir", "storage.", str, default=None)
-    return Settings(
-        poll_interval_seconds=reader.get(
-            poller, "interval_seconds", "poller.", int, defaults.poll_interval_seconds, _positive
-        ),
-        fetch_timeout_seconds=float(
-            reader.get(
-                poller,
-                "timeout_seconds",
-                "poller.",
-                (int, float),
-                defaults.fetch_timeout_seconds,
-                _positive,
-            )
-        ),
-        max_feed_bytes=reader.get(
-            poller, "max_body_bytes", "poller.", int, defaults.max_feed_bytes, _positive
-        ),
-        fetch_concurrency=reader.get(
-            poller, "concurrency", "poller.", int, defaults.fetch_concurrency, _positive
-        ),
-        seen_per_feed=reader.get(
-            poller, "seen_per_feed", "poller.", int, defaults.seen_per_feed, _positive
-        ),
-        dedupe_window_hours=float(
-            reader.get(
-                dedupe,
-                "window_hours",
-                "dedupe.",
-                (int, float),
-                defaults.dedupe_window_hours,
-                _positive,
-            )
-        ),
-        near_duplicate_similarity=float(
-            reader.get(
-                dedupe,
-                "similarity",
-                "dedupe.",
-                (int, float),
-                defaults.near_duplicate_similarity,
-                _fraction,
-            )
-        ),
-        delivery_timeout_seconds=float(
-            reader.get(
-                delivery,
-                "timeout_seconds",
-                "delivery.",
-                (int, float),
-                defaults.delivery_timeout_seconds,
-                _positive,
-            )
-        ),
-        retry_schedule_seconds=tuple(
-            reader.get(
-                delivery,
-                "retry_schedule_seconds",
-                "delivery.",
-                list,
-                list(defaults.retry_schedule_seconds),
-                schedule_check,
-            )
-        ),
-        data_dir=(reader.path.parent / Path(data_dir).expanduser())
-        if data_dir
-        else defaults.data_dir,
-    )
+
+NUMBER = (int, float)
+# newsmon.toml: (section, key, Settings field, accepted types, check)
+SETTINGS_KEYS = (
+    ("poller", "interval_seconds", "poll_interval_seconds", int, _positive),
+    ("poller", "timeout_seconds", "fetch_timeout_seconds", NUMBER, _positive),
+    ("poller", "max_body_bytes", "max_feed_bytes", int, _positive),
+    ("poller", "concurrency", "fetch_concurrency", int, _positive),
+    ("poller", "seen_per_feed", "seen_per_feed", int, _positive),
+    ("dedupe", "window_hours", "dedupe_window_hours", NUMBER, _positive),
+    ("dedupe", "similarity", "near_duplicate_similarity", NUMBER, _fraction),
+    ("delivery", "timeout_seconds", "delivery_timeout_seconds", NUMBER, _positive),
+    ("delivery", "retry_schedule_seconds", "retry_schedule_seconds", list, _schedule),
+    ("storage", "data_dir", "data_dir", str, None),
+)
+
+
+def _settings(reader: _Reader) -> Settings:
+    section_names = sorted({section for section, *_ in SETTINGS_KEYS})
+    reader.unknown_keys(reader.data, set(section_names), "")
+    sections = {name: reader.get(reader.data, name, "", dict, default={}) for name in section_names}
+    for name in section_names:
+        known = {key for section, key, *_ in SETTINGS_KEYS if section == name}
+        reader.unknown_keys(sections[name], known, f"{name}.")
+    values: dict[str, Any] = {}
+    for section, key, field_name, kind, check in SETTINGS_KEYS:
+        value = reader.get(sections[section], key, f"{section}.", kind, check=check)
+        if value is None:
+            continue
+        if kind is NUMBER:
+            value = float(value)
+        elif field_name == "retry_schedule_seconds":
+            value = tuple(value)
+        elif field_name == "data_dir":  # relative to the config folder
+            value = reader.path.parent / Path(value).expanduser()
+        values[field_name] = value
+    return Settings(**values)
 
 
 def _feeds(reader: _Reader, settings: Settings) -> tuple[Feed, ...]:
@@ -295,14 +246,7 @@ def _feeds(reader: _Reader, settings: Settings) -> tuple[Feed, ...]:
         interval = reader.get(
             table, "interval_seconds", where, int, settings.poll_interval_seconds, _positive
         )
-        tags = reader.get(
-            table,
-            "tags",
-            where,
-            list,
-            [],
-            lambda v: None if all(isinstance(t, str) for t in v) else "must be a list of strings",
-        )
+        tags = reader.get(table, "tags", where, list, [], _strings)
         if name in seen_names:
             reader.problem(
                 f"{where}name", f"{name!r} is used by another feed; feed names must be unique"
@@ -340,14 +284,7 @@ def _topics(reader: _Reader) -> tuple[Topic, ...]:
                 reader.problem(f"{where}terms", "a term is empty; remove it")
             else:
                 clean_terms[term] = float(weight)
-        ignore = reader.get(
-            spec,
-            "ignore",
-            where,
-            list,
-            [],
-            lambda v: None if all(isinstance(p, str) for p in v) else "must be a list of phrases",
-        )
+        ignore = reader.get(spec, "ignore", where, list, [], _strings)
         reader.get(spec, "description", where, str)
         if clean_terms:
             topics.append(Topic(name, float(threshold), clean_terms, tuple(ignore)))

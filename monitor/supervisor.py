@@ -48,7 +48,11 @@ def run(config: Config, config_path: Path, workers: int) -> int:
     url = os.environ.get("REDIS_URL")
     if not url:
         embedded = EmbeddedRedis(config.settings.data_dir / "redis")
-        url = embedded.start()
+        try:
+            url = embedded.start()
+        except RuntimeError as exc:
+            log.error("redis.failed", reason=str(exc), data_dir=str(embedded.data_dir))
+            return 1
         log.info("redis.started", url=url, data_dir=str(embedded.data_dir))
     env = {**os.environ, "REDIS_URL": url}
     base = [sys.executable, "-m", "monitor"]

@@ -66,6 +66,20 @@ def test_run_delivers_and_stops_cleanly_on_sigterm(
     assert (tmp_path / "data" / "redis").is_dir()
 
 
+def test_second_run_on_the_same_data_is_refused_clearly(
+    tmp_path, http_server, start_process, monkeypatch
+):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    directory = run_config(tmp_path, http_server)
+    first = start_process("run", "--config", str(directory), "--workers", "1")
+    first.wait_for(lambda: "redis.started" in [e["event"] for e in first.events()])
+    second = start_process("run", "--config", str(directory), "--workers", "1")
+    assert second.finish() == 1
+    (failure,) = [e for e in second.events() if e["event"] == "redis.failed"]
+    assert "another newsmon is running" in failure["reason"]
+    assert first.stop() == 0
+
+
 def test_work_queued_before_a_restart_is_done_after_it(
     tmp_path, http_server, start_process, monkeypatch
 ):
