@@ -99,5 +99,5 @@ def test_work_queued_before_a_restart_is_done_after_it(
     run.wait_for(
         lambda: sum(r.path == "/hook" for r in http_server.requests) == len(ROUND_ONE_LIVEBLOG)
     )
+    run.wait_for(lambda: "feed.failed" in [e["event"] for e in run.events()])
     assert run.stop() == 0
-    assert "feed.failed" in [e["event"] for e in run.events()]
