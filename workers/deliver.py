@@ -105,6 +105,3 @@ class Deliverer:
                 duration_ms,
             )
         return Outcome("failed", reason, code, duration_ms=duration_ms)
-
-    def close(self) -> None:
-        self.client.close()
