@@ -36,6 +36,9 @@ class Settings:
     near_duplicate_similarity: float = 0.6
     delivery_timeout_seconds: float = 15.0
     retry_schedule_seconds: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
+    max_in_flight_per_endpoint: int = 4
+    disable_after_hours: float = 120.0
+    dead_letter_days: float = 14.0
     data_dir: Path = field(default_factory=lambda: default_data_dir())
 
 
@@ -210,6 +213,9 @@ SETTINGS_KEYS = (
     ("dedupe", "similarity", "near_duplicate_similarity", NUMBER, _fraction),
     ("delivery", "timeout_seconds", "delivery_timeout_seconds", NUMBER, _positive),
     ("delivery", "retry_schedule_seconds", "retry_schedule_seconds", list, _schedule),
+    ("delivery", "max_in_flight", "max_in_flight_per_endpoint", int, _positive),
+    ("delivery", "disable_after_hours", "disable_after_hours", NUMBER, _positive),
+    ("delivery", "dead_letter_days", "dead_letter_days", NUMBER, _positive),
     ("storage", "data_dir", "data_dir", str, None),
 )
 
@@ -332,25 +338,33 @@ def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription
 
 
 def _secrets(reader: _Reader, table: dict[str, Any], where: str) -> tuple[str, ...]:
+    """One secret, or several (a list, or space-separated in the variable) for key rotation."""
     if ("secret" in table) == ("secret_env" in table):
         reader.problem(f"{where}secret", "set exactly one of 'secret' or 'secret_env'")
         return ()
     if "secret" in table:
-        secret = reader.get(table, "secret", where, str, check=_secret_check)
-        return (secret,) if secret else ()
-    env_name = reader.get(table, "secret_env", where, str)
-    if env_name is None:
+        value = reader.get(table, "secret", where, (str, list))
+        values, key = ([value] if isinstance(value, str) else value or []), f"{where}secret"
+    else:
+        env_name = reader.get(table, "secret_env", where, str)
+        if env_name is None:
+            return ()
+        if env_name not in os.environ:
+            reader.problem(
+                f"{where}secret_env", f"environment variable {env_name} is not set; export it"
+            )
+            return ()
+        values, key = os.environ[env_name].split(), f"{where}secret_env ({env_name})"
+    if not values:
+        reader.problem(key, "no secret given; make one with `newsmon secret`")
         return ()
-    value = os.environ.get(env_name)
-    if value is None:
-        reader.problem(
-            f"{where}secret_env", f"environment variable {env_name} is not set; export it"
-        )
+    problems = [
+        m for v in values if (m := _secret_check(v) if isinstance(v, str) else "must be a string")
+    ]
+    if problems:
+        reader.problem(key, problems[0])
         return ()
-    if message := _secret_check(value):
-        reader.problem(f"{where}secret_env", f"the value of {env_name} {message}")
-        return ()
-    return (value,)
+    return tuple(values)
 
 
 def load_topics(directory: Path) -> tuple[Topic, ...]:

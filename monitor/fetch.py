@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 
 from monitor import __version__
+from monitor.netguard import blocked_reason, http_client
 
 USER_AGENT = f"newsmon/{__version__} (feed monitor)"
 MAX_REDIRECTS = 5
@@ -36,7 +37,7 @@ class Fetcher:
     def __init__(self, timeout_seconds: float, max_bytes: int):
         self.timeout_seconds = timeout_seconds
         self.max_bytes = max_bytes
-        self.client = httpx.Client(
+        self.client = http_client(
             timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
@@ -91,7 +92,7 @@ class Fetcher:
         except httpx.TimeoutException as exc:
             raise FetchError(f"timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
-            raise FetchError(f"{type(exc).__name__}: {exc}") from None
+            raise FetchError(blocked_reason(exc) or f"{type(exc).__name__}: {exc}") from None
 
     def close(self) -> None:
         self.client.close()

@@ -1,7 +1,8 @@
 """Every Redis key newsmon uses, built in one place. All live under the `newsmon:` prefix.
 
 Bounds: per-feed state is one hash, one lease and a seen-set trimmed to `seen_per_feed`;
-dedupe keys expire with the dedupe window; dead letters are trimmed to DEAD_LETTERS_KEPT.
+dedupe keys expire with the dedupe window; one endpoint hash per subscription; dead letters
+are trimmed to `dead_letter_days` and to DEAD_LETTERS_KEPT.
 RQ's own keys (`rq:*`) hold the queues named below.
 """
 
@@ -41,5 +42,11 @@ def dedupe_doc(entry_id: str) -> str:
     return f"{PREFIX}dd:doc:{entry_id}"
 
 
-DEAD_LETTERS = f"{PREFIX}dead"  # hash: alert id -> dead letter JSON
+def endpoint(subscription_id: str) -> str:
+    """Hash: failing_since, blocked_until, and disabled_url/_reason/_at when disabled."""
+    return f"{PREFIX}endpoint:{subscription_id}"
+
+
+DEAD_LETTERS = f"{PREFIX}dead"  # hash: alert id -> dead letter JSON (what, why, when)
+DEAD_LETTER_ALERTS = f"{PREFIX}dead:alerts"  # hash: alert id -> the pickled Alert, for replay
 DEAD_LETTERS_ORDER = f"{PREFIX}dead:order"  # sorted set: alert id by time of death

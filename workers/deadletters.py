@@ -1,22 +1,25 @@
-"""Dead letters: alerts whose last attempt failed, kept (bounded) so none is silently lost."""
+"""Dead letters: alerts that could not be delivered, kept (bounded in time and count) so that
+none is silently lost and an operator can list and replay them."""
 
 from __future__ import annotations
 
 import json
+import pickle
 import time
 
 import redis
 
 from monitor import keys
 from monitor.models import Alert
-from workers.deliver import alert_body
 
 
 class DeadLetters:
-    def __init__(self, connection: redis.Redis):
+    def __init__(self, connection: redis.Redis, keep_seconds: float):
         self.connection = connection
+        self.keep_seconds = keep_seconds
 
     def add(self, alert: Alert, attempts: int, reason: str) -> None:
+        now = time.time()
         record = {
             "alert_id": alert.id,
             "subscription_id": alert.subscription_id,
@@ -24,22 +27,53 @@ class DeadLetters:
             "title": alert.entry.title,
             "attempts": attempts,
             "reason": reason,
-            "died_at": time.time(),
-            # The exact body, so a replay sends the same message under the same id.
-            "body": alert_body(alert).decode(),
+            "died_at": now,
         }
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.hset(keys.DEAD_LETTERS, alert.id, json.dumps(record))
-            pipe.zadd(keys.DEAD_LETTERS_ORDER, {alert.id: record["died_at"]})
+            pipe.hset(keys.DEAD_LETTER_ALERTS, alert.id, pickle.dumps(alert))
+            pipe.zadd(keys.DEAD_LETTERS_ORDER, {alert.id: now})
             pipe.execute()
-        excess = self.connection.zcard(keys.DEAD_LETTERS_ORDER) - keys.DEAD_LETTERS_KEPT
-        if excess > 0:
-            oldest = [
-                member for member, _ in self.connection.zpopmin(keys.DEAD_LETTERS_ORDER, excess)
-            ]
-            self.connection.hdel(keys.DEAD_LETTERS, *oldest)
+        self._trim(now)
 
-    def list(self) -> list[dict]:
-        ids = self.connection.zrange(keys.DEAD_LETTERS_ORDER, 0, -1)
-        records = self.connection.hmget(keys.DEAD_LETTERS, ids) if ids else []
-        return [json.loads(r) for r in records if r]
+    def _trim(self, now: float) -> None:
+        expired = self.connection.zrangebyscore(
+            keys.DEAD_LETTERS_ORDER, "-inf", now - self.keep_seconds
+        )
+        excess = (
+            self.connection.zcard(keys.DEAD_LETTERS_ORDER) - len(expired) - keys.DEAD_LETTERS_KEPT
+        )
+        if excess > 0:
+            expired += self.connection.zrange(
+                keys.DEAD_LETTERS_ORDER, len(expired), len(expired) + excess - 1
+            )
+        if expired:
+            self._remove(expired)
+
+    def _remove(self, ids: list) -> None:
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.DEAD_LETTERS, *ids)
+            pipe.hdel(keys.DEAD_LETTER_ALERTS, *ids)
+            pipe.zrem(keys.DEAD_LETTERS_ORDER, *ids)
+            pipe.execute()
+
+    def list(self, subscription_id: str | None = None, since: float | None = None) -> list[dict]:
+        """Dead letters, oldest first, optionally of one subscription and died since a time."""
+        self._trim(time.time())
+        ids = self.connection.zrangebyscore(keys.DEAD_LETTERS_ORDER, since or "-inf", "+inf")
+        records = (
+            [json.loads(r) for r in self.connection.hmget(keys.DEAD_LETTERS, ids) if r]
+            if ids
+            else []
+        )
+        return [r for r in records if subscription_id in (None, r["subscription_id"])]
+
+    def take(self, alert_ids: list[str]) -> list[Alert]:
+        """Remove these dead letters and return their alerts, to be sent again."""
+        if not alert_ids:
+            return []
+        alerts = [
+            pickle.loads(a) for a in self.connection.hmget(keys.DEAD_LETTER_ALERTS, alert_ids) if a
+        ]
+        self._remove(alert_ids)
+        return alerts

@@ -3,13 +3,14 @@
 The body is built from the Alert alone, so every attempt sends the same bytes under the same
 `webhook-id`; only `webhook-timestamp` and the signature are new on each try. 2xx is
 success; network errors, timeouts, 408, 429 and 5xx are worth retrying (honouring
-Retry-After); any other answer fails at once.
+Retry-After); any other answer, and a target the SSRF guard refuses, fails at once.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -17,6 +18,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from monitor.models import Alert, Subscription
+from monitor.netguard import blocked_reason, http_client
 from workers.signing import signed_headers
 
 RETRYABLE_STATUS = {408, 429}
@@ -77,8 +79,36 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 class Deliverer:
     """A pooled HTTP client for webhook endpoints; keeps connections alive between messages."""
 
-    def __init__(self, timeout_seconds: float):
-        self.client = httpx.Client(timeout=timeout_seconds, follow_redirects=False)
+    def __init__(self, timeout_seconds: float, max_in_flight: int):
+        self.client = http_client(timeout=timeout_seconds, follow_redirects=False)
+        self.pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="deliver")
+
+    def send_all(
+        self,
+        subscription: Subscription,
+        alerts: list[Alert],
+        max_in_flight: int,
+        stop_after_failures: int,
+    ) -> list[Outcome | None]:
+        """Send with at most `max_in_flight` requests open; once `stop_after_failures` attempts
+        in a row failed and could be retried, start no more (their outcome is None): the
+        endpoint is down, and the rest waits in its schedule instead of holding this worker."""
+        outcomes: list[Outcome | None] = [None] * len(alerts)
+        waiting = iter(enumerate(alerts))
+        in_flight: dict[Future[Outcome], int] = {}
+        failures_in_a_row = 0
+        while True:
+            while failures_in_a_row < stop_after_failures and len(in_flight) < max_in_flight:
+                index, alert = next(waiting, (-1, None))
+                if alert is None:
+                    break
+                in_flight[self.pool.submit(self.send, subscription, alert)] = index
+            if not in_flight:
+                return outcomes
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                outcome = outcomes[in_flight.pop(future)] = future.result()
+                failures_in_a_row = failures_in_a_row + 1 if outcome.status == "retry" else 0
 
     def send(self, subscription: Subscription, alert: Alert) -> Outcome:
         body = alert_body(alert)
@@ -90,6 +120,8 @@ class Deliverer:
         except httpx.TimeoutException as exc:
             return Outcome("retry", f"timed out ({type(exc).__name__})")
         except httpx.HTTPError as exc:
+            if refused := blocked_reason(exc):
+                return Outcome("failed", refused)
             return Outcome("retry", f"{type(exc).__name__}: {exc}")
         duration_ms = round((time.monotonic() - started) * 1000, 1)
         code = response.status_code

@@ -12,6 +12,7 @@ an entry that already claimed its keys, and alert ids are derived from entry and
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,7 @@ from rq import Queue
 
 from monitor import keys
 from monitor.enqueue import JOB_RETRY
-from monitor.models import Alert, Entry
+from monitor.models import Alert, Entry, Subscription
 from workers import runtime
 from workers.fanout import alerts_for
 from workers.normalise import normalise
@@ -98,25 +99,44 @@ def schedule_deliveries(alerts: dict[str, list[Alert]], attempt: int, delay_seco
 
 
 def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> dict[str, int]:
+    """Send one subscription's alerts; each message is retried, deferred or dead-lettered alone."""
     rt = runtime.current()
-    schedule = rt.config.settings.retry_schedule_seconds
-    subscription = next((s for s in rt.config.subscriptions if s.id == subscription_id), None)
+    settings = rt.config.settings
+    schedule = settings.retry_schedule_seconds
+    subscription = rt.subscription(subscription_id)
+    if subscription is None:
+        return _dead_letter(alerts, attempt - 1, "subscription no longer in subscriptions.toml")
+    if reason := rt.endpoints.disabled_reason(subscription):
+        return _dead_letter(alerts, attempt - 1, f"subscription disabled: {reason}")
+    if (wait := rt.endpoints.blocked_for(subscription_id)) > 0:
+        # The endpoint is failing: this batch waits its turn, and spends no attempt doing so.
+        schedule_deliveries({subscription_id: alerts}, attempt, wait)
+        log.info(
+            "delivery.deferred",
+            subscription=subscription_id,
+            alerts=len(alerts),
+            seconds=round(wait, 1),
+        )
+        return {"deferred": len(alerts)}
+
+    # A failing endpoint is probed one message at a time; a healthy one gets max_in_flight.
+    limit = 1 if rt.endpoints.is_failing(subscription_id) else settings.max_in_flight_per_endpoint
+    outcomes = rt.deliverer.send_all(subscription, alerts, limit, stop_after_failures=limit)
     retry: list[Alert] = []
+    untried: list[Alert] = []
     retry_after = 0.0
+    gone = False
     delivered = 0
-    for alert in alerts:
+    for alert, outcome in zip(alerts, outcomes, strict=True):
         bound = log.bind(
             alert_id=alert.id,
             subscription=subscription_id,
             entry_id=alert.entry.id,
             attempt=attempt,
         )
-        if subscription is None:
-            bound.error("alert.dead", reason="subscription no longer in subscriptions.toml")
-            rt.dead_letters.add(alert, attempt - 1, "subscription removed")
-            continue
-        outcome = rt.deliverer.send(subscription, alert)
-        if outcome.status == "delivered":
+        if outcome is None:
+            untried.append(alert)
+        elif outcome.status == "delivered":
             delivered += 1
             bound.info(
                 "alert.delivered", http_status=outcome.http_status, duration_ms=outcome.duration_ms
@@ -131,15 +151,53 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
                 next_attempt=attempt + 1,
             )
         else:
-            bound.error("alert.dead", reason=outcome.reason, http_status=outcome.http_status)
+            event = "alert.dead" if outcome.status == "retry" else "alert.failed"
+            bound.error(event, reason=outcome.reason, http_status=outcome.http_status)
             rt.dead_letters.add(alert, attempt, outcome.reason)
-    if retry:
-        # schedule[attempt] is the wait before attempt number attempt + 1.
-        schedule_deliveries(
-            {subscription_id: retry}, attempt + 1, max(schedule[attempt], retry_after)
+            gone = gone or outcome.http_status == 410
+    if delivered:
+        rt.endpoints.succeeded(subscription_id)
+    if gone:
+        return _disable(subscription, "the endpoint answered 410 Gone", retry + untried, attempt)
+    if retry or untried:
+        # Full jitter: a random wait up to the scheduled one, unless Retry-After asks for more.
+        delay = max(random.uniform(0, schedule[min(attempt, len(schedule) - 1)]), retry_after)
+        failing_for = rt.endpoints.failed(subscription_id, delay)
+        if failing_for > settings.disable_after_hours * 3600:
+            reason = f"failing for {failing_for / 3600:.1f} hours"
+            return _disable(subscription, reason, retry + untried, attempt)
+        if retry:
+            schedule_deliveries({subscription_id: retry}, attempt + 1, delay)
+        if untried:
+            schedule_deliveries({subscription_id: untried}, attempt, delay)
+    return {"delivered": delivered, "retrying": len(retry), "untried": len(untried)}
+
+
+def _disable(
+    subscription: Subscription, reason: str, pending: list[Alert], attempt: int
+) -> dict[str, int]:
+    runtime.current().endpoints.disable(subscription, reason)
+    log.error(
+        "subscription.disabled",
+        subscription=subscription.id,
+        url=subscription.url,
+        reason=reason,
+        dead_lettered=len(pending),
+    )
+    return _dead_letter(pending, attempt, f"subscription disabled: {reason}")
+
+
+def _dead_letter(alerts: list[Alert], attempts: int, reason: str) -> dict[str, int]:
+    """Keep undeliverable alerts for `newsmon deliveries replay`."""
+    dead_letters = runtime.current().dead_letters
+    for alert in alerts:
+        log.error(
+            "alert.dead",
+            alert_id=alert.id,
+            subscription=alert.subscription_id,
+            entry_id=alert.entry.id,
+            attempt=attempts,
+            reason=reason,
         )
-    return {
-        "delivered": delivered,
-        "retrying": len(retry),
-        "dead": len(alerts) - delivered - len(retry),
-    }
+        dead_letters.add(alert, attempts, reason)
+    return {"dead": len(alerts)}

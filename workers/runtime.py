@@ -12,10 +12,12 @@ import redis
 from rq import get_current_job
 
 from monitor.config import Config, config_dir, load_config
+from monitor.models import Subscription
 from workers.classify import Classifier
 from workers.deadletters import DeadLetters
 from workers.dedupe import Deduper
 from workers.deliver import Deliverer
+from workers.endpoints import Endpoints
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Runtime:
     classifier: Classifier
     deliverer: Deliverer
     dead_letters: DeadLetters
+    endpoints: Endpoints
 
     @classmethod
     def build(cls, config: Config, connection: redis.Redis) -> Runtime:
@@ -39,9 +42,15 @@ class Runtime:
                 settings.near_duplicate_similarity,
             ),
             classifier=Classifier(config.topics),
-            deliverer=Deliverer(settings.delivery_timeout_seconds),
-            dead_letters=DeadLetters(connection),
+            deliverer=Deliverer(
+                settings.delivery_timeout_seconds, settings.max_in_flight_per_endpoint
+            ),
+            dead_letters=DeadLetters(connection, settings.dead_letter_days * 86400),
+            endpoints=Endpoints(connection),
         )
+
+    def subscription(self, subscription_id: str) -> Subscription | None:
+        return next((s for s in self.config.subscriptions if s.id == subscription_id), None)
 
 
 _current: Runtime | None = None
