@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
-from pathlib import Path
+from collections.abc import Callable
 
 import structlog
 
-from monitor import __version__, log
+from monitor import __version__, admin, log
 from monitor.config import Config, ConfigError, config_dir, load_config, load_topics
-from monitor.redis_server import connect
+from monitor.redis_server import connect, redis_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,36 +21,69 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"newsmon {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+    def command(
+        name: str, help_text: str, handler: Handler, parent: argparse._SubParsersAction = commands
+    ) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, help=help_text, description=help_text)
         sub.add_argument(
             "--config",
             metavar="DIR",
             help="configuration folder (default: $NEWSMON_CONFIG, else ./config)",
         )
+        sub.set_defaults(handler=handler)
         return sub
 
-    run = command("run", "poller + workers (+ embedded Redis when REDIS_URL is unset)")
+    run = command("run", "poller + workers (+ embedded Redis when REDIS_URL is unset)", _run)
     run.add_argument(
         "--workers", type=int, default=2, metavar="N", help="worker processes (default 2)"
     )
-    command("poll", "the poller alone (needs REDIS_URL)")
-    worker = command("worker", "one RQ worker on newsmon's queues (needs REDIS_URL)")
+    command("poll", "the poller alone", _poll)
+    worker = command("worker", "one RQ worker on newsmon's queues", _worker)
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
-    command("check", "validate the whole configuration")
-    classify = command("classify", "JSON lines in (id, title, summary), JSON lines out with topics")
+    command("check", "validate the whole configuration", _check)
+    classify = command(
+        "classify", "JSON lines in (id, title, summary), JSON lines out with topics", _classify
+    )
     classify.add_argument("--explain", action="store_true", help="show which terms matched")
-    commands.add_parser("secret", help="print a new random webhook secret (whsec_...)")
+    secret = commands.add_parser("secret", help="print a new random webhook secret (whsec_...)")
+    secret.set_defaults(handler=_secret, config=None)
+
+    deliveries = commands.add_parser("deliveries", help="dead letters: list and replay")
+    deliveries_commands = deliveries.add_subparsers(dest="action", required=True)
+    dead = command(
+        "dead", "list alerts that could not be delivered", admin.list_dead, deliveries_commands
+    )
+    dead.add_argument("--subscription", metavar="ID", help="only this subscription's")
+    dead.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    replay = command(
+        "replay", "send dead letters again (same webhook-id)", admin.replay, deliveries_commands
+    )
+    replay.add_argument("alert_ids", nargs="*", metavar="ID", help="alert ids (msg_...)")
+    replay.add_argument("--subscription", metavar="ID", help="every dead letter of this one")
+    replay.add_argument(
+        "--since",
+        type=admin.parse_since,
+        metavar="T",
+        help="only those that died since T: an ISO time, or 30m, 2h, 7d ago",
+    )
+
+    subscriptions = commands.add_parser("subscriptions", help="subscription health")
+    subscriptions_commands = subscriptions.add_subparsers(dest="action", required=True)
+    command(
+        "list",
+        "each subscription: ok, failing since, or disabled and why",
+        admin.list_subscriptions,
+        subscriptions_commands,
+    )
+    enable = command(
+        "enable", "re-enable a disabled subscription", admin.enable, subscriptions_commands
+    )
+    enable.add_argument("subscription", metavar="ID")
 
     args = parser.parse_args(argv)
-    if args.command == "secret":
-        from workers.signing import new_secret
-
-        print(new_secret())
-        return 0
+    if args.handler in (_secret, _classify):
+        return args.handler(args, None)
     directory = config_dir(args.config)
-    if args.command == "classify":
-        return _classify(directory, args.explain)
     try:
         config = load_config(directory)
     except ConfigError as exc:
@@ -59,69 +91,81 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    if args.command == "check":
-        print(
-            f"{directory}: OK ({len(config.feeds)} feeds, {len(config.topics)} topics, "
-            f"{len(config.subscriptions)} subscriptions)"
-        )
-        return 0
-    log.configure()
-    if args.command == "run":
-        if args.workers < 1:
-            parser.error("--workers must be at least 1")
-        from monitor.supervisor import run as run_tree
-
-        return run_tree(config, directory, args.workers)
-    if args.command == "poll":
-        return _poll(config)
-    return _worker(config, args.burst)
+    if args.handler in (_run, _poll, _worker):
+        log.configure()
+    return args.handler(args, config)
 
 
-def _redis_url() -> str:
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        raise SystemExit("newsmon: REDIS_URL is not set (or use `newsmon run`, which embeds Redis)")
-    return url
+Handler = Callable[[argparse.Namespace, Config | None], int]
 
 
-def _poll(config: Config) -> int:
+def _secret(args: argparse.Namespace, config: None) -> int:
+    from workers.signing import new_secret
+
+    print(new_secret())
+    return 0
+
+
+def _check(args: argparse.Namespace, config: Config) -> int:
+    print(
+        f"{config.directory}: OK ({len(config.feeds)} feeds, {len(config.topics)} topics, "
+        f"{len(config.subscriptions)} subscriptions)"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    if args.workers < 1:
+        raise SystemExit("newsmon: --workers must be at least 1")
+    from monitor.supervisor import run
+
+    return run(config, args.workers)
+
+
+def _poll(args: argparse.Namespace, config: Config) -> int:
     from monitor.poller import Poller
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    Poller(config, connect(_redis_url())).run(stop)
+    Poller(config, connect(redis_url(config))).run(stop)
     return 0
 
 
-def _worker(config: Config, burst: bool) -> int:
+def _worker(args: argparse.Namespace, config: Config) -> int:
     from rq import Queue, SimpleWorker
 
     from monitor import keys
     from workers import runtime
+    from workers.recovery import release_dead_workers_jobs, worker_name
 
-    connection = connect(_redis_url())
+    connection = connect(redis_url(config))
     runtime.install(runtime.Runtime.build(config, connection))
+    released = release_dead_workers_jobs(connection)
     # Deliveries first: finishing alerts in flight beats starting new entries.
     queues = [
         Queue(name, connection=connection) for name in (keys.DELIVERIES_QUEUE, keys.ENTRIES_QUEUE)
     ]
     # SimpleWorker runs jobs in-process: no fork per job, and the HTTP connection pool and
     # compiled topic rules stay warm across jobs. Jobs are batches, so RQ's cost is shared.
-    worker = SimpleWorker(queues, connection=connection)
-    structlog.get_logger().info("worker.started", worker=worker.name, burst=burst)
-    worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+    worker = SimpleWorker(
+        queues, connection=connection, name=worker_name(), maintenance_interval=60
+    )
+    structlog.get_logger().info(
+        "worker.started", worker=worker.name, burst=args.burst, released_jobs=released
+    )
+    worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")
     structlog.get_logger().info("worker.stopped", worker=worker.name)
     return 0
 
 
-def _classify(directory: Path, explain: bool) -> int:
+def _classify(args: argparse.Namespace, config: None) -> int:
     from monitor.models import Entry
     from workers.classify import Classifier
     from workers.normalise import normalise
 
     try:
-        classifier = Classifier(load_topics(directory))
+        classifier = Classifier(load_topics(config_dir(args.config)))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"newsmon: {problem}", file=sys.stderr)
@@ -151,7 +195,7 @@ def _classify(directory: Path, explain: bool) -> int:
         )
         scores = classifier.explain(entry.text)
         item["topics"] = [s.topic for s in scores if s.passed]
-        if explain:
+        if args.explain:
             item["explain"] = {
                 s.topic: {
                     "score": s.score,

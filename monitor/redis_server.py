@@ -7,12 +7,15 @@ install by hand, no port to collide with, and queued work survives a restart.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+
+from monitor.config import Config
 
 START_TIMEOUT_SECONDS = 15
 
@@ -25,6 +28,19 @@ def redis_server_binary() -> Path:
 
 def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
+
+
+def redis_url(config: Config) -> str:
+    """$REDIS_URL, else the embedded Redis of a `newsmon run` on this config's data folder."""
+    if url := os.environ.get("REDIS_URL"):
+        return url
+    embedded = EmbeddedRedis(config.settings.data_dir / "redis")
+    if _answers(embedded.url):
+        return embedded.url
+    raise SystemExit(
+        f"newsmon: REDIS_URL is not set and no `newsmon run` is serving "
+        f"{embedded.data_dir}; set REDIS_URL or start `newsmon run`"
+    )
 
 
 class EmbeddedRedis:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import structlog
 
@@ -39,7 +38,7 @@ class Child:
         log.info("process.started", process=self.name, pid=self.process.pid)
 
 
-def run(config: Config, config_path: Path, workers: int) -> int:
+def run(config: Config, workers: int) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -56,9 +55,10 @@ def run(config: Config, config_path: Path, workers: int) -> int:
         log.info("redis.started", url=url, data_dir=str(embedded.data_dir))
     env = {**os.environ, "REDIS_URL": url}
     base = [sys.executable, "-m", "monitor"]
-    children = [Child("poller", [*base, "poll", "--config", str(config_path)], env)]
+    config_path = str(config.directory)
+    children = [Child("poller", [*base, "poll", "--config", config_path], env)]
     children += [
-        Child(f"worker-{i + 1}", [*base, "worker", "--config", str(config_path)], env)
+        Child(f"worker-{i + 1}", [*base, "worker", "--config", config_path], env)
         for i in range(workers)
     ]
     try:

@@ -1,0 +1,122 @@
+"""Operator commands on delivery state: `newsmon deliveries ...` and `newsmon subscriptions ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from monitor.config import Config
+from monitor.models import Alert
+from monitor.redis_server import connect, redis_url
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(value: str) -> float:
+    """'30m', '2h', '7d' ago, or an ISO 8601 time (UTC unless it says otherwise) -> unix time."""
+    if match := DURATION.match(value.strip()):
+        return time.time() - float(match[1]) * UNIT_SECONDS[match[2]]
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: use an ISO time (2025-01-28T10:00Z) or a duration (30m, 2h, 7d)"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _iso(unix_time: float) -> str:
+    return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _runtime(config: Config) -> Runtime:
+    from workers import runtime
+
+    built = runtime.Runtime.build(config, connect(redis_url(config)))
+    runtime.install(built)
+    return built
+
+
+def list_dead(args: argparse.Namespace, config: Config) -> int:
+    records = _runtime(config).dead_letters.list(args.subscription)
+    for record in records:
+        if args.json:
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            print(
+                f"{_iso(record['died_at'])}  {record['subscription_id']:<16} {record['alert_id']}  "
+                f"attempts={record['attempts']}  {record['reason']}  | {record['title'][:60]}"
+            )
+    if not args.json:
+        print(f"{len(records)} dead letter(s)")
+    return 0
+
+
+def replay(args: argparse.Namespace, config: Config) -> int:
+    from workers.jobs import schedule_deliveries
+
+    if not args.alert_ids and not args.subscription:
+        raise SystemExit("newsmon: name alert ids, or --subscription ID (with --since T)")
+    rt = _runtime(config)
+    chosen = rt.dead_letters.list(args.subscription, args.since)
+    if args.alert_ids:
+        wanted = set(args.alert_ids)
+        chosen = [r for r in chosen if r["alert_id"] in wanted]
+        if missing := wanted - {r["alert_id"] for r in chosen}:
+            raise SystemExit(f"newsmon: no dead letter {', '.join(sorted(missing))}")
+    for record in chosen:
+        if rt.subscription(record["subscription_id"]) is None:
+            raise SystemExit(
+                f"newsmon: {record['alert_id']} is for subscription "
+                f"{record['subscription_id']!r}, which is not in subscriptions.toml"
+            )
+    by_subscription: dict[str, list[Alert]] = defaultdict(list)
+    for alert in rt.dead_letters.take([r["alert_id"] for r in chosen]):
+        by_subscription[alert.subscription_id].append(alert)
+    for subscription_id in by_subscription:
+        subscription = rt.subscription(subscription_id)
+        if rt.endpoints.disabled_reason(subscription):
+            rt.endpoints.enable(subscription_id)
+            print(f"re-enabled subscription {subscription_id}")
+    queued = schedule_deliveries(by_subscription, attempt=1, delay_seconds=0)
+    print(f"replaying {queued} alert(s)")
+    return 0
+
+
+def list_subscriptions(args: argparse.Namespace, config: Config) -> int:
+    endpoints = _runtime(config).endpoints
+    for subscription in config.subscriptions:
+        state = endpoints.state(subscription.id)
+        if reason := endpoints.disabled_reason(subscription):
+            status = f"disabled since {_iso(float(state['disabled_at']))}: {reason}"
+        elif "failing_since" in state:
+            status = (
+                f"failing since {_iso(float(state['failing_since']))}, next try "
+                f"{_iso(float(state.get('blocked_until', time.time())))}"
+            )
+        else:
+            status = "ok"
+        topics = ",".join(sorted(subscription.topics))
+        print(f"{subscription.id:<16} {status}  [{topics}] {subscription.url}")
+    return 0
+
+
+def enable(args: argparse.Namespace, config: Config) -> int:
+    rt = _runtime(config)
+    if rt.subscription(args.subscription) is None:
+        raise SystemExit(f"newsmon: no subscription {args.subscription!r} in subscriptions.toml")
+    was_disabled = rt.endpoints.enable(args.subscription)
+    print(
+        f"{args.subscription}: {'re-enabled' if was_disabled else 'was not disabled'}; "
+        f"to replay its dead letters: newsmon deliveries replay --subscription {args.subscription}"
+    )
+    return 0
