@@ -61,5 +61,7 @@ def configure(fmt: str | None = None, level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level_name])
-    # RQ narrates every job at INFO; newsmon logs its own per-entry events instead.
-    logging.getLogger("rq").setLevel(max(LEVELS[level_name], logging.WARNING))
+    # RQ narrates every job and httpx every request at INFO; newsmon logs its own events
+    # for those (alert.delivered, feed.fetched ...) with the ids that matter.
+    for library in ("rq", "httpx"):
+        logging.getLogger(library).setLevel(max(LEVELS[level_name], logging.WARNING))

@@ -90,15 +90,23 @@ class Deliverer:
         max_in_flight: int,
         stop_after_failures: int,
     ) -> list[Outcome | None]:
-        """Send with at most `max_in_flight` requests open; once `stop_after_failures` attempts
-        in a row failed and could be retried, start no more (their outcome is None): the
-        endpoint is down, and the rest waits in its schedule instead of holding this worker."""
+        """Send with at most `max_in_flight` requests open, and stop early when the endpoint
+        is down: after a retryable failure no new request starts until those in flight are
+        back; at `stop_after_failures` failures in a row, or at a 410 Gone, none starts again.
+        Messages not tried have the outcome None: they wait in the endpoint's schedule
+        instead of holding this worker."""
         outcomes: list[Outcome | None] = [None] * len(alerts)
         waiting = iter(enumerate(alerts))
         in_flight: dict[Future[Outcome], int] = {}
         failures_in_a_row = 0
+        gone = False
         while True:
-            while failures_in_a_row < stop_after_failures and len(in_flight) < max_in_flight:
+            while (
+                not gone
+                and failures_in_a_row < stop_after_failures
+                and len(in_flight) < max_in_flight
+                and (failures_in_a_row == 0 or not in_flight)
+            ):
                 index, alert = next(waiting, (-1, None))
                 if alert is None:
                     break
@@ -109,6 +117,7 @@ class Deliverer:
             for future in done:
                 outcome = outcomes[in_flight.pop(future)] = future.result()
                 failures_in_a_row = failures_in_a_row + 1 if outcome.status == "retry" else 0
+                gone = gone or outcome.http_status == 410
 
     def send(self, subscription: Subscription, alert: Alert) -> Outcome:
         body = alert_body(alert)
