@@ -43,7 +43,7 @@ def dedupe_doc(entry_id: str) -> str:
 
 
 def endpoint(subscription_id: str) -> str:
-    """Hash: failing_since, blocked_until, and disabled_url/_reason/_at when disabled."""
+    """Hash: failing_since, failed_rounds, blocked_until; disabled_url/_reason/_at if disabled."""
     return f"{PREFIX}endpoint:{subscription_id}"
 
 

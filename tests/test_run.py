@@ -101,3 +101,19 @@ def test_work_queued_before_a_restart_is_done_after_it(
     )
     run.wait_for(lambda: "feed.failed" in [e["event"] for e in run.events()])
     assert run.stop() == 0
+
+
+def test_a_restarted_run_alerts_nothing_twice(tmp_path, http_server, start_process, monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    directory = run_config(tmp_path, http_server)
+    hooks = lambda: [r for r in http_server.requests if r.path == "/hook"]  # noqa: E731
+    first = start_process("run", "--config", str(directory), "--workers", "1")
+    first.wait_for(lambda: len(hooks()) == len(ROUND_ONE_LIVEBLOG))
+    assert first.stop() == 0
+    second = start_process("run", "--config", str(directory), "--workers", "1")
+    second.wait_for(lambda: sum(e["event"] == "feed.fetched" for e in second.events()) >= 1)
+    second.wait_for(lambda: "worker.started" in [e["event"] for e in second.events()])
+    assert second.stop() == 0
+    fetched = next(e for e in second.events() if e["event"] == "feed.fetched")
+    assert fetched["new"] == 0
+    assert len(hooks()) == len(ROUND_ONE_LIVEBLOG)

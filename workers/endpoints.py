@@ -40,18 +40,25 @@ class Endpoints:
         return bool(self.connection.hexists(keys.endpoint(subscription_id), "failing_since"))
 
     def succeeded(self, subscription_id: str) -> None:
-        self.connection.hdel(keys.endpoint(subscription_id), "failing_since", "blocked_until")
+        self.connection.hdel(
+            keys.endpoint(subscription_id), "failing_since", "blocked_until", "failed_rounds"
+        )
 
-    def failed(self, subscription_id: str, retry_in: float) -> float:
-        """Record a failure; returns for how many seconds the endpoint has been failing."""
+    def failed(self, subscription_id: str) -> tuple[int, float]:
+        """Record a failed round of deliveries; returns how many rounds in a row have failed
+        and for how many seconds the endpoint has been failing."""
         now = time.time()
         key = keys.endpoint(subscription_id)
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "failing_since", now)
-            pipe.hset(key, "blocked_until", now + retry_in)
+            pipe.hincrby(key, "failed_rounds", 1)
             pipe.hget(key, "failing_since")
-            *_, since = pipe.execute()
-        return now - float(since)
+            _, rounds, since = pipe.execute()
+        return rounds, now - float(since)
+
+    def block(self, subscription_id: str, seconds: float) -> None:
+        """Leave the endpoint alone for `seconds`: its deliveries wait until then."""
+        self.connection.hset(keys.endpoint(subscription_id), "blocked_until", time.time() + seconds)
 
     def disable(self, subscription: Subscription, reason: str) -> None:
         self.connection.hset(

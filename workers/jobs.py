@@ -160,12 +160,16 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
     if gone:
         return _disable(subscription, "the endpoint answered 410 Gone", retry + untried, attempt)
     if retry or untried:
-        # Full jitter: a random wait up to the scheduled one, unless Retry-After asks for more.
-        delay = max(random.uniform(0, schedule[min(attempt, len(schedule) - 1)]), retry_after)
-        failing_for = rt.endpoints.failed(subscription_id, delay)
+        failed_rounds, failing_for = rt.endpoints.failed(subscription_id)
         if failing_for > settings.disable_after_hours * 3600:
             reason = f"failing for {failing_for / 3600:.1f} hours"
             return _disable(subscription, reason, retry + untried, attempt)
+        # The endpoint backs off along the schedule by its own failed rounds too, so a dead
+        # endpoint is probed ever more rarely. Full jitter: a random wait up to the step,
+        # unless Retry-After asks for more.
+        step = schedule[min(max(attempt, failed_rounds), len(schedule) - 1)]
+        delay = max(random.uniform(0, step), retry_after)
+        rt.endpoints.block(subscription_id, delay)
         if retry:
             schedule_deliveries({subscription_id: retry}, attempt + 1, delay)
         if untried:

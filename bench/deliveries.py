@@ -1,0 +1,177 @@
+"""Delivery throughput, and a healthy endpoint's latency while another endpoint hangs.
+
+    python bench/deliveries.py [--alerts N] [--seconds S]
+
+1. N signed deliveries through RQ, drained by one worker process, to a local receiver.
+2. For S seconds, 10 alerts/s to each of two subscriptions, one `newsmon worker` process:
+   one endpoint answers at once, the other hangs past the 2 s delivery timeout. Prints the
+   healthy endpoint's enqueue-to-receipt latency (p50/p99) and what the hanging one cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from rq import Queue, SimpleWorker
+
+from monitor import keys
+from monitor.config import load_config
+from monitor.models import Alert, Entry
+from monitor.redis_server import EmbeddedRedis, connect
+from workers import runtime
+from workers.jobs import schedule_deliveries
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def serve(port: multiprocessing.Queue, log_path: Path) -> None:
+    """The receivers, in a process of their own (as real ones are): each arrival is logged as
+    '<path> <webhook-id> <unix time>'; /hang holds the request for 30 s first."""
+    log = log_path.open("a", buffering=1)
+
+    class Receiver(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            arrived = time.time()
+            log.write(f"{self.path} {self.headers['webhook-id']} {arrived}\n")
+            if self.path == "/hang":
+                time.sleep(30)
+            self.send_response(204)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    http.daemon_threads = True
+    port.put(http.server_port)
+    http.serve_forever()
+
+
+def arrivals(log_path: Path, path: str) -> dict[str, float]:
+    lines = (line.split() for line in log_path.read_text().splitlines())
+    return {webhook_id: float(at) for p, webhook_id, at in lines if p == path}
+
+
+def alerts(count: int, subscription_id: str, offset: int = 0) -> list[Alert]:
+    now = datetime.now(UTC)
+    return [
+        Alert(
+            Alert.make_id(f"e{i}", subscription_id),
+            subscription_id,
+            ("frontline",),
+            Entry(
+                f"e{i}",
+                "bench",
+                "https://bench.example/feed",
+                f"k{i}",
+                f"Headline {i}",
+                f"https://bench.example/{i}",
+                "A short summary of the item.",
+                story_id=f"st_e{i}",
+            ),
+            now,
+        )
+        for i in range(offset, offset + count)
+    ]
+
+
+def write_config(directory: Path, port: int) -> Path:
+    directory.mkdir()
+    repo_config = Path(__file__).resolve().parent.parent / "config"
+    (directory / "topics.toml").write_text((repo_config / "topics.toml").read_text())
+    (directory / "feeds.toml").write_text("")
+    (directory / "newsmon.toml").write_text("[delivery]\ntimeout_seconds = 2\nmax_in_flight = 4\n")
+    (directory / "subscriptions.toml").write_text(
+        "".join(
+            f'[[subscriptions]]\nid = "{sid}"\nurl = "http://127.0.0.1:{port}/{sid}"\n'
+            f'topics = ["*"]\nsecret = "{SECRET}"\n'
+            for sid in ("fast", "hang")
+        )
+    )
+    return directory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--alerts", type=int, default=3000)
+    parser.add_argument("--seconds", type=int, default=20)
+    args = parser.parse_args()
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    tmp = Path(tempfile.mkdtemp(prefix="newsmon-bench-"))
+    server = EmbeddedRedis(tmp / "redis")
+    url = server.start()
+    log_path = tmp / "arrivals.log"
+    port: multiprocessing.Queue = multiprocessing.Queue()
+    receiver = multiprocessing.Process(target=serve, args=(port, log_path), daemon=True)
+    receiver.start()
+    config_dir = write_config(tmp / "config", port.get(timeout=10))
+    connection = connect(url)
+    runtime.install(runtime.Runtime.build(load_config(config_dir), connection))
+
+    schedule_deliveries({"fast": alerts(args.alerts, "fast")}, attempt=1, delay_seconds=0)
+    started = time.perf_counter()
+    SimpleWorker([Queue(keys.DELIVERIES_QUEUE, connection=connection)], connection=connection).work(
+        burst=True, logging_level="ERROR"
+    )
+    delivered = len(arrivals(log_path, "/fast"))
+    rate = delivered / (time.perf_counter() - started)
+    print(f"signed deliveries, one worker process, healthy receiver: {rate:8.0f} /s ({delivered})")
+
+    connection.flushdb()
+    log_path.write_text("")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "worker", "--config", str(config_dir)],
+        env={
+            **os.environ,
+            "REDIS_URL": url,
+            "NEWSMON_ALLOW_PRIVATE_TARGETS": "1",
+            "NEWSMON_LOG_LEVEL": "error",
+        },
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(1.5)
+    sent: dict[str, float] = {}
+    offset = 0
+    deadline = time.perf_counter() + args.seconds
+    while time.perf_counter() < deadline:  # 10 alerts/s to each endpoint
+        batch = {sid: alerts(1, sid, offset) for sid in ("fast", "hang")}
+        for alert in batch["fast"]:
+            sent[alert.id] = time.time()
+        schedule_deliveries(batch, attempt=1, delay_seconds=0)
+        offset += 1
+        time.sleep(0.1)
+    time.sleep(3)
+    worker.terminate()
+    worker.wait()
+    received = arrivals(log_path, "/fast")
+    hang_requests = len(arrivals(log_path, "/hang"))
+    latencies = sorted((received[i] - t) * 1000 for i, t in sent.items() if i in received)
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    print(
+        f"healthy endpoint while another hangs: {len(latencies)}/{len(sent)} delivered, "
+        f"p50 {statistics.median(latencies):.0f} ms, p99 {p99:.0f} ms; "
+        f"the hanging endpoint got {hang_requests} requests in {args.seconds} s"
+    )
+    receiver.terminate()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
