@@ -12,6 +12,7 @@ inside it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from monitor.models import Entry, Topic
 from workers.text import words
 
 
+@functools.lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """A light plural stemmer: enough to make "talks"/"talk" and "casualties"/"casualty" meet."""
     if len(word) > 4 and word.endswith("ies"):
@@ -85,9 +87,11 @@ class Classifier:
                 end = start + len(rule.words)
                 if tuple(words[start:end]) == rule.words:
                     hits.append((start, end, rule))
-        spans = defaultdict(list)
+        # Only ignored phrases and terms of several words can hide another hit.
+        covers = defaultdict(list)
         for start, end, rule in hits:
-            spans[rule.topic].append((start, end, rule.ignore))
+            if rule.ignore or end - start > 1:
+                covers[rule.topic].append((start, end, rule.ignore))
         scores = [TopicScore(t.name, threshold=t.threshold) for t in self.topics]
         for start, end, rule in hits:
             score = scores[rule.topic]
@@ -99,7 +103,7 @@ class Classifier:
             # ("talk" inside "peace talks"), do not count again.
             covered = any(
                 s <= start and end <= e and (ignore or e - s > end - start)
-                for s, e, ignore in spans[rule.topic]
+                for s, e, ignore in covers[rule.topic]
             )
             if not covered and rule.term not in score.matched:
                 score.matched[rule.term] = rule.weight

@@ -15,6 +15,7 @@ another worker at the same moment); a failed claim is simply decided again.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import re
@@ -39,16 +40,20 @@ TRACKING_PARAMS = re.compile(
     re.IGNORECASE,
 )
 SIGNATURE_FORMAT = f"<{SLOTS}I"
+MASK64 = (1 << 64) - 1
 
 CLAIM_SCRIPT = """
 -- KEYS: the entry's dedupe keys, then its doc hash.
--- ARGV: entry id, ttl, story, signature, numbers, then per key the owner read before
--- ('' = absent, '*' = do not compare).
+-- ARGV: entry id, ttl, story, signature, numbers, and the owners read before, one per key,
+-- space-separated ('-' = absent), or '*' to claim without comparing.
 local n = #KEYS - 1
-for i = 1, n do
-  local expected = ARGV[5 + i]
-  if expected ~= '*' and (redis.call('GET', KEYS[i]) or '') ~= expected then
-    return 0
+if ARGV[6] ~= '*' then
+  local i = 0
+  for expected in string.gmatch(ARGV[6], '%S+') do
+    i = i + 1
+    if (redis.call('GET', KEYS[i]) or '-') ~= expected then
+      return 0
+    end
   end
 end
 for i = 1, n do
@@ -65,16 +70,7 @@ class Fingerprint:
     exact: tuple[tuple[str, str], ...]  # (kind, digest): link, text, title
     signature: tuple[int, ...]
     numbers: str  # the headline's numbers, sorted and joined
-
-    def keys(self) -> list[str]:
-        bands = [
-            keys.dedupe_band(b, _digest(struct.pack(f"<{ROWS}I", *self.band(b))))
-            for b in range(BANDS)
-        ]
-        return [keys.dedupe_exact(kind, digest) for kind, digest in self.exact] + bands
-
-    def band(self, b: int) -> tuple[int, ...]:
-        return self.signature[b * ROWS : (b + 1) * ROWS]
+    keys: tuple[str, ...]  # the Redis keys: one per exact kind, then one per LSH band
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +103,27 @@ def canonical_link(url: str) -> str:
     return link
 
 
+@functools.lru_cache(maxsize=200_000)
+def _word_hash(word: str) -> int:
+    # News vocabulary repeats, so each word is hashed once per worker, not once per shingle.
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+
+
+def _mix(h: int) -> int:
+    """splitmix64's finaliser: spreads the bits of a combined hash over all 64."""
+    h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & MASK64
+    return h ^ (h >> 31)
+
+
 def signature(tokens: list[str]) -> tuple[int, ...]:
-    """MinHash by one-permutation hashing: one hash per shingle, the minimum kept per slot."""
-    shingles = {f"{a} {b}" for a, b in itertools.pairwise(tokens)} or set(tokens)
+    """MinHash by one-permutation hashing: one hash per shingle (word pair), the minimum kept
+    per slot."""
+    hashes = [_word_hash(t) for t in tokens]
+    shingles = {_mix((a * 0x9E3779B97F4A7C15 + b) & MASK64) for a, b in itertools.pairwise(hashes)}
     empty = 1 << 64
     slots = [empty] * SLOTS
-    for shingle in shingles:
-        h = int.from_bytes(hashlib.blake2b(shingle.encode(), digest_size=8).digest(), "little")
+    for h in shingles or set(hashes):
         slot, value = h % SLOTS, h // SLOTS
         if value < slots[slot]:
             slots[slot] = value
@@ -146,7 +156,13 @@ def fingerprint(entry: Entry) -> Fingerprint:
     if len(title_words) >= MIN_TITLE_WORDS:
         exact.append(("title", _digest(" ".join(title_words).encode())))
     numbers = " ".join(sorted({w for w in title_words if w.isdigit()}))
-    return Fingerprint(tuple(exact), signature(text_words), numbers)
+    sig = signature(text_words)
+    bands = [
+        _digest(struct.pack(f"<{ROWS}I", *sig[b * ROWS : (b + 1) * ROWS])) for b in range(BANDS)
+    ]
+    redis_keys = [keys.dedupe_exact(kind, digest) for kind, digest in exact]
+    redis_keys += [keys.dedupe_band(b, digest) for b, digest in enumerate(bands)]
+    return Fingerprint(tuple(exact), sig, numbers, tuple(redis_keys))
 
 
 def _digest(data: bytes) -> str:
@@ -176,16 +192,16 @@ class Deduper:
             decisions = self._decide([entries[i] for i in pending], [prints[i] for i in pending])
             with self.connection.pipeline(transaction=False) as pipe:
                 for i, (entry, duplicate, owners) in zip(pending, decisions, strict=True):
-                    expected = ["*"] * len(owners) if duplicate else owners
+                    expected = "*" if duplicate else " ".join(o or "-" for o in owners)
                     self.claim(
-                        keys=[*prints[i].keys(), keys.dedupe_doc(entry.id)],
+                        keys=[*prints[i].keys, keys.dedupe_doc(entry.id)],
                         args=[
                             entry.id,
                             self.window_seconds,
                             entry.story_id,
                             struct.pack(SIGNATURE_FORMAT, *prints[i].signature),
                             prints[i].numbers,
-                            *expected,
+                            expected,
                         ],
                         client=pipe,
                     )
@@ -203,49 +219,61 @@ class Deduper:
     def _decide(
         self, entries: list[Entry], prints: list[Fingerprint]
     ) -> list[tuple[Entry, Duplicate | None, list[str]]]:
-        """Read the keys of each entry and judge it; returns the owners read, for the claim."""
+        """Judge each entry, in order, as if the entries before it in the batch had already
+        made their claims (so twins in one batch need no second round); returns with each
+        the owners its claim expects to find."""
         with self.connection.pipeline(transaction=False) as pipe:
             for entry, fp in zip(entries, prints, strict=True):
-                pipe.mget(fp.keys())
+                pipe.mget(fp.keys)
                 pipe.hget(keys.dedupe_doc(entry.id), "story")
             replies = pipe.execute()
-        owners_of = [[(v or b"").decode() for v in r] for r in replies[0::2]]
-        own_story = [(s or b"").decode() for s in replies[1::2]]
+        owners_read = [[(v or b"").decode() for v in r] for r in replies[0::2]]
+        own_stories = [(s or b"").decode() for s in replies[1::2]]
         candidates = sorted(
-            {
-                o
-                for entry, owners in zip(entries, owners_of, strict=True)
-                for o in owners
-                if o and o != entry.id
-            }
+            {o for owners in owners_read for o in owners if o} - {e.id for e in entries}
         )
         with self.connection.pipeline(transaction=False) as pipe:
             for candidate in candidates:
                 pipe.hmget(keys.dedupe_doc(candidate), "story", "sig", "nums")
-            docs = dict(zip(candidates, pipe.execute(), strict=True))
+            docs = {c: _doc(*reply) for c, reply in zip(candidates, pipe.execute(), strict=True)}
 
+        claimed: dict[str, str] = {}  # key -> the entry of this batch that claims it first
         decisions = []
-        for entry, fp, owners, story in zip(entries, prints, owners_of, own_story, strict=True):
+        for entry, fp, read, story in zip(entries, prints, owners_read, own_stories, strict=True):
+            owners = [
+                owner or claimed.get(key, "") for key, owner in zip(fp.keys, read, strict=True)
+            ]
             duplicate = self._match(entry, fp, owners, docs)
             if duplicate:
-                story = (docs[duplicate.of][0] or b"").decode() or f"st_{duplicate.of}"
-            decisions.append(
-                (dataclasses.replace(entry, story_id=story or f"st_{entry.id}"), duplicate, owners)
+                story = docs[duplicate.of][0] or f"st_{duplicate.of}"
+            entry = dataclasses.replace(entry, story_id=story or f"st_{entry.id}")
+            claimed.update(
+                (key, entry.id) for key, owner in zip(fp.keys, owners, strict=True) if not owner
             )
+            docs[entry.id] = (entry.story_id, fp.signature, fp.numbers)
+            decisions.append((entry, duplicate, owners))
         return decisions
 
     def _match(
-        self, entry: Entry, fp: Fingerprint, owners: list[str], docs: dict[str, list]
+        self, entry: Entry, fp: Fingerprint, owners: list[str], docs: dict[str, Doc]
     ) -> Duplicate | None:
         for (kind, _), owner in zip(fp.exact, owners, strict=False):
             if owner and owner != entry.id:
                 return Duplicate(owner, kind, 1.0)
         best: Duplicate | None = None
         for owner in set(owners[len(fp.exact) :]) - {"", entry.id}:
-            _, sig, numbers = docs[owner]
-            if sig is None or (numbers or b"").decode() != fp.numbers:
+            _, signature_, numbers = docs.get(owner, ("", None, ""))
+            if signature_ is None or numbers != fp.numbers:
                 continue
-            score = similarity(fp.signature, struct.unpack(SIGNATURE_FORMAT, sig))
+            score = similarity(fp.signature, signature_)
             if score >= self.threshold and (best is None or score > best.similarity):
                 best = Duplicate(owner, "near", score)
         return best
+
+
+Doc = tuple[str, tuple[int, ...] | None, str]  # story id, signature, headline numbers
+
+
+def _doc(story: bytes | None, signature_: bytes | None, numbers: bytes | None) -> Doc:
+    unpacked = struct.unpack(SIGNATURE_FORMAT, signature_) if signature_ else None
+    return (story or b"").decode(), unpacked, (numbers or b"").decode()
