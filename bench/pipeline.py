@@ -30,18 +30,18 @@ from workers.fanout import alerts_for
 from workers.normalise import normalise
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-COMMON = (
+COMMON_WORDS = (
     "the of in and to a on as after said officials new city regional governor overnight "
     "drone strike talks ministers ambassador hospital infection aid refugees gas pipeline "
     "election parliament festival film border asylum shelling troops village residents"
-).split()  # noqa: SIM905 - read as prose
+)
 
 
 def vocabulary(rng: random.Random, size: int = 4000) -> tuple[list[str], list[float]]:
     """Real words up front, made-up ones behind, drawn with Zipf weights like news text."""
     letters = "abcdefghijklmnopqrstuvwxyz"
     made_up = ["".join(rng.choices(letters, k=rng.randint(4, 9))) for _ in range(size)]
-    words = COMMON + made_up
+    words = COMMON_WORDS.split() + made_up
     return words, [1 / rank for rank in range(1, len(words) + 1)]
 
 
