@@ -46,6 +46,39 @@ def _runtime(config: Config) -> Runtime:
     return built
 
 
+def show_stats(args: argparse.Namespace, config: Config) -> int:
+    from monitor.stats import snapshot
+
+    snap = snapshot(connect(redis_url(config)), config)
+    if args.json:
+        print(json.dumps(snap))
+        return 0
+    rates = snap["per_minute"]
+    beat = snap["poller_heartbeat_age_seconds"]
+    beat_text = "no beat in the last minute" if beat is None else f"last beat {beat} s ago"
+    print(f"pollers {snap['pollers']} ({beat_text}), workers {snap['workers']}")
+    for queue, depths in snap["queues"].items():
+        print(f"queue {queue:<20} " + "  ".join(f"{k} {v}" for k, v in depths.items()))
+    print(
+        f"per minute (last 5 min): entries {rates['entries_processed']}, duplicates "
+        f"{rates['entries_duplicate']} (ratio {snap['duplicate_ratio']}), delivered "
+        f"{rates['alerts_delivered']}, retried {rates['alerts_retried']}, "
+        f"dead {rates['alerts_dead']}"
+    )
+    print("totals: " + ", ".join(f"{k} {v}" for k, v in snap["totals"].items()))
+    for subscription, view in snap["subscriptions"].items():
+        print(
+            f"subscription {subscription:<16} {view['status']:<8} delivered {view['delivered']}  "
+            f"retried {view['retried']}  failed {view['failed']}  dead {view['dead']}  "
+            f"dead letters {view['dead_letters']}"
+        )
+    feeds = snap["feeds"]
+    print(f"feeds: {feeds['healthy']} healthy, {feeds['failing']} failing")
+    for feed in feeds["failing_feeds"]:
+        print(f"  {feed['feed']}: {feed['errors']} errors in a row, last: {feed['last_error']}")
+    return 0
+
+
 def list_dead(args: argparse.Namespace, config: Config) -> int:
     records = _runtime(config).dead_letters.list(args.subscription)
     for record in records:

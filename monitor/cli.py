@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         "classify", "JSON lines in (id, title, summary), JSON lines out with topics", _classify
     )
     classify.add_argument("--explain", action="store_true", help="show which terms matched")
+    stats_command = command("stats", "queues, rates, deliveries and feed health", admin.show_stats)
+    stats_command.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    serve = command("serve", "HTTP: /healthz and /metrics (Prometheus)", _serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     secret = commands.add_parser("secret", help="print a new random webhook secret (whsec_...)")
     secret.set_defaults(handler=_secret, config=None)
 
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    if args.handler in (_run, _poll, _worker):
+    if args.handler in (_run, _poll, _worker, _serve):
         log.configure()
     return args.handler(args, config)
 
@@ -129,6 +134,16 @@ def _poll(args: argparse.Namespace, config: Config) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     Poller(config, connect(redis_url(config))).run(stop)
+    return 0
+
+
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    from monitor.serve import serve
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    serve(args.host, args.port, connect(redis_url(config)), config, stop)
     return 0
 
 

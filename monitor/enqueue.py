@@ -14,7 +14,7 @@ import time
 import redis
 from rq import Queue, Retry
 
-from monitor import keys
+from monitor import keys, stats
 from monitor.fetch import FetchResult
 from monitor.models import Entry, Feed
 
@@ -78,5 +78,6 @@ class EntryQueue:
                 "last_modified": fetched.last_modified or "",
             }
             pipe.hset(keys.feed_state(feed.name), mapping=state)
+            stats.count(pipe, {"feeds_fetched": 1, "entries_enqueued": len(new)})
             pipe.execute()
         return new, job_ids

@@ -47,6 +47,24 @@ def endpoint(subscription_id: str) -> str:
     return f"{PREFIX}endpoint:{subscription_id}"
 
 
+STATS_TOTAL = f"{PREFIX}stats:total"  # hash: counter -> count since the start
+
+
+def stats_minute(minute: int) -> str:
+    """Hash: counter -> count in that minute (unix time // 60); expires after two hours."""
+    return f"{PREFIX}stats:minute:{minute}"
+
+
+def stats_subscription(subscription_id: str) -> str:
+    """Hash: delivered / retried / failed / dead -> count, for one subscription."""
+    return f"{PREFIX}stats:subscription:{subscription_id}"
+
+
+def heartbeats(role: str) -> str:
+    """Sorted set: process name -> its last beat; beats older than an hour are trimmed."""
+    return f"{PREFIX}heartbeat:{role}"
+
+
 DEAD_LETTERS = f"{PREFIX}dead"  # hash: alert id -> dead letter JSON (what, why, when)
 DEAD_LETTER_ALERTS = f"{PREFIX}dead:alerts"  # hash: alert id -> the pickled Alert, for replay
 DEAD_LETTERS_ORDER = f"{PREFIX}dead:order"  # sorted set: alert id by time of death

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import redis
 import structlog
 
-from monitor import keys
+from monitor import keys, stats
 from monitor.config import Config
 from monitor.enqueue import EntryQueue
 from monitor.fetch import Fetcher, FetchError
@@ -58,15 +58,16 @@ class Poller:
                 feed.url, state.get("etag") or None, state.get("last_modified") or None
             )
             if fetched.body is None:
-                self.connection.hset(
-                    keys.feed_state(feed.name),
-                    mapping={
+                with self.connection.pipeline() as pipe:
+                    state = {
                         "last_status": 304,
                         "last_fetched": time.time(),
                         "errors": 0,
                         "last_error": "",
-                    },
-                )
+                    }
+                    pipe.hset(keys.feed_state(feed.name), mapping=state)
+                    stats.count(pipe, {"feeds_not_modified": 1})
+                    pipe.execute()
                 bound.info("feed.not_modified")
                 return PollOutcome(feed.name, "not_modified")
             entries = parse_feed(feed, fetched.body, fetched.content_type)
@@ -95,7 +96,8 @@ class Poller:
         with self.connection.pipeline() as pipe:
             pipe.hincrby(state_key, "errors", 1)
             pipe.hset(state_key, mapping={"last_error": reason, "last_fetched": time.time()})
-            errors, _ = pipe.execute()
+            stats.count(pipe, {"feeds_failed": 1})
+            errors, *_ = pipe.execute()
         log.warning("feed.failed", feed=feed.name, url=feed.url, reason=reason, errors=errors)
         return PollOutcome(feed.name, "failed", reason=reason)
 
@@ -122,6 +124,7 @@ class Poller:
         """Poll until `stop` is set; a fetch in flight then finishes (and enqueues) first."""
         log.info("poller.started", feeds=len(self.feeds))
         while not stop.is_set():
+            stats.heartbeat(self.connection, "poller")
             self.run_once()
             wait = min(self.next_check.values(), default=time.time() + 1) - time.time()
             stop.wait(min(max(wait, 0.2), 1.0))

@@ -13,13 +13,13 @@ an entry that already claimed its keys, and alert ids are derived from entry and
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from rq import Queue
 
-from monitor import keys
+from monitor import keys, stats
 from monitor.enqueue import JOB_RETRY
 from monitor.models import Alert, Entry, Subscription
 from workers import runtime
@@ -55,6 +55,14 @@ def process_entries(entries: list[Entry]) -> dict[str, int]:
         for alert in alerts_for(entry, rt.config.subscriptions, now):
             alerts[alert.subscription_id].append(alert)
     queued = schedule_deliveries(alerts, attempt=1, delay_seconds=0)
+    with rt.connection.pipeline() as pipe:
+        counts = {
+            "entries_processed": len(entries),
+            "entries_duplicate": duplicates,
+            "alerts_enqueued": queued,
+        }
+        stats.count(pipe, counts)
+        pipe.execute()
     for subscription_alerts in alerts.values():
         for alert in subscription_alerts:
             log.info(
@@ -126,7 +134,7 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
     untried: list[Alert] = []
     retry_after = 0.0
     gone = False
-    delivered = 0
+    counts: Counter[str] = Counter()
     for alert, outcome in zip(alerts, outcomes, strict=True):
         bound = log.bind(
             alert_id=alert.id,
@@ -137,12 +145,13 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
         if outcome is None:
             untried.append(alert)
         elif outcome.status == "delivered":
-            delivered += 1
+            counts["alerts_delivered"] += 1
             bound.info(
                 "alert.delivered", http_status=outcome.http_status, duration_ms=outcome.duration_ms
             )
         elif outcome.status == "retry" and attempt < len(schedule):
             retry.append(alert)
+            counts["alerts_retried"] += 1
             retry_after = max(retry_after, outcome.retry_after or 0.0)
             bound.warning(
                 "alert.retry",
@@ -151,11 +160,16 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
                 next_attempt=attempt + 1,
             )
         else:
-            event = "alert.dead" if outcome.status == "retry" else "alert.failed"
+            out_of_attempts = outcome.status == "retry"
+            event = "alert.dead" if out_of_attempts else "alert.failed"
+            counts["alerts_dead" if out_of_attempts else "alerts_failed"] += 1
             bound.error(event, reason=outcome.reason, http_status=outcome.http_status)
             rt.dead_letters.add(alert, attempt, outcome.reason)
             gone = gone or outcome.http_status == 410
-    if delivered:
+    with rt.connection.pipeline() as pipe:
+        stats.count(pipe, counts, subscription_id)
+        pipe.execute()
+    if counts["alerts_delivered"]:
         rt.endpoints.succeeded(subscription_id)
     if gone:
         return _disable(subscription, "the endpoint answered 410 Gone", retry + untried, attempt)
@@ -174,7 +188,11 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
             schedule_deliveries({subscription_id: retry}, attempt + 1, delay)
         if untried:
             schedule_deliveries({subscription_id: untried}, attempt, delay)
-    return {"delivered": delivered, "retrying": len(retry), "untried": len(untried)}
+    return {
+        "delivered": counts["alerts_delivered"],
+        "retrying": len(retry),
+        "untried": len(untried),
+    }
 
 
 def _disable(
@@ -193,7 +211,11 @@ def _disable(
 
 def _dead_letter(alerts: list[Alert], attempts: int, reason: str) -> dict[str, int]:
     """Keep undeliverable alerts for `newsmon deliveries replay`."""
-    dead_letters = runtime.current().dead_letters
+    rt = runtime.current()
+    with rt.connection.pipeline() as pipe:
+        stats.count(pipe, {"alerts_dead": len(alerts)}, alerts[0].subscription_id if alerts else "")
+        pipe.execute()
+    dead_letters = rt.dead_letters
     for alert in alerts:
         log.error(
             "alert.dead",
