@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import statistics
 import subprocess
@@ -19,9 +18,10 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from receiver import arrivals
+from receiver import start as start_receiver
 from rq import Queue, SimpleWorker
 
 from monitor import keys
@@ -32,38 +32,6 @@ from workers import runtime
 from workers.jobs import schedule_deliveries
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def serve(port: multiprocessing.Queue, log_path: Path) -> None:
-    """The receivers, in a process of their own (as real ones are): each arrival is logged as
-    '<path> <webhook-id> <unix time>'; /hang holds the request for 30 s first."""
-    log = log_path.open("a", buffering=1)
-
-    class Receiver(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["content-length"]))
-            arrived = time.time()
-            log.write(f"{self.path} {self.headers['webhook-id']} {arrived}\n")
-            if self.path == "/hang":
-                time.sleep(30)
-            self.send_response(204)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    http.daemon_threads = True
-    port.put(http.server_port)
-    http.serve_forever()
-
-
-def arrivals(log_path: Path, path: str) -> dict[str, float]:
-    lines = (line.split() for line in log_path.read_text().splitlines())
-    return {webhook_id: float(at) for p, webhook_id, at in lines if p == path}
 
 
 def alerts(count: int, subscription_id: str, offset: int = 0) -> list[Alert]:
@@ -118,10 +86,8 @@ def main() -> None:
     server = EmbeddedRedis(tmp / "redis")
     url = server.start()
     log_path = tmp / "arrivals.log"
-    port: multiprocessing.Queue = multiprocessing.Queue()
-    receiver = multiprocessing.Process(target=serve, args=(port, log_path), daemon=True)
-    receiver.start()
-    config_dir = write_config(tmp / "config", port.get(timeout=10))
+    receiver, port = start_receiver(log_path)
+    config_dir = write_config(tmp / "config", port)
     connection = connect(url)
     runtime.install(runtime.Runtime.build(load_config(config_dir), connection))
 
@@ -162,7 +128,7 @@ def main() -> None:
     worker.wait()
     received = arrivals(log_path, "/fast")
     hang_requests = len(arrivals(log_path, "/hang"))
-    latencies = sorted((received[i] - t) * 1000 for i, t in sent.items() if i in received)
+    latencies = sorted((received[i][0] - t) * 1000 for i, t in sent.items() if i in received)
     p99 = latencies[int(len(latencies) * 0.99) - 1]
     print(
         f"healthy endpoint while another hangs: {len(latencies)}/{len(sent)} delivered, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from monitor.models import Feed
 from monitor.parse import ParseError, parse_feed
 
 log = structlog.get_logger()
+
+MAX_START_SPREAD_SECONDS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,12 @@ class Poller:
     def run(self, stop: threading.Event) -> None:
         """Poll until `stop` is set; a fetch in flight then finishes (and enqueues) first."""
         log.info("poller.started", feeds=len(self.feeds))
+        # Feeds started together would stay in step, every poll landing at once and every
+        # batch queueing behind the others; a stable offset per feed spreads them out.
+        now = time.time()
+        for feed in self.feeds:
+            spread = min(feed.interval_seconds, MAX_START_SPREAD_SECONDS)
+            self.next_check[feed.name] = now + zlib.crc32(feed.name.encode()) % 1000 / 1000 * spread
         while not stop.is_set():
             stats.heartbeat(self.connection, "poller")
             self.run_once()

@@ -16,6 +16,7 @@ from pathlib import Path
 import redis
 
 from monitor.config import Config
+from monitor.processes import die_with_parent
 
 START_TIMEOUT_SECONDS = 15
 
@@ -35,7 +36,7 @@ def redis_url(config: Config) -> str:
     if url := os.environ.get("REDIS_URL"):
         return url
     embedded = EmbeddedRedis(config.settings.data_dir / "redis")
-    if _answers(embedded.url):
+    if answers(embedded.url):
         return embedded.url
     raise SystemExit(
         f"newsmon: REDIS_URL is not set and no `newsmon run` is serving "
@@ -55,7 +56,7 @@ class EmbeddedRedis:
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.socket.exists():
-            if _answers(self.url):
+            if answers(self.url):
                 raise RuntimeError(
                     f"a Redis server already serves {self.socket}: another newsmon is running "
                     f"on {self.data_dir}; stop it or set storage.data_dir in newsmon.toml"
@@ -86,6 +87,7 @@ class EmbeddedRedis:
             command,
             cwd=self.data_dir,
             start_new_session=True,
+            preexec_fn=die_with_parent,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -93,7 +95,7 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited at start: {self._log_tail()}")
-            if _answers(self.url):
+            if answers(self.url):
                 return self.url
             time.sleep(0.02)
         self.stop()
@@ -124,7 +126,7 @@ class EmbeddedRedis:
         return " | ".join(text.strip().splitlines()[-5:]) or "no log written"
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
     try:
         return bool(client.ping())

@@ -18,6 +18,7 @@ import time
 import structlog
 
 from monitor.config import Config
+from monitor.processes import die_with_parent
 from monitor.redis_server import EmbeddedRedis
 
 log = structlog.get_logger()
@@ -33,7 +34,9 @@ class Child:
         self.started = 0.0
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, env=self.env, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command, env=self.env, start_new_session=True, preexec_fn=die_with_parent
+        )
         self.started = time.monotonic()
         log.info("process.started", process=self.name, pid=self.process.pid)
 

@@ -19,12 +19,13 @@ def test_stats_healthz_and_metrics_of_a_running_monitor(
     feeds = directory / "feeds.toml"
     feeds.write_text(
         feeds.read_text()
-        + f'[[feeds]]\nname = "broken"\nurl = "{http_server.url_for("/broken.xml")}"\n'
+        + f'[[feeds]]\nname = "broken"\nurl = "{http_server.url_for("/broken.xml")}"\ninterval_seconds = 1\n'
     )
     run = start_process("run", "--config", str(directory), "--workers", "1")
     run.wait_for(
         lambda: sum(r.path == "/hook" for r in http_server.requests) == len(ROUND_ONE_LIVEBLOG)
     )
+    run.wait_for(lambda: "feed.failed" in [e["event"] for e in run.events()])
     serve = start_process("serve", "--config", str(directory), "--port", "0")
     serve.wait_for(lambda: "serve.started" in [e["event"] for e in serve.events()])
     port = next(e["port"] for e in serve.events() if e["event"] == "serve.started")
@@ -49,7 +50,7 @@ def test_stats_healthz_and_metrics_of_a_running_monitor(
     assert snap["subscriptions"]["all"]["delivered"] == len(ROUND_ONE_LIVEBLOG)
     assert snap["feeds"]["healthy"] == 1 and snap["feeds"]["failing"] == 1
     assert snap["feeds"]["failing_feeds"][0]["last_error"] == "HTTP 500 Internal Server Error"
-    assert snap["workers"] == 1 and snap["pollers"] == 1
+    assert (snap["workers"], snap["pollers"]) == (1, 1), snap
     # Five in the last 4 to 5 minutes.
     assert 1 <= snap["per_minute"]["alerts_delivered"] <= len(ROUND_ONE_LIVEBLOG) / 4
 

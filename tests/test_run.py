@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
+from pathlib import Path
 
 from monitor.poller import Poller
 from monitor.redis_server import EmbeddedRedis, connect
+from monitor.redis_server import answers as redis_answers
 from tests.conftest import SECRET, load, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
@@ -117,3 +121,31 @@ def test_a_restarted_run_alerts_nothing_twice(tmp_path, http_server, start_proce
     fetched = next(e for e in second.events() if e["event"] == "feed.fetched")
     assert fetched["new"] == 0
     assert len(hooks()) == len(ROUND_ONE_LIVEBLOG)
+
+
+def test_a_killed_run_leaves_no_process_behind(tmp_path, http_server, start_process, monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    directory = run_config(tmp_path, http_server)
+    run = start_process("run", "--config", str(directory), "--workers", "1")
+    run.wait_for(lambda: "worker.started" in [e["event"] for e in run.events()])
+    children = [e["pid"] for e in run.events() if e["event"] == "process.started"]
+    run.popen.send_signal(signal.SIGKILL)
+    run.finish()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in children) or _answers(load(directory)):
+        assert time.monotonic() < deadline, "children of a killed run are still running"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) counts as gone.
+    return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def _answers(config) -> bool:
+    server = EmbeddedRedis(config.settings.data_dir / "redis")
+    return server.socket.exists() and redis_answers(server.url)

@@ -28,20 +28,31 @@ from workers.normalise import normalise
 
 log = structlog.get_logger()
 
-DELIVERY_CHUNK = 100
+# Small enough that a fetch's alerts start going out while the rest is still processed,
+# and that several workers share one fetch's deliveries; large enough to share RQ's cost.
+SLICE = 25
+DELIVERY_CHUNK = 25
 DELIVER_JOB = "workers.jobs.deliver_alerts"
 
 
 def process_entries(entries: list[Entry]) -> dict[str, int]:
+    """The new entries of one fetch, a slice at a time: each slice's alerts are queued as soon
+    as it is done, so other workers deliver them while this one goes on with the rest."""
+    totals: Counter[str] = Counter()
+    for start in range(0, len(entries), SLICE):
+        totals.update(_process_slice(entries[start : start + SLICE]))
+    return dict(totals)
+
+
+def _process_slice(entries: list[Entry]) -> Counter[str]:
     rt = runtime.current()
     now = datetime.now(UTC)
-    checked = rt.deduper.check([normalise(entry) for entry in entries])
     alerts: dict[str, list[Alert]] = defaultdict(list)
-    duplicates = 0
-    for entry, duplicate in checked:
+    counts: Counter[str] = Counter(entries_processed=len(entries))
+    for entry, duplicate in rt.deduper.check([normalise(entry) for entry in entries]):
         bound = log.bind(entry_id=entry.id, feed=entry.feed_name, story_id=entry.story_id)
         if duplicate:
-            duplicates += 1
+            counts["entries_duplicate"] += 1
             bound.info(
                 "entry.duplicate",
                 duplicate_of=duplicate.of,
@@ -54,13 +65,8 @@ def process_entries(entries: list[Entry]) -> dict[str, int]:
         bound.info("entry.classified", topics=list(entry.topics), title=entry.title[:120])
         for alert in alerts_for(entry, rt.config.subscriptions, now):
             alerts[alert.subscription_id].append(alert)
-    queued = schedule_deliveries(alerts, attempt=1, delay_seconds=0)
+    counts["alerts_enqueued"] = schedule_deliveries(alerts, attempt=1, delay_seconds=0)
     with rt.connection.pipeline() as pipe:
-        counts = {
-            "entries_processed": len(entries),
-            "entries_duplicate": duplicates,
-            "alerts_enqueued": queued,
-        }
         stats.count(pipe, counts)
         pipe.execute()
     for subscription_alerts in alerts.values():
@@ -73,7 +79,7 @@ def process_entries(entries: list[Entry]) -> dict[str, int]:
                 story_id=alert.entry.story_id,
                 topics=list(alert.topics),
             )
-    return {"entries": len(entries), "duplicates": duplicates, "alerts": queued}
+    return counts
 
 
 def schedule_deliveries(alerts: dict[str, list[Alert]], attempt: int, delay_seconds: float) -> int:
