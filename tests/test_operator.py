@@ -19,7 +19,8 @@ def test_stats_healthz_and_metrics_of_a_running_monitor(
     feeds = directory / "feeds.toml"
     feeds.write_text(
         feeds.read_text()
-        + f'[[feeds]]\nname = "broken"\nurl = "{http_server.url_for("/broken.xml")}"\ninterval_seconds = 1\n'
+        + f'[[feeds]]\nname = "broken"\nurl = "{http_server.url_for("/broken.xml")}"\n'
+        + "interval_seconds = 1\n"
     )
     run = start_process("run", "--config", str(directory), "--workers", "1")
     run.wait_for(
