@@ -46,8 +46,8 @@ def vocabulary(rng: random.Random, size: int = 4000) -> tuple[list[str], list[fl
 
 
 def synthetic_entries(count: int, seed: int = 7) -> list[Entry]:
+    words, weights = vocabulary(random.Random(0))  # one language for every seed
     rng = random.Random(seed)
-    words, weights = vocabulary(rng)
     entries = []
     for i in range(count):
         title = " ".join(rng.choices(words, weights, k=9)).capitalize()

@@ -20,7 +20,7 @@ from monitor.models import Entry, Topic
 from workers.text import words
 
 
-@functools.lru_cache(maxsize=200_000)
+@functools.lru_cache(maxsize=50_000)
 def stem(word: str) -> str:
     """A light plural stemmer: enough to make "talks"/"talk" and "casualties"/"casualty" meet."""
     if len(word) > 4 and word.endswith("ies"):

@@ -103,7 +103,7 @@ def canonical_link(url: str) -> str:
     return link
 
 
-@functools.lru_cache(maxsize=200_000)
+@functools.lru_cache(maxsize=50_000)
 def _word_hash(word: str) -> int:
     # News vocabulary repeats, so each word is hashed once per worker, not once per shingle.
     return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
