@@ -28,10 +28,11 @@ from workers.normalise import normalise
 
 log = structlog.get_logger()
 
-# Small enough that a fetch's alerts start going out while the rest is still processed,
-# and that several workers share one fetch's deliveries; large enough to share RQ's cost.
-SLICE = 25
-DELIVERY_CHUNK = 25
+# A fetch's entries are processed in slices, each queueing its alerts when done, so delivery
+# starts before the whole batch is through; delivery jobs carry up to a chunk of alerts.
+# Both sizes balance latency against RQ's per-job cost (see bench/latency.py, pipeline.py).
+SLICE = 50
+DELIVERY_CHUNK = 100
 DELIVER_JOB = "workers.jobs.deliver_alerts"
 
 
