@@ -115,6 +115,11 @@ def test_rounds_of_feeds_alert_once_per_story_per_subscription(tmp_path, connect
         "daily",
     }
 
+    # No log line carries a secret or a body.
+    logged = repr(logs)
+    assert SECRET.removeprefix("whsec_") not in logged
+    assert not any(i.summary and i.summary[:60] in logged for i in items_by_link.values())
+
     # Every alert of one story carries one story id, in every subscription.
     stories = {}
     for request in deliveries:
