@@ -79,6 +79,56 @@ def show_stats(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def list_feeds(args: argparse.Namespace, config: Config) -> int:
+    from monitor import keys
+    from monitor.poller import UNHEALTHY_AFTER_ERRORS
+
+    connection = connect(redis_url(config))
+    with connection.pipeline(transaction=False) as pipe:
+        for feed in config.feeds:
+            pipe.hgetall(keys.feed_state(feed.name))
+            pipe.pttl(keys.feed_lease(feed.name))
+            pipe.zcard(keys.feed_seen(feed.name))
+        replies = pipe.execute()
+    now = time.time()
+    for index, feed in enumerate(config.feeds):
+        raw, lease_ms, seen = replies[3 * index : 3 * index + 3]
+        state = {k.decode(): v.decode() for k, v in raw.items()}
+        errors = int(state.get("errors") or 0)
+        health = (
+            "never fetched"
+            if not state
+            else "unhealthy"
+            if errors >= UNHEALTHY_AFTER_ERRORS
+            else "failing"
+            if errors
+            else "ok"
+        )
+        row = {
+            "feed": feed.name,
+            "url": feed.url,
+            "health": health,
+            "errors": errors,
+            "last_status": state.get("last_status", ""),
+            "last_fetched": _iso(float(state["last_fetched"])) if "last_fetched" in state else None,
+            "next_due_in_seconds": round(max(lease_ms, 0) / 1000, 1),
+            "entries_seen": seen,
+            "last_error": state.get("last_error", ""),
+        }
+        if args.json:
+            print(json.dumps(row))
+        else:
+            ago = (
+                f"{now - float(state['last_fetched']):.0f}s ago" if "last_fetched" in state else "-"
+            )
+            print(
+                f"{feed.name:<20} {health:<13} last {row['last_status'] or '-':<4} {ago:<10} "
+                f"next in {row['next_due_in_seconds']:>6}s  seen {seen:<6} errors {errors}"
+                + (f"  {row['last_error']}" if errors else "")
+            )
+    return 0
+
+
 def list_dead(args: argparse.Namespace, config: Config) -> int:
     records = _runtime(config).dead_letters.list(args.subscription)
     for record in records:

@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         "classify", "JSON lines in (id, title, summary), JSON lines out with topics", _classify
     )
     classify.add_argument("--explain", action="store_true", help="show which terms matched")
+    feeds = command(
+        "feeds", "each feed: health, last fetch, next due, entries seen", admin.list_feeds
+    )
+    feeds.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     stats_command = command("stats", "queues, rates, deliveries and feed health", admin.show_stats)
     stats_command.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     serve = command("serve", "HTTP: /healthz and /metrics (Prometheus)", _serve)

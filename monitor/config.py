@@ -31,6 +31,7 @@ class Settings:
     fetch_timeout_seconds: float = 20.0
     max_feed_bytes: int = 15 * 1024 * 1024
     fetch_concurrency: int = 16
+    fetch_per_host: int = 2
     seen_per_feed: int = 5000
     dedupe_window_hours: float = 72.0
     near_duplicate_similarity: float = 0.6
@@ -208,6 +209,7 @@ SETTINGS_KEYS = (
     ("poller", "timeout_seconds", "fetch_timeout_seconds", NUMBER, _positive),
     ("poller", "max_body_bytes", "max_feed_bytes", int, _positive),
     ("poller", "concurrency", "fetch_concurrency", int, _positive),
+    ("poller", "per_host", "fetch_per_host", int, _positive),
     ("poller", "seen_per_feed", "seen_per_feed", int, _positive),
     ("dedupe", "window_hours", "dedupe_window_hours", NUMBER, _positive),
     ("dedupe", "similarity", "near_duplicate_similarity", NUMBER, _fraction),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -16,10 +17,16 @@ from monitor.netguard import blocked_reason, http_client
 
 USER_AGENT = f"newsmon/{__version__} (feed monitor)"
 MAX_REDIRECTS = 5
+MAX_RETRY_AFTER_SECONDS = 24 * 3600
 
 
 class FetchError(Exception):
-    """The feed could not be fetched; str(error) is the reason logged with `feed.failed`."""
+    """The feed could not be fetched; str(error) is the reason logged with `feed.failed`.
+    `retry_after` is set when the server asked us to come back later (429/503 Retry-After)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,22 @@ class FetchResult:
     etag: str | None
     last_modified: str | None
     content_type: str
+    moved_to: str | None = None  # the final URL, when every redirect on the way was permanent
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Retry-After (seconds or an HTTP date) clamped to [0, 24 h]; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 class Fetcher:
@@ -62,11 +85,15 @@ class Fetcher:
         try:
             with self.client.stream("GET", url, headers=headers) as response:
                 if response.status_code == 304:
-                    return FetchResult(304, None, etag, last_modified, "")
+                    return FetchResult(304, None, etag, last_modified, "", _moved_to(response))
                 if response.status_code != 200:
-                    raise FetchError(
-                        f"HTTP {response.status_code} {response.reason_phrase}".strip()
-                    )
+                    retry_after = None
+                    if response.status_code in (429, 503):
+                        retry_after = retry_after_seconds(
+                            response.headers.get("retry-after"), time.time()
+                        )
+                    reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+                    raise FetchError(reason, retry_after)
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > self.max_bytes:
                     raise FetchError(
@@ -86,6 +113,7 @@ class Fetcher:
                     response.headers.get("etag"),
                     response.headers.get("last-modified"),
                     response.headers.get("content-type", ""),
+                    _moved_to(response),
                 )
         except httpx.TooManyRedirects:
             raise FetchError(f"more than {MAX_REDIRECTS} redirects") from None
@@ -96,3 +124,10 @@ class Fetcher:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _moved_to(response: httpx.Response) -> str | None:
+    """301 and 308 say the feed has moved for good; 302 and 307 say nothing of the kind."""
+    if response.history and all(r.status_code in (301, 308) for r in response.history):
+        return str(response.url)
+    return None

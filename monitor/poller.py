@@ -12,6 +12,7 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import redis
 import structlog
@@ -26,12 +27,15 @@ from monitor.parse import ParseError, parse_feed
 log = structlog.get_logger()
 
 MAX_START_SPREAD_SECONDS = 10
+MAX_BACKOFF_SECONDS = 6 * 3600
+MOVE_AFTER_REDIRECTS = 3
+UNHEALTHY_AFTER_ERRORS = 5
 
 
 @dataclass(frozen=True, slots=True)
 class PollOutcome:
     feed: str
-    status: str  # "fetched", "not_modified" or "failed"
+    status: str  # "fetched", "not_modified", "throttled" or "failed"
     new_entries: int = 0
     reason: str = ""
 
@@ -47,6 +51,9 @@ class Poller:
             max_workers=settings.fetch_concurrency, thread_name_prefix="fetch"
         )
         self.next_check = {feed.name: 0.0 for feed in self.feeds}
+        self.per_host = settings.fetch_per_host
+        self.host_slots: dict[str, threading.Semaphore] = {}
+        self.host_slots_lock = threading.Lock()
 
     def poll_feed(self, feed: Feed) -> PollOutcome:
         """One fetch of one feed, end to end. Never raises for a bad feed: it logs and reports."""
@@ -56,10 +63,14 @@ class Poller:
             k.decode(): v.decode()
             for k, v in self.connection.hgetall(keys.feed_state(feed.name)).items()
         }
+        # A feed that moved for good is fetched at its new URL, until the config changes.
+        url = state["moved_url"] if state.get("moved_from") == feed.url else feed.url
         try:
-            fetched = self.fetcher.fetch(
-                feed.url, state.get("etag") or None, state.get("last_modified") or None
-            )
+            with self._host_slot(url):
+                fetched = self.fetcher.fetch(
+                    url, state.get("etag") or None, state.get("last_modified") or None
+                )
+            self._track_move(feed, url, fetched.moved_to)
             if fetched.body is None:
                 with self.connection.pipeline() as pipe:
                     state = {
@@ -75,7 +86,11 @@ class Poller:
                 return PollOutcome(feed.name, "not_modified")
             entries = parse_feed(feed, fetched.body, fetched.content_type)
             new, job_ids = self.entry_queue.submit(feed, entries, fetched)
-        except (FetchError, ParseError) as exc:
+        except FetchError as exc:
+            if exc.retry_after is not None:
+                return self._throttled(feed, str(exc), exc.retry_after)
+            return self._failed(feed, str(exc))
+        except ParseError as exc:
             return self._failed(feed, str(exc))
         except redis.RedisError:
             raise  # not the feed's fault: let the process fail loudly and be restarted
@@ -95,14 +110,80 @@ class Poller:
         return PollOutcome(feed.name, "fetched", len(new))
 
     def _failed(self, feed: Feed, reason: str) -> PollOutcome:
+        """Count the error and back off: the wait doubles with each error in a row, up to
+        MAX_BACKOFF_SECONDS (or the feed's own interval, if longer); never a hard stop."""
         state_key = keys.feed_state(feed.name)
         with self.connection.pipeline() as pipe:
             pipe.hincrby(state_key, "errors", 1)
             pipe.hset(state_key, mapping={"last_error": reason, "last_fetched": time.time()})
             stats.count(pipe, {"feeds_failed": 1})
             errors, *_ = pipe.execute()
-        log.warning("feed.failed", feed=feed.name, url=feed.url, reason=reason, errors=errors)
+        backoff = min(
+            feed.interval_seconds * 2 ** (errors - 1),
+            max(MAX_BACKOFF_SECONDS, feed.interval_seconds),
+        )
+        self._delay(feed, backoff)
+        log.warning(
+            "feed.failed",
+            feed=feed.name,
+            url=feed.url,
+            reason=reason,
+            errors=errors,
+            retry_in=backoff,
+        )
+        if errors == UNHEALTHY_AFTER_ERRORS:
+            log.error(
+                "feed.unhealthy", feed=feed.name, url=feed.url, errors=errors, last_error=reason
+            )
         return PollOutcome(feed.name, "failed", reason=reason)
+
+    def _host_slot(self, url: str) -> threading.Semaphore:
+        """At most `per_host` fetches in flight to one host, whatever the concurrency."""
+        host = urlsplit(url).hostname or ""
+        with self.host_slots_lock:
+            if host not in self.host_slots:
+                self.host_slots[host] = threading.Semaphore(self.per_host)
+            return self.host_slots[host]
+
+    def _track_move(self, feed: Feed, url: str, moved_to: str | None) -> None:
+        """Follow a permanent redirect seen MOVE_AFTER_REDIRECTS times in a row; forget one
+        that is not seen again."""
+        key = keys.feed_state(feed.name)
+        if moved_to is None or moved_to == url:
+            self.connection.hdel(key, "moving_to", "moving_count")
+            return
+        with self.connection.pipeline() as pipe:
+            pipe.hget(key, "moving_to")
+            pipe.hincrby(key, "moving_count", 1)
+            previous, count = pipe.execute()
+        if previous is not None and previous.decode() != moved_to:
+            count = 1
+        self.connection.hset(key, mapping={"moving_to": moved_to, "moving_count": count})
+        if count >= MOVE_AFTER_REDIRECTS:
+            self.connection.hset(key, mapping={"moved_url": moved_to, "moved_from": feed.url})
+            self.connection.hdel(key, "moving_to", "moving_count")
+            log.warning(
+                "feed.moved",
+                feed=feed.name,
+                url=feed.url,
+                moved_to=moved_to,
+                hint="update feeds.toml to the new URL",
+            )
+
+    def _throttled(self, feed: Feed, reason: str, retry_after: float) -> PollOutcome:
+        """The server asked for time (429/503 with Retry-After): wait, but count no error."""
+        wait = max(feed.interval_seconds, retry_after)
+        self._delay(feed, wait)
+        self.connection.hset(
+            keys.feed_state(feed.name), mapping={"last_error": reason, "last_fetched": time.time()}
+        )
+        log.info("feed.throttled", feed=feed.name, url=feed.url, reason=reason, retry_in=wait)
+        return PollOutcome(feed.name, "throttled", reason=reason)
+
+    def _delay(self, feed: Feed, seconds: float) -> None:
+        """Hold the feed's lease for `seconds`, so no poller fetches it before then."""
+        self.connection.set(keys.feed_lease(feed.name), "1", px=max(int(seconds * 1000), 1))
+        self.next_check[feed.name] = time.time() + seconds
 
     def claim_due(self, now: float) -> list[Feed]:
         """Feeds due now whose lease this poller won."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import json
+import threading
+import time
 
 import pytest
 import structlog
@@ -11,7 +14,7 @@ from rq import Queue
 from monitor import keys
 from monitor.models import Feed
 from monitor.parse import ParseError, parse_feed
-from monitor.poller import Poller
+from monitor.poller import UNHEALTHY_AFTER_ERRORS, Poller
 from tests.conftest import load, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, atom, json_feed, rss
 
@@ -140,3 +143,119 @@ def test_entry_keys_fall_back_from_guid_to_link_to_content():
     assert keys_[0] == "g-1" and keys_[1] == "https://e.org/b" and keys_[2].startswith("sha1:")
     with pytest.raises(ParseError):
         parse_feed(feed, b"<html><head></head><body>nope</body></html>")
+
+
+def test_a_failing_feed_backs_off_and_is_flagged_unhealthy(tmp_path, connection, http_server):
+    http_server.route("/down.xml", (500, {}, b""))
+    poller = make_poller(tmp_path, connection, http_server, "/down.xml")
+    feed = poller.feeds[0]  # interval 300 s
+    waits = []
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(UNHEALTHY_AFTER_ERRORS):
+            poller.poll_feed(feed)
+            waits.append(round(connection.pttl(keys.feed_lease(feed.name)) / 1000, -1))
+    assert waits == [300, 600, 1200, 2400, 4800]
+    unhealthy = [e for e in logs if e["event"] == "feed.unhealthy"]
+    assert len(unhealthy) == 1 and unhealthy[0]["errors"] == UNHEALTHY_AFTER_ERRORS
+
+
+def test_retry_after_delays_a_feed_without_an_error_strike(tmp_path, connection, http_server):
+    http_server.route("/busy.xml", (429, {"retry-after": "900"}, b""))
+    poller = make_poller(tmp_path, connection, http_server, "/busy.xml")
+    with structlog.testing.capture_logs() as logs:
+        outcome = poller.poll_feed(poller.feeds[0])
+    assert outcome.status == "throttled"
+    assert 890 <= connection.pttl(keys.feed_lease(poller.feeds[0].name)) / 1000 <= 900
+    assert connection.hget(keys.feed_state(poller.feeds[0].name), "errors") is None
+    assert [e["event"] for e in logs] == ["feed.throttled"]
+
+
+def test_a_gzip_bomb_is_cut_at_the_cap(tmp_path, connection, http_server):
+    bomb = gzip.compress(b"<rss>" + b" " * 20_000_000)  # ~20 KB on the wire, 20 MB inflated
+    http_server.route("/bomb.xml", (200, {**RSS, "content-encoding": "gzip"}, bomb))
+    poller = make_poller(
+        tmp_path,
+        connection,
+        http_server,
+        "/bomb.xml",
+        settings="[poller]\nmax_body_bytes = 1000000\n",
+    )
+    outcome = poller.poll_feed(poller.feeds[0])
+    assert outcome.status == "failed" and "1000000-byte cap" in outcome.reason
+
+
+def test_entity_expansion_is_harmless():
+    entities = "".join(f'<!ENTITY e{i} "{f"&e{i - 1};" * 10 if i else "lol"}">' for i in range(10))
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE r [{entities}]><rss version="2.0"><channel>'
+        "<title>&e9;</title><item><guid>1</guid><title>&e9; tail</title></item>"
+        "</channel></rss>"
+    ).encode()
+    started = time.monotonic()
+    try:
+        entries = parse_feed(Feed("f", "https://example.org/feed", 60), body)
+    except ParseError:
+        entries = []
+    assert time.monotonic() - started < 5
+    assert all(len(e.title) < 1000 for e in entries)
+
+
+def test_feeds_command_shows_each_feeds_health(
+    tmp_path, connection, http_server, redis_url, start_process
+):
+    http_server.route("/good.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG)))
+    http_server.route("/down.xml", (500, {}, b""))
+    poller = make_poller(tmp_path, connection, http_server, "/good.xml", "/down.xml")
+    poller.run_once()
+    listing = start_process(
+        "feeds", "--config", str(tmp_path / "config"), "--json", env={"REDIS_URL": redis_url}
+    )
+    assert listing.finish() == 0
+    rows = {r["feed"]: r for r in map(json.loads, listing.log_path.read_text().splitlines())}
+    assert rows["good-xml"]["health"] == "ok" and rows["good-xml"]["entries_seen"] == 5
+    assert rows["down-xml"]["health"] == "failing" and rows["down-xml"]["errors"] == 1
+    assert rows["down-xml"]["last_error"] == "HTTP 500 Internal Server Error"
+    assert 290 <= rows["good-xml"]["next_due_in_seconds"] <= 300
+
+
+def test_a_feed_redirected_permanently_moves_and_a_temporary_one_never(
+    tmp_path, connection, http_server
+):
+    http_server.route("/old.xml", (301, {"location": "/new.xml"}, b""))
+    http_server.route("/new.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG)))
+    http_server.route("/temp.xml", (302, {"location": "/new.xml"}, b""))
+    http_server.route("/loop.xml", (308, {"location": "/loop.xml"}, b""))
+    poller = make_poller(tmp_path, connection, http_server, "/old.xml", "/temp.xml", "/loop.xml")
+    moved, temporary, loop = poller.feeds
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(4):
+            poller.poll_feed(moved)
+            poller.poll_feed(temporary)
+    assert [e["moved_to"] for e in logs if e["event"] == "feed.moved"] == [
+        http_server.url_for("/new.xml")
+    ]
+    paths = [r.path for r in http_server.requests]
+    assert paths.count("/old.xml") == 3  # the fourth poll went straight to the new URL
+    assert paths.count("/temp.xml") == 4
+    outcome = poller.poll_feed(loop)
+    assert outcome.status == "failed" and outcome.reason == "more than 5 redirects"
+
+
+def test_at_most_two_fetches_per_host_at_once(tmp_path, connection, http_server):
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def slow(request):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.3)
+        with lock:
+            in_flight[0] -= 1
+        return 200, RSS, rss(ROUND_ONE_LIVEBLOG[:1])
+
+    paths = [f"/feed-{i}.xml" for i in range(6)]
+    for path in paths:
+        http_server.route(path, slow)
+    poller = make_poller(tmp_path, connection, http_server, *paths)
+    assert len(poller.run_once()) == 6
+    assert peak[0] == 2

@@ -13,16 +13,15 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 
+from monitor.fetch import retry_after_seconds
 from monitor.models import Alert, Subscription
 from monitor.netguard import blocked_reason, http_client
 from workers.signing import signed_headers
 
 RETRYABLE_STATUS = {408, 429}
-MAX_RETRY_AFTER_SECONDS = 24 * 3600
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -59,21 +58,6 @@ class Outcome:
     http_status: int | None = None
     retry_after: float | None = None
     duration_ms: float = 0.0
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Retry-After (seconds or an HTTP date) clamped to [0, 24 h]; None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
-    else:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - now
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 class Deliverer:
