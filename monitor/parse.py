@@ -1,8 +1,9 @@
 """Parse step: feed bytes -> Entry objects. RSS and Atom through feedparser, JSON Feed here.
 
 An entry's key (what makes it "the same item" inside its feed) is its guid, else its link,
-else a hash of its title and content. Dates become aware UTC datetimes; a date in the
-future is clamped to now so it cannot sort ahead of everything.
+else a hash of its title and content; the choice is made per document (see _key_field).
+Dates become aware UTC datetimes; a date in the future is clamped to now so it cannot sort
+ahead of everything.
 """
 
 from __future__ import annotations
@@ -30,7 +31,23 @@ def parse_feed(
         items = _json_feed_items(stripped)
     else:
         items = _xml_feed_items(body, content_type)
-    return [_entry(feed, item, now) for item in items]
+    field = _key_field(items)
+    return [_entry(feed, item, field, now) for item in items]
+
+
+def _key_field(items: list[dict]) -> str:
+    """Which field identifies this feed's items: guid, else link, else a content hash.
+
+    Decided per document, not per item: a feed whose guids (or links) repeat across different
+    items, or are missing on most of them, cannot be trusted to tell items apart by them.
+    """
+    for field in ("guid", "link"):
+        values = [item[field] for item in items if item[field]]
+        contents = {(item[field], item["title"], item["summary"]) for item in items if item[field]}
+        distinct_items_per_value = len(contents) / max(len(set(values)), 1)
+        if len(values) * 2 > len(items) and distinct_items_per_value == 1:
+            return field
+    return "hash"
 
 
 def _xml_feed_items(body: bytes, content_type: str) -> list[dict]:
@@ -103,12 +120,9 @@ def _iso_date(value: object) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _entry(feed: Feed, item: dict, now: datetime) -> Entry:
-    key = (
-        item["guid"]
-        or item["link"]
-        or "sha1:" + hashlib.sha1(f"{item['title']}\0{item['summary']}".encode()).hexdigest()
-    )
+def _entry(feed: Feed, item: dict, key_field: str, now: datetime) -> Entry:
+    content_hash = hashlib.sha1(f"{item['title']}\0{item['summary']}".encode()).hexdigest()
+    key = (item[key_field] if key_field != "hash" else "") or "sha1:" + content_hash
     published = item["published"]
     if published is not None and published > now:
         published = now

@@ -130,19 +130,51 @@ def test_gzip_body_and_formats(tmp_path, connection, http_server):
     assert parse_feed(feed, json_feed(ROUND_ONE_LIVEBLOG))[0].published.hour == 9
 
 
-def test_entry_keys_fall_back_from_guid_to_link_to_content():
-    feed = Feed("f", "https://example.org/feed", 60)
-    body = (
-        b"<rss version='2.0'><channel><title>t</title>"
-        b"<item><guid>g-1</guid><title>A</title><link>https://e.org/a</link></item>"
-        b"<item><title>B</title><link>https://e.org/b</link></item>"
-        b"<item><title>C</title><description>c</description></item>"
-        b"</channel></rss>"
+def _doc(*items: tuple[str, str, str]) -> bytes:
+    body = "".join(
+        f"<item>{f'<guid>{guid}</guid>' if guid else ''}<title>{title}</title>"
+        f"{f'<link>{link}</link>' if link else ''}</item>"
+        for guid, link, title in items
     )
-    keys_ = [e.key for e in parse_feed(feed, body)]
-    assert keys_[0] == "g-1" and keys_[1] == "https://e.org/b" and keys_[2].startswith("sha1:")
-    with pytest.raises(ParseError):
-        parse_feed(feed, b"<html><head></head><body>nope</body></html>")
+    return f"<rss version='2.0'><channel><title>t</title>{body}</channel></rss>".encode()
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        # guid on every item, each its own: guid
+        ([("g1", "https://e.org/a", "A"), ("g2", "https://e.org/b", "B")], ["g1", "g2"]),
+        # guids on too few items: links, and a content hash where there is no link
+        (
+            [("g1", "https://e.org/a", "A"), ("", "https://e.org/b", "B"), ("", "", "C")],
+            ["https://e.org/a", "https://e.org/b", "sha1:"],
+        ),
+        # one guid repeated on different items: links
+        (
+            [("same", "https://e.org/a", "A"), ("same", "https://e.org/b", "B")],
+            ["https://e.org/a", "https://e.org/b"],
+        ),
+        # no guids, one link on every item: content hashes
+        ([("", "https://e.org/", "A"), ("", "https://e.org/", "B")], ["sha1:", "sha1:"]),
+    ],
+)
+def test_entry_keys_fall_back_from_guid_to_link_to_content(items, expected):
+    entries = parse_feed(Feed("f", "https://example.org/feed", 60), _doc(*items))
+    assert [
+        e.key[:5] if x == "sha1:" else e.key for e, x in zip(entries, expected, strict=True)
+    ] == expected
+    assert len({e.key for e in entries}) == len(entries)
+
+
+def test_items_that_leave_the_feed_and_return_are_not_new_again(tmp_path, connection, http_server):
+    first, second = ROUND_ONE_LIVEBLOG[:2]
+    http_server.route("/blog.xml", (200, RSS, rss([first, second])))
+    poller = make_poller(tmp_path, connection, http_server, "/blog.xml")
+    assert poller.poll_feed(poller.feeds[0]).new_entries == 2
+    http_server.route("/blog.xml", (200, RSS, rss([second])))
+    assert poller.poll_feed(poller.feeds[0]).new_entries == 0
+    http_server.route("/blog.xml", (200, RSS, rss([first, second])))
+    assert poller.poll_feed(poller.feeds[0]).new_entries == 0
 
 
 def test_a_failing_feed_backs_off_and_is_flagged_unhealthy(tmp_path, connection, http_server):
