@@ -47,6 +47,13 @@ def count(pipe: redis.client.Pipeline, counters: dict[str, int], subscription: s
     pipe.expire(minute_key, MINUTES_KEPT * 60)
 
 
+def record(connection: redis.Redis, counters: dict[str, int], subscription: str = "") -> None:
+    """`count`, in a pipeline of its own."""
+    with connection.pipeline() as pipe:
+        count(pipe, counters, subscription)
+        pipe.execute()
+
+
 def heartbeat(connection: redis.Redis, role: str) -> None:
     """Say this process is alive; old beats are trimmed as new ones come."""
     now = time.time()

@@ -67,9 +67,7 @@ def _process_slice(entries: list[Entry]) -> Counter[str]:
         for alert in alerts_for(entry, rt.config.subscriptions, now):
             alerts[alert.subscription_id].append(alert)
     counts["alerts_enqueued"] = schedule_deliveries(alerts, attempt=1, delay_seconds=0)
-    with rt.connection.pipeline() as pipe:
-        stats.count(pipe, counts)
-        pipe.execute()
+    stats.record(rt.connection, counts)
     for subscription_alerts in alerts.values():
         for alert in subscription_alerts:
             log.info(
@@ -173,9 +171,7 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
             bound.error(event, reason=outcome.reason, http_status=outcome.http_status)
             rt.dead_letters.add(alert, attempt, outcome.reason)
             gone = gone or outcome.http_status == 410
-    with rt.connection.pipeline() as pipe:
-        stats.count(pipe, counts, subscription_id)
-        pipe.execute()
+    stats.record(rt.connection, counts, subscription_id)
     if counts["alerts_delivered"]:
         rt.endpoints.succeeded(subscription_id)
     if gone:
@@ -219,9 +215,9 @@ def _disable(
 def _dead_letter(alerts: list[Alert], attempts: int, reason: str) -> dict[str, int]:
     """Keep undeliverable alerts for `newsmon deliveries replay`."""
     rt = runtime.current()
-    with rt.connection.pipeline() as pipe:
-        stats.count(pipe, {"alerts_dead": len(alerts)}, alerts[0].subscription_id if alerts else "")
-        pipe.execute()
+    stats.record(
+        rt.connection, {"alerts_dead": len(alerts)}, alerts[0].subscription_id if alerts else ""
+    )
     dead_letters = rt.dead_letters
     for alert in alerts:
         log.error(
