@@ -7,13 +7,18 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from monitor import __version__, admin, log
 from monitor.config import Config, ConfigError, config_dir, load_config, load_topics
 from monitor.redis_server import connect, redis_url
+
+if TYPE_CHECKING:
+    from workers.classify import Classifier
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         "classify", "JSON lines in (id, title, summary), JSON lines out with topics", _classify
     )
     classify.add_argument("--explain", action="store_true", help="show which terms matched")
+    classify.add_argument(
+        "--eval",
+        metavar="LABELLED.jsonl",
+        type=Path,
+        help="score the rules on lines that carry their true 'topics'",
+    )
     feeds = command(
         "feeds", "each feed: health, last fetch, next due, entries seen", admin.list_feeds
     )
@@ -179,9 +190,7 @@ def _worker(args: argparse.Namespace, config: Config) -> int:
 
 
 def _classify(args: argparse.Namespace, config: None) -> int:
-    from monitor.models import Entry
     from workers.classify import Classifier
-    from workers.normalise import normalise
 
     try:
         classifier = Classifier(load_topics(config_dir(args.config)))
@@ -189,30 +198,14 @@ def _classify(args: argparse.Namespace, config: None) -> int:
         for problem in exc.problems:
             print(f"newsmon: {problem}", file=sys.stderr)
         return 2
+    if args.eval:
+        return _evaluate(classifier, args.eval)
     bad_lines = 0
-    for number, line in enumerate(sys.stdin, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            if not isinstance(item, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            print(f"newsmon: stdin line {number}: {exc}", file=sys.stderr)
+    for _, item in _json_lines(sys.stdin, "stdin"):
+        if item is None:
             bad_lines += 1
             continue
-        entry = normalise(
-            Entry(
-                id=str(item.get("id", number)),
-                feed_name="",
-                feed_url="",
-                key="",
-                title=str(item.get("title") or ""),
-                link="",
-                summary=str(item.get("summary") or ""),
-            )
-        )
-        scores = classifier.explain(entry.text)
+        scores = classifier.explain(_text(item))
         item["topics"] = [s.topic for s in scores if s.passed]
         if args.explain:
             item["explain"] = {
@@ -228,3 +221,66 @@ def _classify(args: argparse.Namespace, config: None) -> int:
         print(json.dumps(item, ensure_ascii=False), flush=False)
     sys.stdout.flush()
     return 1 if bad_lines else 0
+
+
+def _evaluate(classifier: Classifier, path: Path) -> int:
+    from workers.evaluation import evaluate
+
+    try:
+        lines = list(_json_lines(path.open(encoding="utf-8"), str(path)))
+    except OSError as exc:
+        raise SystemExit(f"newsmon: {path}: {exc.strerror}") from None
+    labelled = []
+    for number, item in lines:
+        if item is None:
+            return 2
+        if not isinstance(item.get("topics"), list):
+            raise SystemExit(f"newsmon: {path} line {number}: needs a 'topics' list, e.g. []")
+        labelled.append((item, set(item["topics"]), set(classifier.topics_of(_text(item)))))
+    names = [topic.name for topic in classifier.topics]
+    result = evaluate(names, labelled)
+    print(f"{'topic':<16} {'precision':>9} {'recall':>7} {'f1':>6} {'labelled':>9}")
+    for name, scores in result.topics.items():
+        support = scores.true_positives + scores.false_negatives
+        print(
+            f"{name:<16} {scores.precision:9.3f} {scores.recall:7.3f} {scores.f1:6.3f} {support:9d}"
+        )
+    print(f"macro-F1 {result.macro_f1:.3f} over {len(labelled)} lines, {len(result.misses)} missed")
+    for miss in result.misses:
+        print(
+            f"  miss {miss['id']}: expected {miss['expected']}, got {miss['got']}: "
+            f"{miss['title'][:70]}"
+        )
+    return 0
+
+
+def _json_lines(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict | None]]:
+    """(line number, object) per non-blank line; None, after saying why, for a bad line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            print(f"newsmon: {source} line {number}: {exc}", file=sys.stderr)
+            item = None
+        yield number, item
+
+
+def _text(item: dict) -> str:
+    """The text the workers would classify: normalised title and summary."""
+    from monitor.models import Entry
+    from workers.normalise import normalise
+
+    entry = Entry(
+        id="",
+        feed_name="",
+        feed_url="",
+        key="",
+        link="",
+        title=str(item.get("title") or ""),
+        summary=str(item.get("summary") or ""),
+    )
+    return normalise(entry).text

@@ -83,3 +83,48 @@ def test_classify_command_explains_matches():
     assert out[0]["explain"]["diplomacy"]["matched"] == {"foreign minister": 2.0, "peace talk": 2.0}
     assert out[1]["topics"] == [] and out[1]["explain"] == {}
     assert result.returncode == 1 and "stdin line 3" in result.stderr
+
+
+def test_classify_eval_scores_labelled_lines(tmp_path):
+    items = [*ROUND_TWO_LIVEBLOG, *WIRE_ITEMS, *DAILY_ITEMS]
+    labelled = [
+        {
+            "id": i.guid,
+            "title": i.title,
+            "summary": i.summary,
+            "topics": list(STORY_TOPICS[i.story]),
+        }
+        for i in items
+    ]
+    labelled.append(
+        {
+            "id": "wrong",
+            "title": "Envoys resume peace talks in Istanbul",
+            "summary": "",
+            "topics": ["culture"],
+        }
+    )  # a deliberately wrong label
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in labelled))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "classify",
+            "--config",
+            str(REPO / "config"),
+            "--eval",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"over {len(labelled)} lines, 1 missed" in out
+    assert "miss wrong: expected ['culture'], got ['diplomacy']" in out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:9]}
+    assert rows["culture"][:3] == ["1.000", "0.667", "0.800"]  # 2 of 3 culture labels found
+    assert rows["diplomacy"][0] == "0.800"  # 4 of the 5 lines said to be diplomacy
+    assert "macro-F1 0.9" in out
