@@ -37,6 +37,7 @@ class FetchResult:
     last_modified: str | None
     content_type: str
     moved_to: str | None = None  # the final URL, when every redirect on the way was permanent
+    max_age: float | None = None  # seconds the server says the body stays fresh
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -85,7 +86,9 @@ class Fetcher:
         try:
             with self.client.stream("GET", url, headers=headers) as response:
                 if response.status_code == 304:
-                    return FetchResult(304, None, etag, last_modified, "", _moved_to(response))
+                    return FetchResult(
+                        304, None, etag, last_modified, "", _moved_to(response), _max_age(response)
+                    )
                 if response.status_code != 200:
                     retry_after = None
                     if response.status_code in (429, 503):
@@ -114,6 +117,7 @@ class Fetcher:
                     response.headers.get("last-modified"),
                     response.headers.get("content-type", ""),
                     _moved_to(response),
+                    _max_age(response),
                 )
         except httpx.TooManyRedirects:
             raise FetchError(f"more than {MAX_REDIRECTS} redirects") from None
@@ -130,4 +134,16 @@ def _moved_to(response: httpx.Response) -> str | None:
     """301 and 308 say the feed has moved for good; 302 and 307 say nothing of the kind."""
     if response.history and all(r.status_code in (301, 308) for r in response.history):
         return str(response.url)
+    return None
+
+
+def _max_age(response: httpx.Response) -> float | None:
+    """Cache-Control s-maxage, else max-age, in seconds; None when absent or unreadable."""
+    directives = {}
+    for part in response.headers.get("cache-control", "").split(","):
+        name, _, value = part.strip().partition("=")
+        directives[name.lower()] = value.strip('"')
+    for name in ("s-maxage", "max-age"):
+        if directives.get(name, "").isdigit():
+            return float(directives[name])
     return None

@@ -71,6 +71,9 @@ class Poller:
                     url, state.get("etag") or None, state.get("last_modified") or None
                 )
             self._track_move(feed, url, fetched.moved_to)
+            if fetched.max_age and fetched.max_age > feed.interval_seconds:
+                # The server says the body stays fresh longer than our interval: no sooner.
+                self._delay(feed, min(fetched.max_age, MAX_BACKOFF_SECONDS))
             if fetched.body is None:
                 with self.connection.pipeline() as pipe:
                     state = {

@@ -291,3 +291,24 @@ def test_at_most_two_fetches_per_host_at_once(tmp_path, connection, http_server)
     poller = make_poller(tmp_path, connection, http_server, *paths)
     assert len(poller.run_once()) == 6
     assert peak[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "wait"),
+    [
+        ("public, max-age=3600", 3600),
+        ('s-maxage="1800", max-age=60', 1800),
+        ("max-age=10", 300),
+        ("no-cache", 300),
+        ("max-age=soon", 300),
+    ],
+)
+def test_never_polled_sooner_than_cache_control_allows(
+    tmp_path, connection, http_server, cache_control, wait
+):
+    http_server.route(
+        "/blog.xml", (200, {**RSS, "cache-control": cache_control}, rss(ROUND_ONE_LIVEBLOG))
+    )
+    poller = make_poller(tmp_path, connection, http_server, "/blog.xml")
+    assert len(poller.run_once()) == 1  # takes the 300 s lease, then polls
+    assert wait - 5 <= connection.pttl(keys.feed_lease(poller.feeds[0].name)) / 1000 <= wait
