@@ -167,7 +167,7 @@ def replay(args: argparse.Namespace, config: Config) -> int:
         by_subscription[alert.subscription_id].append(alert)
     for subscription_id in by_subscription:
         subscription = rt.subscription(subscription_id)
-        if rt.endpoints.disabled_reason(subscription):
+        if rt.endpoints.health(subscription).disabled_reason:
             rt.endpoints.enable(subscription_id)
             print(f"re-enabled subscription {subscription_id}")
     queued = schedule_deliveries(by_subscription, attempt=1, delay_seconds=0)
@@ -178,13 +178,13 @@ def replay(args: argparse.Namespace, config: Config) -> int:
 def list_subscriptions(args: argparse.Namespace, config: Config) -> int:
     endpoints = _runtime(config).endpoints
     for subscription in config.subscriptions:
-        state = endpoints.state(subscription.id)
-        if reason := endpoints.disabled_reason(subscription):
-            status = f"disabled since {_iso(float(state['disabled_at']))}: {reason}"
-        elif "failing_since" in state:
+        health = endpoints.health(subscription)
+        if health.disabled_reason:
+            status = f"disabled since {_iso(health.disabled_at)}: {health.disabled_reason}"
+        elif health.failing_since is not None:
             status = (
-                f"failing since {_iso(float(state['failing_since']))}, next try "
-                f"{_iso(float(state.get('blocked_until', time.time())))}"
+                f"failing since {_iso(health.failing_since)}, next try "
+                f"{_iso(max(health.blocked_until, time.time()))}"
             )
         else:
             status = "ok"

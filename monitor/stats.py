@@ -113,16 +113,8 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
     dead_letters = DeadLetters(connection, config.settings.dead_letter_days * 86400).list()
     subscriptions = {}
     for subscription, counts in zip(config.subscriptions, subscription_counts, strict=True):
-        state = endpoints.state(subscription.id)
-        status = (
-            "disabled"
-            if endpoints.disabled_reason(subscription)
-            else "failing"
-            if "failing_since" in state
-            else "ok"
-        )
         subscriptions[subscription.id] = {
-            "status": status,
+            "status": endpoints.health(subscription).status,
             **{name: counts.get(name, 0) for name in SUBSCRIPTION_COUNTERS},
             "dead_letters": sum(d["subscription_id"] == subscription.id for d in dead_letters),
         }

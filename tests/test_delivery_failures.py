@@ -139,11 +139,14 @@ def test_410_disables_the_subscription_until_re_enabled(tmp_path, connection, ht
         jobs.deliver_alerts("hook", make_alerts(2)[1:], attempt=1)  # later alerts
     assert len(http_server.requests) == 1
     assert "subscription.disabled" in [e["event"] for e in logs]
-    assert rt.endpoints.disabled_reason(rt.subscription("hook")) == "the endpoint answered 410 Gone"
+    assert (
+        rt.endpoints.health(rt.subscription("hook")).disabled_reason
+        == "the endpoint answered 410 Gone"
+    )
     assert len(rt.dead_letters.list("hook")) == 3  # the 410's and the untried; e1 twice -> once
     assert (
         rt.endpoints.enable("hook")
-        and rt.endpoints.disabled_reason(rt.subscription("hook")) is None
+        and rt.endpoints.health(rt.subscription("hook")).disabled_reason is None
     )
 
 
@@ -205,7 +208,7 @@ def test_an_endpoint_failing_too_long_is_disabled(tmp_path, connection, http_ser
         jobs.deliver_alerts("hook", make_alerts(1), attempt=2)
     disabled = [e for e in logs if e["event"] == "subscription.disabled"]
     assert disabled and disabled[0]["reason"].startswith("failing for")
-    assert rt.endpoints.disabled_reason(rt.subscription("hook"))
+    assert rt.endpoints.health(rt.subscription("hook")).disabled_reason
 
 
 def test_every_secret_signs_each_delivery(tmp_path, connection, http_server):

@@ -9,6 +9,7 @@ until its URL changes in subscriptions.toml or an operator re-enables it.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import redis
 
@@ -16,28 +17,40 @@ from monitor import keys
 from monitor.models import Subscription
 
 
+@dataclass(frozen=True, slots=True)
+class Health:
+    """One endpoint's state, as read in one go."""
+
+    disabled_reason: str | None  # None unless disabled; changing the URL re-enables it
+    disabled_at: float | None
+    failing_since: float | None
+    blocked_until: float  # 0 when it may be tried now
+
+    @property
+    def status(self) -> str:
+        if self.disabled_reason:
+            return "disabled"
+        return "failing" if self.failing_since is not None else "ok"
+
+    def blocked_for(self) -> float:
+        """Seconds until the failing endpoint may be tried again (0 when it may be now)."""
+        return max(self.blocked_until - time.time(), 0.0)
+
+
 class Endpoints:
     def __init__(self, connection: redis.Redis):
         self.connection = connection
 
-    def state(self, subscription_id: str) -> dict[str, str]:
-        raw = self.connection.hgetall(keys.endpoint(subscription_id))
-        return {k.decode(): v.decode() for k, v in raw.items()}
-
-    def disabled_reason(self, subscription: Subscription) -> str | None:
-        """Why the subscription is disabled, or None. Changing its URL re-enables it."""
-        state = self.state(subscription.id)
-        if state.get("disabled_url") == subscription.url:
-            return state.get("disabled_reason", "disabled")
-        return None
-
-    def blocked_for(self, subscription_id: str) -> float:
-        """Seconds until the failing endpoint may be tried again (0 when it may be now)."""
-        blocked_until = self.connection.hget(keys.endpoint(subscription_id), "blocked_until")
-        return max(float(blocked_until or 0) - time.time(), 0.0)
-
-    def is_failing(self, subscription_id: str) -> bool:
-        return bool(self.connection.hexists(keys.endpoint(subscription_id), "failing_since"))
+    def health(self, subscription: Subscription) -> Health:
+        raw = self.connection.hgetall(keys.endpoint(subscription.id))
+        state = {k.decode(): v.decode() for k, v in raw.items()}
+        disabled = state.get("disabled_url") == subscription.url
+        return Health(
+            disabled_reason=state.get("disabled_reason", "disabled") if disabled else None,
+            disabled_at=float(state["disabled_at"]) if disabled else None,
+            failing_since=float(state["failing_since"]) if "failing_since" in state else None,
+            blocked_until=float(state.get("blocked_until", 0)),
+        )
 
     def succeeded(self, subscription_id: str) -> None:
         self.connection.hdel(

@@ -119,9 +119,10 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
     subscription = rt.subscription(subscription_id)
     if subscription is None:
         return _dead_letter(alerts, attempt - 1, "subscription no longer in subscriptions.toml")
-    if reason := rt.endpoints.disabled_reason(subscription):
-        return _dead_letter(alerts, attempt - 1, f"subscription disabled: {reason}")
-    if (wait := rt.endpoints.blocked_for(subscription_id)) > 0:
+    health = rt.endpoints.health(subscription)
+    if health.disabled_reason:
+        return _dead_letter(alerts, attempt - 1, f"subscription disabled: {health.disabled_reason}")
+    if (wait := health.blocked_for()) > 0:
         # The endpoint is failing: this batch waits its turn, and spends no attempt doing so.
         schedule_deliveries({subscription_id: alerts}, attempt, wait)
         log.info(
@@ -133,7 +134,7 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
         return {"deferred": len(alerts)}
 
     # A failing endpoint is probed one message at a time; a healthy one gets max_in_flight.
-    limit = 1 if rt.endpoints.is_failing(subscription_id) else settings.max_in_flight_per_endpoint
+    limit = 1 if health.failing_since is not None else settings.max_in_flight_per_endpoint
     outcomes = rt.deliverer.send_all(subscription, alerts, limit, stop_after_failures=limit)
     retry: list[Alert] = []
     untried: list[Alert] = []
