@@ -70,7 +70,7 @@ class Poller:
                 fetched = self.fetcher.fetch(
                     url, state.get("etag") or None, state.get("last_modified") or None
                 )
-            self._track_move(feed, url, fetched.moved_to)
+            self._track_move(feed, url, fetched.moved_to, state)
             if fetched.max_age and fetched.max_age > feed.interval_seconds:
                 # The server says the body stays fresh longer than our interval: no sooner.
                 self._delay(feed, min(fetched.max_age, MAX_BACKOFF_SECONDS))
@@ -148,30 +148,33 @@ class Poller:
                 self.host_slots[host] = threading.Semaphore(self.per_host)
             return self.host_slots[host]
 
-    def _track_move(self, feed: Feed, url: str, moved_to: str | None) -> None:
+    def _track_move(
+        self, feed: Feed, url: str, moved_to: str | None, state: dict[str, str]
+    ) -> None:
         """Follow a permanent redirect seen MOVE_AFTER_REDIRECTS times in a row; forget one
-        that is not seen again."""
+        that is not seen again. `state` is the feed's state read at the start of this poll
+        (the lease makes this poller the only one writing it)."""
         key = keys.feed_state(feed.name)
         if moved_to is None or moved_to == url:
-            self.connection.hdel(key, "moving_to", "moving_count")
+            if "moving_to" in state:
+                self.connection.hdel(key, "moving_to", "moving_count")
+            return
+        same = state.get("moving_to") == moved_to
+        count = int(state.get("moving_count", 0)) + 1 if same else 1
+        if count < MOVE_AFTER_REDIRECTS:
+            self.connection.hset(key, mapping={"moving_to": moved_to, "moving_count": count})
             return
         with self.connection.pipeline() as pipe:
-            pipe.hget(key, "moving_to")
-            pipe.hincrby(key, "moving_count", 1)
-            previous, count = pipe.execute()
-        if previous is not None and previous.decode() != moved_to:
-            count = 1
-        self.connection.hset(key, mapping={"moving_to": moved_to, "moving_count": count})
-        if count >= MOVE_AFTER_REDIRECTS:
-            self.connection.hset(key, mapping={"moved_url": moved_to, "moved_from": feed.url})
-            self.connection.hdel(key, "moving_to", "moving_count")
-            log.warning(
-                "feed.moved",
-                feed=feed.name,
-                url=feed.url,
-                moved_to=moved_to,
-                hint="update feeds.toml to the new URL",
-            )
+            pipe.hset(key, mapping={"moved_url": moved_to, "moved_from": feed.url})
+            pipe.hdel(key, "moving_to", "moving_count")
+            pipe.execute()
+        log.warning(
+            "feed.moved",
+            feed=feed.name,
+            url=feed.url,
+            moved_to=moved_to,
+            hint="update feeds.toml to the new URL",
+        )
 
     def _throttled(self, feed: Feed, reason: str, retry_after: float) -> PollOutcome:
         """The server asked for time (429/503 with Retry-After): wait, but count no error."""
