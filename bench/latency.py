@@ -70,9 +70,9 @@ class TimedPoller(Poller):
         self.publishers = publishers
         self.polls: dict[str, list[tuple[float, int]]] = {name: [] for name in publishers}
 
-    def poll_feed(self, feed):
+    async def _poll(self, fetching, feed, state):
         began = time.time()
-        outcome = super().poll_feed(feed)
+        outcome = await super()._poll(fetching, feed, state)
         self.polls[feed.name].append((began, self.publishers[feed.name].served))
         return outcome
 

@@ -80,19 +80,19 @@ def show_stats(args: argparse.Namespace, config: Config) -> int:
 
 
 def list_feeds(args: argparse.Namespace, config: Config) -> int:
-    from monitor import keys
+    from monitor import keys, websub
     from monitor.poller import UNHEALTHY_AFTER_ERRORS
 
     connection = connect(redis_url(config))
     with connection.pipeline(transaction=False) as pipe:
         for feed in config.feeds:
             pipe.hgetall(keys.feed_state(feed.name))
-            pipe.pttl(keys.feed_lease(feed.name))
+            pipe.zscore(keys.SCHEDULE, feed.name)
             pipe.zcard(keys.feed_seen(feed.name))
         replies = pipe.execute()
     now = time.time()
     for index, feed in enumerate(config.feeds):
-        raw, lease_ms, seen = replies[3 * index : 3 * index + 3]
+        raw, due, seen = replies[3 * index : 3 * index + 3]
         state = {k.decode(): v.decode() for k, v in raw.items()}
         errors = int(state.get("errors") or 0)
         health = (
@@ -111,9 +111,10 @@ def list_feeds(args: argparse.Namespace, config: Config) -> int:
             "errors": errors,
             "last_status": state.get("last_status", ""),
             "last_fetched": _iso(float(state["last_fetched"])) if "last_fetched" in state else None,
-            "next_due_in_seconds": round(max(lease_ms, 0) / 1000, 1),
+            "next_due_in_seconds": round(max(due - now, 0), 1) if due is not None else None,
             "entries_seen": seen,
             "last_error": state.get("last_error", ""),
+            "push": "active" if websub.is_active(state, now) else "",
         }
         if args.json:
             print(json.dumps(row))
@@ -123,7 +124,8 @@ def list_feeds(args: argparse.Namespace, config: Config) -> int:
             )
             print(
                 f"{feed.name:<20} {health:<13} last {row['last_status'] or '-':<4} {ago:<10} "
-                f"next in {row['next_due_in_seconds']:>6}s  seen {seen:<6} errors {errors}"
+                f"next in {row['next_due_in_seconds'] or 0:>6}s  seen {seen:<6} errors {errors}"
+                + ("  push" if row["push"] else "")
                 + (f"  {row['last_error']}" if errors else "")
             )
     return 0

@@ -28,9 +28,11 @@ class Settings:
     """`newsmon.toml`: every key is optional; these defaults apply."""
 
     poll_interval_seconds: int = 300
+    min_interval_seconds: int = 60
+    max_interval_seconds: int = 3600
     fetch_timeout_seconds: float = 20.0
     max_feed_bytes: int = 15 * 1024 * 1024
-    fetch_concurrency: int = 16
+    fetch_concurrency: int = 100
     fetch_per_host: int = 2
     seen_per_feed: int = 5000
     dedupe_window_hours: float = 72.0
@@ -40,6 +42,7 @@ class Settings:
     max_in_flight_per_endpoint: int = 4
     disable_after_hours: float = 120.0
     dead_letter_days: float = 14.0
+    websub_callback_url: str = ""
     data_dir: Path = field(default_factory=lambda: default_data_dir())
 
 
@@ -206,6 +209,8 @@ NUMBER = (int, float)
 # newsmon.toml: (section, key, Settings field, accepted types, check)
 SETTINGS_KEYS = (
     ("poller", "interval_seconds", "poll_interval_seconds", int, _positive),
+    ("poller", "min_interval_seconds", "min_interval_seconds", int, _positive),
+    ("poller", "max_interval_seconds", "max_interval_seconds", int, _positive),
     ("poller", "timeout_seconds", "fetch_timeout_seconds", NUMBER, _positive),
     ("poller", "max_body_bytes", "max_feed_bytes", int, _positive),
     ("poller", "concurrency", "fetch_concurrency", int, _positive),
@@ -218,6 +223,7 @@ SETTINGS_KEYS = (
     ("delivery", "max_in_flight", "max_in_flight_per_endpoint", int, _positive),
     ("delivery", "disable_after_hours", "disable_after_hours", NUMBER, _positive),
     ("delivery", "dead_letter_days", "dead_letter_days", NUMBER, _positive),
+    ("websub", "callback_url", "websub_callback_url", str, _http_url),
     ("storage", "data_dir", "data_dir", str, None),
 )
 
@@ -241,7 +247,19 @@ def _settings(reader: _Reader) -> Settings:
         elif field_name == "data_dir":  # relative to the config folder
             value = reader.path.parent / Path(value).expanduser()
         values[field_name] = value
-    return Settings(**values)
+    settings = Settings(**values)
+    if not (
+        settings.min_interval_seconds
+        <= settings.poll_interval_seconds
+        <= settings.max_interval_seconds
+    ):
+        reader.problem(
+            "poller",
+            "needs min_interval_seconds <= interval_seconds <= max_interval_seconds "
+            f"(now {settings.min_interval_seconds}, {settings.poll_interval_seconds}, "
+            f"{settings.max_interval_seconds})",
+        )
+    return settings
 
 
 def _feeds(reader: _Reader, settings: Settings) -> tuple[Feed, ...]:
@@ -251,9 +269,11 @@ def _feeds(reader: _Reader, settings: Settings) -> tuple[Feed, ...]:
         reader.unknown_keys(table, {"name", "url", "interval_seconds", "tags"}, where)
         name = reader.require(table, "name", where, str, _name)
         url = reader.require(table, "url", where, str, _http_url)
+        # A feed given its own interval keeps it; the others adapt to their update rate.
         interval = reader.get(
             table, "interval_seconds", where, int, settings.poll_interval_seconds, _positive
         )
+        adaptive = "interval_seconds" not in table
         tags = reader.get(table, "tags", where, list, [], _strings)
         if name in seen_names:
             reader.problem(
@@ -262,7 +282,7 @@ def _feeds(reader: _Reader, settings: Settings) -> tuple[Feed, ...]:
             continue
         seen_names.add(name)
         if name and url:
-            feeds.append(Feed(name, url, interval, tuple(tags)))
+            feeds.append(Feed(name, url, interval, tuple(tags), adaptive))
     return tuple(feeds)
 
 

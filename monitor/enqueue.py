@@ -1,21 +1,26 @@
 """New-entry check and enqueue: the poller's hand-over to the workers.
 
-An entry is new when its key is not in its feed's seen-set. New entries go onto the
-entries queue in batches (one RQ job per batch, so RQ's per-job cost is shared), and in the
-same MULTI/EXEC the keys are marked seen and the feed's validators (ETag, Last-Modified)
-are stored. So a crash can never mark an entry seen without its job being queued, nor make
-the next fetch answer 304 for entries that were never queued.
+An entry is new when its key is not in its feed's seen-set, and edited when its key is
+there but its title or summary changed (it then carries a `revision` and updates its story
+rather than starting one). New and edited entries go onto the entries queue in batches (one
+RQ job per batch, so RQ's per-job cost is shared), and in the same MULTI/EXEC the keys are
+marked seen and the feed's state (validators such as ETag and Last-Modified) is stored. So
+a crash can never mark an entry seen without its job being queued, nor make the next fetch
+answer 304 for entries that were never queued.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import redis
+import structlog
 from rq import Queue, Retry
 
 from monitor import keys, stats
-from monitor.fetch import FetchResult
 from monitor.models import Entry, Feed
 
 BATCH_SIZE = 200
@@ -24,35 +29,88 @@ JOB_TIMEOUT_SECONDS = 600
 # A worker killed mid-job leaves the job "abandoned"; RQ re-runs it while retries remain.
 JOB_RETRY = Retry(max=5, interval=[1, 5, 30, 60, 300])
 
+# Marks the feed's current items seen (refreshing their place, so trimming only ever drops
+# keys that have left the feed), stores their digests, and trims both to the bound.
+REMEMBER_SCRIPT = """
+-- KEYS: seen zset, digests hash. ARGV: now, bound, then key, digest pairs.
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+while excess > 0 do
+  local old = redis.call('ZRANGE', KEYS[1], 0, math.min(excess, 1000) - 1)
+  redis.call('ZREM', KEYS[1], unpack(old))
+  redis.call('HDEL', KEYS[2], unpack(old))
+  excess = excess - #old
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    new: list[Entry]
+    edited: list[Entry]
+    job_ids: list[str]
+
+    def log_entries(self, bound: structlog.typing.FilteringBoundLogger) -> None:
+        for entry in self.new:
+            bound.info("entry.enqueued", entry_id=entry.id, title=entry.title[:120])
+        for entry in self.edited:
+            bound.info(
+                "entry.edited", entry_id=entry.id, revision=entry.revision, title=entry.title[:120]
+            )
+
+
+def digest(entry: Entry) -> str:
+    """What an edit changes: the title and the summary."""
+    content = f"{entry.title}\0{entry.summary}".encode()
+    return hashlib.blake2b(content, digest_size=8).hexdigest()
+
 
 class EntryQueue:
     def __init__(self, connection: redis.Redis, seen_per_feed: int):
         self.connection = connection
         self.seen_per_feed = seen_per_feed
         self.queue = Queue(keys.ENTRIES_QUEUE, connection=connection)
+        self.remember = connection.register_script(REMEMBER_SCRIPT)
 
-    def new_entries(self, feed: Feed, entries: list[Entry]) -> list[Entry]:
-        """Entries whose key this feed has not shown before (the first of any repeats)."""
-        first_by_key: dict[str, Entry] = {}
-        for entry in entries:
-            first_by_key.setdefault(entry.key, entry)
-        unique = list(first_by_key.values())
+    def check(self, feed: Feed, entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
+        """The entries this feed has not shown before (the first of any repeats), and the ones
+        it has shown with another title or summary, each with its `revision` set."""
+        unique = _first_per_key(entries)
         if not unique:
-            return []
-        scores = self.connection.zmscore(keys.feed_seen(feed.name), [e.key for e in unique])
-        return [entry for entry, score in zip(unique, scores, strict=True) if score is None]
+            return [], []
+        item_keys = [e.key for e in unique]
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.zmscore(keys.feed_seen(feed.name), item_keys)
+            pipe.hmget(keys.feed_digests(feed.name), item_keys)
+            scores, digests = pipe.execute()
+        new, edited = [], []
+        for entry, score, known in zip(unique, scores, digests, strict=True):
+            if score is None:
+                new.append(entry)
+            elif known is not None and known.decode() != (current := digest(entry)):
+                edited.append(replace(entry, revision=current))
+        return new, edited
 
     def submit(
-        self, feed: Feed, entries: list[Entry], fetched: FetchResult
-    ) -> tuple[list[Entry], list[str]]:
-        """Enqueue the new entries of one fetch; return them and the ids of their jobs."""
-        new = self.new_entries(feed, entries)
-        now = time.time()
+        self,
+        feed: Feed,
+        entries: list[Entry],
+        state: Mapping[str, str | float | int],
+        counters: Mapping[str, int],
+    ) -> Submitted:
+        """Enqueue the new and edited entries of one document; store `state` in the feed's
+        hash and add `counters` to the stats in the same transaction."""
+        new, edited = self.check(feed, entries)
+        changed = new + edited
         job_ids = []
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.multi()
-            for start in range(0, len(new), BATCH_SIZE):
-                batch = new[start : start + BATCH_SIZE]
+            for start in range(0, len(changed), BATCH_SIZE):
+                batch = changed[start : start + BATCH_SIZE]
                 job = self.queue.enqueue_call(
                     PROCESS_JOB,
                     args=(batch,),
@@ -63,21 +121,24 @@ class EntryQueue:
                     pipeline=pipe,
                 )
                 job_ids.append(job.id)
-            seen_key = keys.feed_seen(feed.name)
             if entries:
-                # Everything still in the document is refreshed, so trimming only ever drops
-                # keys that have left the feed.
-                pipe.zadd(seen_key, {entry.key: now for entry in entries})
-                pipe.zremrangebyrank(seen_key, 0, -self.seen_per_feed - 1)
-            state = {
-                "last_status": fetched.status,
-                "last_fetched": now,
-                "errors": 0,
-                "last_error": "",
-                "etag": fetched.etag or "",
-                "last_modified": fetched.last_modified or "",
-            }
-            pipe.hset(keys.feed_state(feed.name), mapping=state)
-            stats.count(pipe, {"feeds_fetched": 1, "entries_enqueued": len(new)})
+                pairs = [value for e in _first_per_key(entries) for value in (e.key, digest(e))]
+                self.remember(
+                    keys=[keys.feed_seen(feed.name), keys.feed_digests(feed.name)],
+                    args=[time.time(), self.seen_per_feed, *pairs],
+                    client=pipe,
+                )
+            pipe.hset(keys.feed_state(feed.name), mapping=dict(state))
+            stats.count(
+                pipe, {**counters, "entries_enqueued": len(new), "entries_edited": len(edited)}
+            )
             pipe.execute()
-        return new, job_ids
+        return Submitted(new, edited, job_ids)
+
+
+def _first_per_key(entries: list[Entry]) -> list[Entry]:
+    """A document that repeats an item counts its first appearance only."""
+    first: dict[str, Entry] = {}
+    for entry in entries:
+        first.setdefault(entry.key, entry)
+    return list(first.values())

@@ -1,21 +1,25 @@
 """Fetch step: one conditional GET of a feed, with timeouts and a size cap.
 
 Returns the body (or "not modified") and the validators to send next time. Every way a
-fetch can go wrong becomes a FetchError with a reason an operator can act on.
+fetch can go wrong becomes a FetchError with a reason an operator can act on. The client is
+asyncio-based, so one poller process keeps hundreds of fetches in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import httpx
 
-from monitor import __version__
-from monitor.netguard import blocked_reason, http_client
+from monitor import PROJECT_URL, __version__
+from monitor.netguard import async_http_client, blocked_reason
 
-USER_AGENT = f"newsmon/{__version__} (feed monitor)"
+USER_AGENT = f"newsmon/{__version__} (feed monitor; +{PROJECT_URL})"
 MAX_REDIRECTS = 5
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
 
@@ -56,12 +60,12 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 
 
 class Fetcher:
-    """A pooled HTTP client for feeds; safe to share between threads."""
+    """A pooled asyncio HTTP client for feeds; create and use it inside one event loop."""
 
     def __init__(self, timeout_seconds: float, max_bytes: int):
         self.timeout_seconds = timeout_seconds
         self.max_bytes = max_bytes
-        self.client = http_client(
+        self.client = async_http_client(
             timeout=httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds)),
             follow_redirects=True,
             max_redirects=MAX_REDIRECTS,
@@ -72,53 +76,66 @@ class Fetcher:
             },
         )
 
-    def fetch(
+    async def fetch(
         self, url: str, etag: str | None = None, last_modified: str | None = None
     ) -> FetchResult:
+        async with self._bounded():
+            return await self._fetch(url, etag, last_modified)
+
+    async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
         headers = {}
         if etag:
             headers["if-none-match"] = etag
         if last_modified:
             headers["if-modified-since"] = last_modified
-        # httpx's timeouts bound each read; the deadline bounds the whole download, so a
-        # server that drips one byte at a time cannot hold a fetch slot for ever.
-        deadline = time.monotonic() + self.timeout_seconds
-        try:
-            with self.client.stream("GET", url, headers=headers) as response:
-                if response.status_code == 304:
-                    return FetchResult(
-                        304, None, etag, last_modified, "", _moved_to(response), _max_age(response)
-                    )
-                if response.status_code != 200:
-                    retry_after = None
-                    if response.status_code in (429, 503):
-                        retry_after = retry_after_seconds(
-                            response.headers.get("retry-after"), time.time()
-                        )
-                    reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
-                    raise FetchError(reason, retry_after)
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self.max_bytes:
-                    raise FetchError(
-                        f"body of {declared} bytes exceeds the {self.max_bytes}-byte cap"
-                    )
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise FetchError(f"body exceeds the {self.max_bytes}-byte cap")
-                    if time.monotonic() > deadline:
-                        raise FetchError(f"download took longer than {self.timeout_seconds:g}s")
-                    chunks.append(chunk)
+        async with self.client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 304:
                 return FetchResult(
-                    200,
-                    b"".join(chunks),
-                    response.headers.get("etag"),
-                    response.headers.get("last-modified"),
-                    response.headers.get("content-type", ""),
-                    _moved_to(response),
-                    _max_age(response),
+                    304, None, etag, last_modified, "", _moved_to(response), _max_age(response)
                 )
+            if response.status_code != 200:
+                retry_after = None
+                if response.status_code in (429, 503):
+                    retry_after = retry_after_seconds(
+                        response.headers.get("retry-after"), time.time()
+                    )
+                reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+                raise FetchError(reason, retry_after)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                raise FetchError(f"body of {declared} bytes exceeds the {self.max_bytes}-byte cap")
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise FetchError(f"body exceeds the {self.max_bytes}-byte cap")
+                chunks.append(chunk)
+            return FetchResult(
+                200,
+                b"".join(chunks),
+                response.headers.get("etag"),
+                response.headers.get("last-modified"),
+                response.headers.get("content-type", ""),
+                _moved_to(response),
+                _max_age(response),
+            )
+
+    async def post_form(self, url: str, form: dict[str, str]) -> httpx.Response:
+        """A form POST through the same guarded client (WebSub subscription requests)."""
+        async with self._bounded():
+            return await self.client.post(url, data=form, follow_redirects=False)
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self) -> AsyncIterator[None]:
+        """Bounds a whole request in time and turns every way it fails into a FetchError.
+
+        httpx's timeouts bound each read; this one bounds the whole request, so a server that
+        drips one byte at a time cannot hold a fetch slot for ever."""
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                yield
+        except TimeoutError:
+            raise FetchError(f"took longer than {self.timeout_seconds:g}s") from None
         except httpx.TooManyRedirects:
             raise FetchError(f"more than {MAX_REDIRECTS} redirects") from None
         except httpx.TimeoutException as exc:
@@ -126,8 +143,8 @@ class Fetcher:
         except httpx.HTTPError as exc:
             raise FetchError(blocked_reason(exc) or f"{type(exc).__name__}: {exc}") from None
 
-    def close(self) -> None:
-        self.client.close()
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 def _moved_to(response: httpx.Response) -> str | None:

@@ -1,6 +1,7 @@
 """Every Redis key newsmon uses, built in one place. All live under the `newsmon:` prefix.
 
-Bounds: per-feed state is one hash, one lease and a seen-set trimmed to `seen_per_feed`;
+Bounds: per-feed state is one hash, one schedule entry, and a seen-set and digest hash
+trimmed to `seen_per_feed`;
 dedupe keys expire with the dedupe window; one endpoint hash per subscription; dead letters
 are trimmed to `dead_letter_days` and to DEAD_LETTERS_KEPT.
 RQ's own keys (`rq:*`) hold the queues named below.
@@ -13,7 +14,8 @@ DEAD_LETTERS_KEPT = 10_000
 
 
 def feed_state(feed_name: str) -> str:
-    """Hash: etag, last_modified, last_status, last_fetched, errors."""
+    """Hash: etag, last_modified, last_status, last_fetched, errors, new_count, first_fetched,
+    redirect and WebSub state."""
     return f"{PREFIX}feed:{feed_name}"
 
 
@@ -22,9 +24,12 @@ def feed_seen(feed_name: str) -> str:
     return f"{PREFIX}feed:{feed_name}:seen"
 
 
-def feed_lease(feed_name: str) -> str:
-    """String with a TTL: while it exists the feed is not due, whichever poller asks."""
-    return f"{PREFIX}feed:{feed_name}:lease"
+def feed_digests(feed_name: str) -> str:
+    """Hash: item key -> digest of its title and summary, to notice edits; same keys as seen."""
+    return f"{PREFIX}feed:{feed_name}:digests"
+
+
+SCHEDULE = f"{PREFIX}schedule"  # sorted set: feed name -> when it is next due (unix time)
 
 
 def dedupe_exact(kind: str, digest: str) -> str:

@@ -20,6 +20,7 @@ class Feed:
     url: str
     interval_seconds: int
     tags: tuple[str, ...] = ()
+    adaptive: bool = False  # poll as often as the feed updates, within the configured bounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +60,18 @@ class Entry:
     link: str
     summary: str
     published: datetime | None = None
+    # Set by the poller when the item was edited in place (same key, new title or summary):
+    # a digest of the new version. The entry then updates its story instead of starting one.
+    revision: str = ""
     # Filled by the workers.
     text: str = ""
     story_id: str = ""
     topics: tuple[str, ...] = field(default=())
+
+    @property
+    def starts_story(self) -> bool:
+        """True for the first entry of its story (story ids are "st_" + that entry's id)."""
+        return self.story_id == f"st_{self.id}"
 
     @staticmethod
     def make_id(feed_name: str, key: str) -> str:
@@ -80,9 +89,14 @@ class Alert:
     entry: Entry
     created: datetime
 
+    @property
+    def type(self) -> str:
+        """The webhook body's `type`: an entry's first alert, or the update of an edited one."""
+        return "alert.updated" if self.entry.revision else "alert.created"
+
     @staticmethod
-    def make_id(entry_id: str, subscription_id: str) -> str:
+    def make_id(entry_id: str, subscription_id: str, revision: str = "") -> str:
         # Derived, not random: a job that runs twice re-sends under the same webhook-id,
-        # so receivers can drop the repeat.
-        digest = hashlib.blake2b(f"{entry_id}\0{subscription_id}".encode(), digest_size=12)
-        return "msg_" + digest.hexdigest()
+        # so receivers can drop the repeat. Each revision of an entry is a message of its own.
+        source = f"{entry_id}\0{subscription_id}" + (f"\0{revision}" if revision else "")
+        return "msg_" + hashlib.blake2b(source.encode(), digest_size=12).hexdigest()

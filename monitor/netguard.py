@@ -14,6 +14,7 @@ import os
 import socket
 from collections.abc import Iterable
 
+import anyio
 import httpcore
 import httpx
 
@@ -35,6 +36,18 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def public_address(host: str, infos: list[tuple]) -> str:
+    """The address to connect to for `host`, if every address it resolves to is public."""
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    refused = [a for a in addresses if not is_public(a)]
+    if refused:
+        raise BlockedAddress(
+            f"{host} resolves to non-public address {refused[0]}; refused "
+            f"(set NEWSMON_ALLOW_PRIVATE_TARGETS=1 to allow private targets)"
+        )
+    return addresses[0]
+
+
 class GuardedBackend(httpcore.SyncBackend):
     """Resolves the host itself, refuses it if any address is not public, connects by IP."""
 
@@ -50,24 +63,45 @@ class GuardedBackend(httpcore.SyncBackend):
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        addresses = list(dict.fromkeys(info[4][0] for info in infos))
-        refused = [a for a in addresses if not is_public(a)]
-        if refused:
-            raise BlockedAddress(
-                f"{host} resolves to non-public address {refused[0]}; refused "
-                f"(set NEWSMON_ALLOW_PRIVATE_TARGETS=1 to allow private targets)"
-            )
         # Connect to the address that was checked: no second lookup to race.
-        return super().connect_tcp(addresses[0], port, timeout, local_address, socket_options)
+        address = public_address(host, infos)
+        return super().connect_tcp(address, port, timeout, local_address, socket_options)
 
 
+class AsyncGuardedBackend(httpcore.AnyIOBackend):
+    """GuardedBackend for the asyncio client the poller uses."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        address = public_address(host, infos)
+        return await super().connect_tcp(address, port, timeout, local_address, socket_options)
+
+
+# httpx has no public hook for its network backend; the guard tests pin this down.
 def http_client(**options: object) -> httpx.Client:
     """An httpx client whose connections pass the guard (unless private targets are allowed)."""
     transport = httpx.HTTPTransport()
     if not allow_private_targets():
-        # httpx has no public hook for its network backend; the guard test pins this down.
         transport._pool._network_backend = GuardedBackend()
     return httpx.Client(transport=transport, **options)
+
+
+def async_http_client(**options: object) -> httpx.AsyncClient:
+    """The asyncio twin of http_client."""
+    transport = httpx.AsyncHTTPTransport()
+    if not allow_private_targets():
+        transport._pool._network_backend = AsyncGuardedBackend()
+    return httpx.AsyncClient(transport=transport, **options)
 
 
 def blocked_reason(exc: BaseException) -> str | None:

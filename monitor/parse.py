@@ -1,4 +1,5 @@
-"""Parse step: feed bytes -> Entry objects. RSS and Atom through feedparser, JSON Feed here.
+"""Parse step: feed bytes -> Entry objects, plus what the feed says about itself (its RSS
+`<ttl>`, its WebSub hub). RSS and Atom through feedparser, JSON Feed here.
 
 An entry's key (what makes it "the same item" inside its feed) is its guid, else its link,
 else a hash of its title and content; the choice is made per document (see _key_field).
@@ -11,28 +12,39 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import feedparser
 
 from monitor.models import Entry, Feed
 
+MAX_TTL_SECONDS = 24 * 3600
+
 
 class ParseError(Exception):
     """The body is not a feed newsmon can read; str(error) is the reason logged."""
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    entries: list[Entry]
+    ttl_seconds: float | None = None  # RSS <ttl>: poll no more often than this
+    hub: str | None = None  # the WebSub hub the feed advertises ...
+    topic: str | None = None  # ... and the URL (rel="self") to subscribe to there
+
+
 def parse_feed(
     feed: Feed, body: bytes, content_type: str = "", now: datetime | None = None
-) -> list[Entry]:
+) -> ParsedFeed:
     now = now or datetime.now(UTC)
     stripped = body.lstrip()
     if "json" in content_type or stripped.startswith(b"{"):
-        items = _json_feed_items(stripped)
+        items, about = _json_feed(stripped)
     else:
-        items = _xml_feed_items(body, content_type)
+        items, about = _xml_feed(body, content_type)
     field = _key_field(items)
-    return [_entry(feed, item, field, now) for item in items]
+    return ParsedFeed([_entry(feed, item, field, now) for item in items], **about)
 
 
 def _key_field(items: list[dict]) -> str:
@@ -50,7 +62,7 @@ def _key_field(items: list[dict]) -> str:
     return "hash"
 
 
-def _xml_feed_items(body: bytes, content_type: str) -> list[dict]:
+def _xml_feed(body: bytes, content_type: str) -> tuple[list[dict], dict]:
     parsed = feedparser.parse(
         body, response_headers={"content-type": content_type or "application/xml"}
     )
@@ -76,10 +88,17 @@ def _xml_feed_items(body: bytes, content_type: str) -> list[dict]:
                 else None,
             }
         )
-    return items
+    links = {link.get("rel"): link.get("href") for link in parsed.feed.get("links", [])}
+    ttl = str(parsed.feed.get("ttl", "")).strip()
+    about = {
+        "ttl_seconds": min(int(ttl) * 60, MAX_TTL_SECONDS) if ttl.isdigit() else None,
+        "hub": links.get("hub"),
+        "topic": links.get("self"),
+    }
+    return items, about
 
 
-def _json_feed_items(body: bytes) -> list[dict]:
+def _json_feed(body: bytes) -> tuple[list[dict], dict]:
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -106,7 +125,12 @@ def _json_feed_items(body: bytes) -> list[dict]:
                 "published": _iso_date(item.get("date_published") or item.get("date_modified")),
             }
         )
-    return items
+    hubs = [h for h in document.get("hubs") or [] if isinstance(h, dict)]
+    websub = [
+        str(h["url"]) for h in hubs if str(h.get("type", "")).lower() == "websub" and h.get("url")
+    ]
+    about = {"hub": websub[0] if websub else None, "topic": document.get("feed_url") or None}
+    return items, about
 
 
 def _iso_date(value: object) -> datetime | None:

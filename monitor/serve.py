@@ -4,6 +4,8 @@ GET /healthz   200 when Redis answers, a poller beat within a minute and a worke
                registered, else 503; the body says which check failed.
 GET /metrics   Prometheus text: the counters and gauges of `newsmon stats`, read from Redis
                at scrape time, so one endpoint covers every process of the deployment.
+GET  /websub/FEED  a WebSub hub verifying our subscription to FEED (see websub.py)
+POST /websub/FEED  a WebSub hub pushing FEED's new document
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 import structlog
@@ -20,6 +23,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from monitor import stats
 from monitor.config import Config
+from monitor.websub import Callback
+
+WEBSUB_PATH = "/websub/"
 
 log = structlog.get_logger()
 
@@ -77,23 +83,45 @@ def make_server(
 ) -> ThreadingHTTPServer:
     registry = CollectorRegistry()
     registry.register(SnapshotCollector(connection, config))
+    callback = Callback(connection, config)
+    max_body = config.settings.max_feed_bytes
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            path = self.path.split("?")[0]
-            if path == "/healthz":
+            url = urlsplit(self.path)
+            path = url.path
+            if path.startswith(WEBSUB_PATH):
+                params = dict(parse_qsl(url.query, keep_blank_values=True))
+                self._send(*callback.verify(unquote(path[len(WEBSUB_PATH) :]), params))
+            elif path == "/healthz":
                 healthy, checks = stats.health(connection)
                 self._send(
                     200 if healthy else 503,
-                    "application/json",
                     json.dumps({"healthy": healthy, **checks}).encode(),
+                    "application/json",
                 )
             elif path == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             else:
-                self._send(404, "text/plain", b"not found: try /healthz or /metrics\n")
+                self._send(404, b"not found: try /healthz or /metrics\n")
 
-        def _send(self, status: int, content_type: str, body: bytes) -> None:
+        def do_POST(self) -> None:
+            path = urlsplit(self.path).path
+            length = self.headers.get("content-length", "")
+            if not path.startswith(WEBSUB_PATH):
+                self._send(404, b"not found\n")
+            elif not length.isdigit() or int(length) > max_body:
+                self._send(413, b"a pushed document needs a content-length within the cap\n")
+            else:
+                status = callback.push(
+                    unquote(path[len(WEBSUB_PATH) :]),
+                    self.rfile.read(int(length)),
+                    self.headers.get("content-type", ""),
+                    self.headers.get("x-hub-signature", ""),
+                )
+                self._send(status, b"")
+
+        def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
             self.send_response(status)
             self.send_header("content-type", content_type)
             self.send_header("content-length", str(len(body)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
@@ -25,14 +25,14 @@ RATE_MINUTES = 5
 HEARTBEAT_FRESH_SECONDS = 60
 
 COUNTERS = (
-    "feeds_fetched", "feeds_not_modified", "feeds_failed", "entries_enqueued",
-    "entries_processed", "entries_duplicate", "alerts_enqueued",
-    "alerts_delivered", "alerts_retried", "alerts_failed", "alerts_dead",
+    "feeds_fetched", "feeds_not_modified", "feeds_failed", "feeds_pushed",
+    "entries_enqueued", "entries_edited", "entries_processed", "entries_duplicate",
+    "alerts_enqueued", "alerts_delivered", "alerts_retried", "alerts_failed", "alerts_dead",
 )  # fmt: skip
 SUBSCRIPTION_COUNTERS = ("delivered", "retried", "failed", "dead")
 
 
-def count(pipe: redis.client.Pipeline, counters: dict[str, int], subscription: str = "") -> None:
+def count(pipe: redis.client.Pipeline, counters: Mapping[str, int], subscription: str = "") -> None:
     """Add to the counters, in the caller's pipeline. With `subscription`, the counters named
     alerts_<x> also add to that subscription's <x>."""
     minute_key = keys.stats_minute(int(time.time() // 60))

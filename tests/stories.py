@@ -223,7 +223,8 @@ DAILY_ITEMS = [
 ]
 
 
-def rss(items: list[Item], title: str = "Live: war in Ukraine") -> bytes:
+def rss(items: list[Item], title: str = "Live: war in Ukraine", head: str = "") -> bytes:
+    """An RSS 2.0 document; `head` is extra channel XML (a <ttl>, WebSub links)."""
     body = "".join(
         f'<item><guid isPermaLink="false">{escape(i.guid)}</guid><title>{escape(i.title)}</title>'
         f"<link>{escape(i.link)}</link>"
@@ -232,8 +233,9 @@ def rss(items: list[Item], title: str = "Live: war in Ukraine") -> bytes:
         for i in items
     )
     return (
-        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-        f"<title>{escape(title)}</title><link>{SITE}</link>{body}</channel></rss>"
+        f'<?xml version="1.0" encoding="utf-8"?>'
+        f'<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
+        f"<title>{escape(title)}</title><link>{SITE}</link>{head}{body}</channel></rss>"
     ).encode()
 
 

@@ -101,6 +101,15 @@ def test_shipped_config_is_valid():
             "non-empty list",
         ),
         ([], [], "[poller\n", "newsmon.toml", "-", "not valid TOML"),
+        (
+            [],
+            [],
+            "[poller]\nmin_interval_seconds = 600\n",
+            "newsmon.toml",
+            "poller",
+            "min_interval_seconds <= interval_seconds",
+        ),
+        ([], [], '[websub]\ncallback_url = "ws"\n', "newsmon.toml", "websub.callback_url", "http"),
     ],
 )
 def test_each_problem_names_file_key_and_fix(

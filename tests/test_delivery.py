@@ -29,7 +29,7 @@ def setup(tmp_path, connection, http_server, answer, items=3, schedule="[0, 1, 1
         + settings,
     )
     config = load(directory)
-    Poller(config, connection).poll_feed(config.feeds[0])
+    Poller(config, connection).poll_feeds([config.feeds[0]])[0]
     return directory
 
 
@@ -172,7 +172,7 @@ def test_a_hanging_endpoint_does_not_hold_up_a_healthy_one(
         settings="[delivery]\ntimeout_seconds = 1\nmax_in_flight = 2\n",
     )
     config = load(directory)
-    Poller(config, connection).poll_feed(config.feeds[0])
+    Poller(config, connection).poll_feeds([config.feeds[0]])[0]
     worker = start_process("worker", "--config", str(directory), env={"REDIS_URL": redis_url})
     started = time.monotonic()
     worker.wait_for(lambda: sum(r.path == "/fast" for r in http_server.requests) == 7)

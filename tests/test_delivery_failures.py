@@ -6,6 +6,7 @@ schedules from RQ's scheduled-job registry, so no test waits out a retry schedul
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -190,7 +191,9 @@ def test_a_receiver_that_closes_the_connection_is_retried(tmp_path, connection):
     with structlog.testing.capture_logs() as logs:
         jobs.deliver_alerts("hook", make_alerts(1), attempt=1)
     listener.close()
-    assert logs[0]["event"] == "alert.retry" and "RemoteProtocolError" in logs[0]["reason"]
+    # Which error the client sees depends on how far its request got before the hang-up.
+    assert logs[0]["event"] == "alert.retry"
+    assert re.search(r"RemoteProtocolError|ReadError|WriteError", logs[0]["reason"])
 
 
 def test_an_endpoint_failing_too_long_is_disabled(tmp_path, connection, http_server):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 
 import structlog
 from standardwebhooks import Webhook
@@ -21,6 +22,7 @@ from tests.stories import (
     rss,
 )
 
+RSS = {"content-type": "application/rss+xml"}
 SUBSCRIPTIONS = {
     "diplomacy-desk": ["diplomacy"],
     "health-desk": ["health", "humanitarian"],
@@ -62,15 +64,15 @@ def test_rounds_of_feeds_alert_once_per_story_per_subscription(tmp_path, connect
     items_by_link = {i.link: i for i in [*ROUND_TWO_LIVEBLOG, *WIRE_ITEMS, *DAILY_ITEMS]}
 
     with structlog.testing.capture_logs() as logs:
-        poller.poll_feed(config.feeds[0])  # round one: the live blog's first five items
+        poller.poll_feeds([config.feeds[0]])[0]  # round one: the live blog's first five items
         run_worker(config, connection)
         http_server.route(
             "/liveblog.xml", (200, {"content-type": "application/rss+xml"}, rss(ROUND_TWO_LIVEBLOG))
         )
         for feed in config.feeds:  # round two: repeats, edits, other outlets
-            poller.poll_feed(feed)
+            poller.poll_feeds([feed])[0]
         run_worker(config, connection)
-        poller.poll_feed(config.feeds[0])  # round three: nothing new
+        poller.poll_feeds([config.feeds[0]])[0]  # round three: nothing new
         run_worker(config, connection)
 
     deliveries = [r for r in http_server.requests if r.path.startswith("/hooks")]
@@ -126,3 +128,54 @@ def test_rounds_of_feeds_alert_once_per_story_per_subscription(tmp_path, connect
         data = json.loads(request.body)["data"]
         stories.setdefault(items_by_link[data["entry"]["link"]].story, set()).add(data["story_id"])
     assert all(len(ids) == 1 for ids in stories.values())
+
+
+def test_an_item_edited_in_place_updates_its_story_once(tmp_path, connection, http_server):
+    """Same guid, new headline: not a new story, but one `alert.updated` on the old story id.
+    An edit of an entry that was itself a duplicate changes nothing a subscriber sees."""
+    paris, kharkiv = ROUND_ONE_LIVEBLOG[0], ROUND_ONE_LIVEBLOG[1]
+    repeat = replace(paris, guid="lb-repeat", link=f"{paris.link}-repeat")
+    http_server.route("/blog.xml", (200, RSS, rss([paris, kharkiv, repeat])))
+    http_server.route("/hooks", (204, {}, b""))
+    config = load(
+        write_config(
+            tmp_path / "config",
+            feeds=[{"name": "liveblog", "url": http_server.url_for("/blog.xml")}],
+            subscriptions=[
+                {
+                    "id": "all",
+                    "url": http_server.url_for("/hooks"),
+                    "topics": ["*"],
+                    "secret": SECRET,
+                }
+            ],
+        )
+    )
+    poller = Poller(config, connection)
+    assert poller.poll_feeds(config.feeds)[0].new_entries == 3
+    run_worker(config, connection)
+
+    edited = replace(paris, title=paris.title + ", officials confirm")
+    edited_repeat = replace(repeat, summary=repeat.summary + " More to follow.")
+    http_server.route("/blog.xml", (200, RSS, rss([edited, kharkiv, edited_repeat])))
+    with structlog.testing.capture_logs() as logs:
+        outcome = poller.poll_feeds(config.feeds)[0]
+        run_worker(config, connection)
+        assert poller.poll_feeds(config.feeds)[0].edited_entries == 0  # seen as edited once
+    assert (outcome.new_entries, outcome.edited_entries) == (0, 2)
+
+    bodies = [
+        Webhook(SECRET).verify(r.body, r.headers)
+        for r in http_server.requests
+        if r.path == "/hooks"
+    ]
+    created = {b["data"]["entry"]["id"]: b for b in bodies if b["type"] == "alert.created"}
+    updated = [b for b in bodies if b["type"] == "alert.updated"]
+    assert len(created) == 2 and len(updated) == 1
+    update = updated[0]["data"]
+    original = created[update["entry"]["id"]]["data"]
+    assert update["entry"]["title"] == edited.title
+    assert update["story_id"] == original["story_id"]
+    assert update["alert_id"] != original["alert_id"]
+    story_updates = [e for e in logs if e["event"] == "story.updated"]
+    assert sorted(e["alerted"] for e in story_updates) == [False, True]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import threading
 import time
 
@@ -31,6 +32,11 @@ def make_poller(tmp_path, connection, http_server, *paths: str, settings: str = 
     )
 
 
+def due_in(connection, feed: Feed) -> float:
+    """Seconds until the feed is next due in the shared schedule."""
+    return connection.zscore(keys.SCHEDULE, feed.name) - time.time()
+
+
 def queued_entries(connection) -> list:
     jobs = Queue(keys.ENTRIES_QUEUE, connection=connection).get_jobs()
     return [entry for job in jobs for entry in job.args[0]]
@@ -48,11 +54,11 @@ def test_enqueues_only_new_entries_and_uses_conditional_get(tmp_path, connection
     poller = make_poller(tmp_path, connection, http_server, "/blog.xml")
     feed = poller.feeds[0]
 
-    assert poller.poll_feed(feed).new_entries == 5
+    assert poller.poll_feeds([feed])[0].new_entries == 5
     answer.round = 2
-    outcome = poller.poll_feed(feed)
+    outcome = poller.poll_feeds([feed])[0]
     assert outcome.new_entries == len(ROUND_TWO_LIVEBLOG) - 5
-    assert poller.poll_feed(feed).status == "not_modified"
+    assert poller.poll_feeds([feed])[0].status == "not_modified"
 
     guids = [e.key for e in queued_entries(connection)]
     assert guids == [i.guid for i in ROUND_TWO_LIVEBLOG]  # each once, in feed order
@@ -100,7 +106,7 @@ def test_broken_feed_fails_with_reason_and_others_go_on(
 
 def test_unreachable_feed_is_a_failure_not_a_crash(tmp_path, connection, http_server):
     poller = make_poller(tmp_path, connection, http_server, "/x.xml")
-    outcome = poller.poll_feed(Feed("gone", "http://127.0.0.1:9/feed.xml", 60))
+    outcome = poller.poll_feeds([Feed("gone", "http://127.0.0.1:9/feed.xml", 60)])[0]
     assert outcome.status == "failed" and "Connect" in outcome.reason
 
 
@@ -109,7 +115,7 @@ def test_a_due_feed_is_fetched_by_one_poller_only(tmp_path, connection, http_ser
     first = make_poller(tmp_path, connection, http_server, "/blog.xml")
     second = make_poller(tmp_path / "b", connection, http_server, "/blog.xml")
     assert len(first.run_once()) == 1
-    assert second.run_once() == []  # the lease is held until the interval has passed
+    assert second.run_once() == []  # not due again until the interval has passed
     assert len(http_server.requests) == 1
 
 
@@ -119,15 +125,15 @@ def test_gzip_body_and_formats(tmp_path, connection, http_server):
         (200, {**RSS, "content-encoding": "gzip"}, gzip.compress(rss(ROUND_ONE_LIVEBLOG))),
     )
     poller = make_poller(tmp_path, connection, http_server, "/blog.xml")
-    assert poller.poll_feed(poller.feeds[0]).new_entries == 5
+    assert poller.poll_feeds([poller.feeds[0]])[0].new_entries == 5
 
     feed = Feed("f", "https://example.org/feed", 60)
     for body in (rss(ROUND_ONE_LIVEBLOG), atom(ROUND_ONE_LIVEBLOG), json_feed(ROUND_ONE_LIVEBLOG)):
-        entries = parse_feed(feed, body)
+        entries = parse_feed(feed, body).entries
         assert [e.title for e in entries] == [i.title for i in ROUND_ONE_LIVEBLOG]
         assert all(e.published and e.published.tzinfo for e in entries)
     # JSON Feed: "+01:00" is normalised to UTC.
-    assert parse_feed(feed, json_feed(ROUND_ONE_LIVEBLOG))[0].published.hour == 9
+    assert parse_feed(feed, json_feed(ROUND_ONE_LIVEBLOG)).entries[0].published.hour == 9
 
 
 def _doc(*items: tuple[str, str, str]) -> bytes:
@@ -159,7 +165,7 @@ def _doc(*items: tuple[str, str, str]) -> bytes:
     ],
 )
 def test_entry_keys_fall_back_from_guid_to_link_to_content(items, expected):
-    entries = parse_feed(Feed("f", "https://example.org/feed", 60), _doc(*items))
+    entries = parse_feed(Feed("f", "https://example.org/feed", 60), _doc(*items)).entries
     assert [
         e.key[:5] if x == "sha1:" else e.key for e, x in zip(entries, expected, strict=True)
     ] == expected
@@ -170,11 +176,11 @@ def test_items_that_leave_the_feed_and_return_are_not_new_again(tmp_path, connec
     first, second = ROUND_ONE_LIVEBLOG[:2]
     http_server.route("/blog.xml", (200, RSS, rss([first, second])))
     poller = make_poller(tmp_path, connection, http_server, "/blog.xml")
-    assert poller.poll_feed(poller.feeds[0]).new_entries == 2
+    assert poller.poll_feeds([poller.feeds[0]])[0].new_entries == 2
     http_server.route("/blog.xml", (200, RSS, rss([second])))
-    assert poller.poll_feed(poller.feeds[0]).new_entries == 0
+    assert poller.poll_feeds([poller.feeds[0]])[0].new_entries == 0
     http_server.route("/blog.xml", (200, RSS, rss([first, second])))
-    assert poller.poll_feed(poller.feeds[0]).new_entries == 0
+    assert poller.poll_feeds([poller.feeds[0]])[0].new_entries == 0
 
 
 def test_a_failing_feed_backs_off_and_is_flagged_unhealthy(tmp_path, connection, http_server):
@@ -184,8 +190,8 @@ def test_a_failing_feed_backs_off_and_is_flagged_unhealthy(tmp_path, connection,
     waits = []
     with structlog.testing.capture_logs() as logs:
         for _ in range(UNHEALTHY_AFTER_ERRORS):
-            poller.poll_feed(feed)
-            waits.append(round(connection.pttl(keys.feed_lease(feed.name)) / 1000, -1))
+            poller.poll_feeds([feed])[0]
+            waits.append(round(due_in(connection, feed), -1))
     assert waits == [300, 600, 1200, 2400, 4800]
     unhealthy = [e for e in logs if e["event"] == "feed.unhealthy"]
     assert len(unhealthy) == 1 and unhealthy[0]["errors"] == UNHEALTHY_AFTER_ERRORS
@@ -195,9 +201,9 @@ def test_retry_after_delays_a_feed_without_an_error_strike(tmp_path, connection,
     http_server.route("/busy.xml", (429, {"retry-after": "900"}, b""))
     poller = make_poller(tmp_path, connection, http_server, "/busy.xml")
     with structlog.testing.capture_logs() as logs:
-        outcome = poller.poll_feed(poller.feeds[0])
+        outcome = poller.poll_feeds([poller.feeds[0]])[0]
     assert outcome.status == "throttled"
-    assert 890 <= connection.pttl(keys.feed_lease(poller.feeds[0].name)) / 1000 <= 900
+    assert 890 <= due_in(connection, poller.feeds[0]) <= 900
     assert connection.hget(keys.feed_state(poller.feeds[0].name), "errors") is None
     assert [e["event"] for e in logs] == ["feed.throttled"]
 
@@ -212,7 +218,7 @@ def test_a_gzip_bomb_is_cut_at_the_cap(tmp_path, connection, http_server):
         "/bomb.xml",
         settings="[poller]\nmax_body_bytes = 1000000\n",
     )
-    outcome = poller.poll_feed(poller.feeds[0])
+    outcome = poller.poll_feeds([poller.feeds[0]])[0]
     assert outcome.status == "failed" and "1000000-byte cap" in outcome.reason
 
 
@@ -225,7 +231,7 @@ def test_entity_expansion_is_harmless():
     ).encode()
     started = time.monotonic()
     try:
-        entries = parse_feed(Feed("f", "https://example.org/feed", 60), body)
+        entries = parse_feed(Feed("f", "https://example.org/feed", 60), body).entries
     except ParseError:
         entries = []
     assert time.monotonic() - started < 5
@@ -261,15 +267,15 @@ def test_a_feed_redirected_permanently_moves_and_a_temporary_one_never(
     moved, temporary, loop = poller.feeds
     with structlog.testing.capture_logs() as logs:
         for _ in range(4):
-            poller.poll_feed(moved)
-            poller.poll_feed(temporary)
+            poller.poll_feeds([moved])[0]
+            poller.poll_feeds([temporary])[0]
     assert [e["moved_to"] for e in logs if e["event"] == "feed.moved"] == [
         http_server.url_for("/new.xml")
     ]
     paths = [r.path for r in http_server.requests]
     assert paths.count("/old.xml") == 3  # the fourth poll went straight to the new URL
     assert paths.count("/temp.xml") == 4
-    outcome = poller.poll_feed(loop)
+    outcome = poller.poll_feeds([loop])[0]
     assert outcome.status == "failed" and outcome.reason == "more than 5 redirects"
 
 
@@ -310,5 +316,81 @@ def test_never_polled_sooner_than_cache_control_allows(
         "/blog.xml", (200, {**RSS, "cache-control": cache_control}, rss(ROUND_ONE_LIVEBLOG))
     )
     poller = make_poller(tmp_path, connection, http_server, "/blog.xml")
-    assert len(poller.run_once()) == 1  # takes the 300 s lease, then polls
-    assert wait - 5 <= connection.pttl(keys.feed_lease(poller.feeds[0].name)) / 1000 <= wait
+    assert len(poller.run_once()) == 1
+    assert wait - 5 <= due_in(connection, poller.feeds[0]) <= wait
+
+
+@pytest.fixture
+def raw_server():
+    """A bare TCP server for answers the HTTP fixture cannot give: a body dripped one byte at
+    a time, or an endless body without a length."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(kind):
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/rss+xml\r\n")
+                try:
+                    if kind == "drip":
+                        conn.sendall(b"content-length: 100000\r\n\r\n<rss>")
+                        while not stop.is_set():
+                            conn.sendall(b" ")
+                            time.sleep(0.1)
+                    else:
+                        conn.sendall(b"connection: close\r\n\r\n<rss>")
+                        chunk = b" " * 1_000_000
+                        for _ in range(50):  # 50 MB, no length: only the running count stops it
+                            conn.sendall(chunk)
+                except OSError:
+                    pass  # the client hung up: what the test wants
+
+    threads = []
+
+    def start(kind: str) -> str:
+        threads.append(threading.Thread(target=serve, args=(kind,), daemon=True))
+        threads[-1].start()
+        return f"http://127.0.0.1:{listener.getsockname()[1]}/feed.xml"
+
+    yield start
+    stop.set()
+    for thread in threads:
+        thread.join()
+    listener.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"), [("drip", "took longer than 2s"), ("endless", "byte cap")]
+)
+def test_slow_drip_and_endless_bodies_are_cut_off(
+    tmp_path, connection, http_server, raw_server, kind, reason
+):
+    http_server.route("/good.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG)))
+    poller = make_poller(
+        tmp_path,
+        connection,
+        http_server,
+        "/good.xml",
+        settings="[poller]\ntimeout_seconds = 2\nmax_body_bytes = 1000000\n",
+    )
+    hostile = Feed("hostile", raw_server(kind), 300)
+    started = time.monotonic()
+    outcome, good = poller.poll_feeds([hostile, poller.feeds[0]])
+    assert outcome.status == "failed" and reason in outcome.reason
+    assert good.new_entries == 5  # fetched alongside, not stalled
+    assert time.monotonic() - started < 5
+
+
+def test_invalid_encoding_is_tolerated(tmp_path, connection, http_server):
+    body = rss(ROUND_ONE_LIVEBLOG).replace(b"Paris", b"Par\xffis")  # not UTF-8, said to be
+    http_server.route("/blog.xml", (200, RSS, body))
+    poller = make_poller(tmp_path, connection, http_server, "/blog.xml")
+    assert poller.poll_feeds([poller.feeds[0]])[0].new_entries == 5
+    titles = [e.title for e in queued_entries(connection)]
+    assert titles[1:] == [i.title for i in ROUND_ONE_LIVEBLOG[1:]] and "Par" in titles[0]

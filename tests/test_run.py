@@ -93,7 +93,7 @@ def test_work_queued_before_a_restart_is_done_after_it(
     # Entries are queued, then Redis goes down before any worker has seen them.
     server = EmbeddedRedis(config.settings.data_dir / "redis")
     connection = connect(server.start())
-    Poller(config, connection).poll_feed(config.feeds[0])
+    Poller(config, connection).poll_feeds([config.feeds[0]])[0]
     connection.close()
     server.kill()  # as abrupt as a power cut: AOF (fsync every second) must hold the jobs
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from monitor import netguard
@@ -10,6 +12,19 @@ from monitor.models import Subscription
 from tests.conftest import SECRET
 from tests.test_delivery_failures import make_alerts
 from workers.deliver import Deliverer
+
+
+def fetch(url: str):
+    """One fetch through a fresh Fetcher on its own event loop."""
+
+    async def run():
+        fetcher = Fetcher(timeout_seconds=2, max_bytes=1000)
+        try:
+            return await fetcher.fetch(url)
+        finally:
+            await fetcher.aclose()
+
+    return asyncio.run(run())
 
 
 @pytest.fixture
@@ -58,7 +73,7 @@ def test_webhooks_to_private_targets_are_refused_for_good(guard_on, http_server,
 def test_feeds_on_private_targets_are_refused(guard_on, http_server):
     http_server.route("/feed.xml", (200, {}, b"<rss/>"))
     with pytest.raises(FetchError, match=r"non-public address 127\.0\.0\.1"):
-        Fetcher(timeout_seconds=2, max_bytes=1000).fetch(http_server.url_for("/feed.xml"))
+        fetch(http_server.url_for("/feed.xml"))
     assert http_server.requests == []
 
 
@@ -67,10 +82,10 @@ def test_a_redirect_to_a_private_address_is_refused(guard_on, http_server, monke
     monkeypatch.setattr(netguard, "is_public", lambda address: address == "127.0.0.1")
     http_server.route("/feed.xml", (302, {"location": "http://10.20.30.40/internal"}, b""))
     with pytest.raises(FetchError, match=r"non-public address 10\.20\.30\.40"):
-        Fetcher(timeout_seconds=2, max_bytes=1000).fetch(http_server.url_for("/feed.xml"))
+        fetch(http_server.url_for("/feed.xml"))
     assert [r.path for r in http_server.requests] == ["/feed.xml"]
 
 
 def test_the_guard_can_be_turned_off(http_server):
     http_server.route("/feed.xml", (200, {}, b"<rss/>"))
-    assert Fetcher(timeout_seconds=2, max_bytes=1000).fetch(http_server.url_for("/feed.xml")).body
+    assert fetch(http_server.url_for("/feed.xml")).body

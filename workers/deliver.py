@@ -31,7 +31,7 @@ def _iso(moment: datetime | None) -> str | None:
 def alert_body(alert: Alert) -> bytes:
     entry = alert.entry
     body = {
-        "type": "alert.created",
+        "type": alert.type,
         "timestamp": _iso(alert.created),
         "data": {
             "alert_id": alert.id,

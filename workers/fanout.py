@@ -12,7 +12,6 @@ def alerts_for(entry: Entry, subscriptions: tuple[Subscription, ...], now: datet
     for subscription in subscriptions:
         topics = subscription.matching_topics(entry.topics)
         if topics is not None:
-            alerts.append(
-                Alert(Alert.make_id(entry.id, subscription.id), subscription.id, topics, entry, now)
-            )
+            alert_id = Alert.make_id(entry.id, subscription.id, entry.revision)
+            alerts.append(Alert(alert_id, subscription.id, topics, entry, now))
     return alerts

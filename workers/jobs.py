@@ -1,10 +1,10 @@
 """The RQ jobs: the one place where the worker steps run end to end.
 
-`process_entries` takes the batch of new entries from one fetch through normalise -> dedupe
--> classify -> match, and queues the alerts as `deliver_alerts` jobs, one per subscription
-(in chunks), so RQ's per-job cost is shared by many entries and many deliveries. Retries are
-per message: a delivery job re-schedules only its messages that failed, at the next step of
-the retry schedule, under the same webhook-id.
+`process_entries` takes the batch of new (and edited) entries from one fetch through
+normalise -> dedupe -> classify -> match, and queues the alerts as `deliver_alerts` jobs, one
+per subscription (in chunks), so RQ's per-job cost is shared by many entries and deliveries.
+Retries are per message: a delivery job re-schedules only its messages that failed, at the
+next step of the retry schedule, under the same webhook-id.
 
 Both jobs are safe to run twice (a worker killed mid-job is re-run by RQ): dedupe recognises
 an entry that already claimed its keys, and alert ids are derived from entry and subscription.
@@ -52,7 +52,16 @@ def _process_slice(entries: list[Entry]) -> Counter[str]:
     counts: Counter[str] = Counter(entries_processed=len(entries))
     for entry, duplicate in rt.deduper.check([normalise(entry) for entry in entries]):
         bound = log.bind(entry_id=entry.id, feed=entry.feed_name, story_id=entry.story_id)
-        if duplicate:
+        if entry.revision:
+            # An item edited in place updates its story. Only the entry that was alerted for
+            # the story (its first) sends the update, so one story still means one thread.
+            alerted = duplicate is None and entry.starts_story
+            bound.info(
+                "story.updated", revision=entry.revision, alerted=alerted, title=entry.title[:120]
+            )
+            if not alerted:
+                continue
+        elif duplicate:
             counts["entries_duplicate"] += 1
             bound.info(
                 "entry.duplicate",
