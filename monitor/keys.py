@@ -43,7 +43,7 @@ def dedupe_band(band: int, digest: str) -> str:
 
 
 def dedupe_doc(entry_id: str) -> str:
-    """Hash: story id, MinHash signature and numbers of an entry, for near-duplicate checks."""
+    """Hash: story id, MinHash signature and headline facts of an entry, for near-duplicates."""
     return f"{PREFIX}dd:doc:{entry_id}"
 
 

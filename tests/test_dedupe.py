@@ -8,7 +8,7 @@ import pytest
 
 from monitor.models import Entry
 from tests.stories import GAS, KHARKIV, WIRE_ITEMS
-from workers.dedupe import Deduper, canonical_link, fingerprint, similarity
+from workers.dedupe import Deduper, canonical_link, fingerprint, headline_facts, similarity
 from workers.normalise import normalise
 
 
@@ -125,3 +125,26 @@ def test_twins_claimed_at_the_same_moment_make_one_story(connection):
         thread.join()
     assert sum(duplicate is None for _, duplicate in results) == 1
     assert len({e.story_id for e, _ in results}) == 1
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (
+            "Drone hits substation in Odesa region",
+            "Drone hits substation in Mykolaiv region",
+            False,
+        ),
+        ("Ministers meet in Paris on Monday", "Ministers meet in Paris on Friday", False),
+        ("UN appeals for 2.6 billion dollars", "UN appeals for 2.6bn dollars", True),
+        (
+            "Sea drones sink patrol boat off Crimea",
+            "Naval drones sink patrol boat off Crimea",
+            True,
+        ),
+        # Title Case capitalises every word, so only the numbers can tell events apart.
+        ("Drone Hits Substation In Odesa Region", "Drone Hits Substation In Sumy Region", True),
+    ],
+)
+def test_headline_facts_tell_look_alike_events_apart(a, b, same):
+    assert (headline_facts(a) == headline_facts(b)) is same

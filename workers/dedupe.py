@@ -4,7 +4,8 @@ An entry is a duplicate when an earlier one has the same canonical link, the sam
 normalised text, the same normalised headline, or near-identical text. Near-identical is
 judged on a MinHash signature of word pairs (one-permutation hashing, 64 slots), found
 through LSH bands (16 bands of 4 slots) and confirmed by the estimated Jaccard similarity;
-headlines whose numbers differ are different events, however alike the words.
+headlines whose numbers or names (places, people, days) differ are different events, however
+alike the words.
 
 State lives in Redis so every worker shares it, and each key expires with the window.
 The check is optimistic and atomic: read the keys, decide in Python, then claim them with
@@ -39,12 +40,13 @@ TRACKING_PARAMS = re.compile(
     r"cmpid|ocid|ncid|sr_share|at_\w+|ref|ref_src|smid|xtor)$",
     re.IGNORECASE,
 )
+DIGITS = re.compile(r"\d+")
 SIGNATURE_FORMAT = f"<{SLOTS}I"
 MASK64 = (1 << 64) - 1
 
 CLAIM_SCRIPT = """
 -- KEYS: the entry's dedupe keys, then its doc hash.
--- ARGV: entry id, ttl, story, signature, numbers, and the owners read before, one per key,
+-- ARGV: entry id, ttl, story, signature, facts, and the owners read before, one per key,
 -- space-separated ('-' = absent), or '*' to claim without comparing.
 local n = #KEYS - 1
 if ARGV[6] ~= '*' then
@@ -59,7 +61,7 @@ end
 for i = 1, n do
   redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2], 'NX')
 end
-redis.call('HSET', KEYS[#KEYS], 'story', ARGV[3], 'sig', ARGV[4], 'nums', ARGV[5])
+redis.call('HSET', KEYS[#KEYS], 'story', ARGV[3], 'sig', ARGV[4], 'facts', ARGV[5])
 redis.call('EXPIRE', KEYS[#KEYS], ARGV[2])
 return 1
 """
@@ -69,7 +71,7 @@ return 1
 class Fingerprint:
     exact: tuple[tuple[str, str], ...]  # (kind, digest): link, text, title
     signature: tuple[int, ...]
-    numbers: str  # the headline's numbers, sorted and joined
+    facts: str  # the headline's numbers and names (see headline_facts)
     keys: tuple[str, ...]  # the Redis keys: one per exact kind, then one per LSH band
 
 
@@ -155,14 +157,27 @@ def fingerprint(entry: Entry) -> Fingerprint:
     exact.append(("text", _digest(" ".join(text_words).encode())))
     if len(title_words) >= MIN_TITLE_WORDS:
         exact.append(("title", _digest(" ".join(title_words).encode())))
-    numbers = " ".join(sorted({w for w in title_words if w.isdigit()}))
+    facts = headline_facts(entry.title)
     sig = signature(text_words)
     bands = [
         _digest(struct.pack(f"<{ROWS}I", *sig[b * ROWS : (b + 1) * ROWS])) for b in range(BANDS)
     ]
     redis_keys = [keys.dedupe_exact(kind, digest) for kind, digest in exact]
     redis_keys += [keys.dedupe_band(b, digest) for b, digest in enumerate(bands)]
-    return Fingerprint(tuple(exact), sig, numbers, tuple(redis_keys))
+    return Fingerprint(tuple(exact), sig, facts, tuple(redis_keys))
+
+
+def headline_facts(title: str) -> str:
+    """What tells two alike headlines apart as different events: their numbers, and their
+    names (capitalised words after the first: places, people, days, months). A headline in
+    Title Case has every word capitalised, so there only its numbers count."""
+    tokens = title.split()
+    numbers = set(DIGITS.findall(" ".join(words(title))))  # "2.6bn" and "2.6 billion" agree
+    capitalised = [t for t in tokens[1:] if t[:1].isupper()]
+    names = set()
+    if len(capitalised) * 2 <= len(tokens) - 1:
+        names = {w for token in capitalised for w in words(token)}
+    return " ".join(sorted(numbers | names))
 
 
 def _digest(data: bytes) -> str:
@@ -200,7 +215,7 @@ class Deduper:
                             self.window_seconds,
                             entry.story_id,
                             struct.pack(SIGNATURE_FORMAT, *prints[i].signature),
-                            prints[i].numbers,
+                            prints[i].facts,
                             expected,
                         ],
                         client=pipe,
@@ -234,7 +249,7 @@ class Deduper:
         )
         with self.connection.pipeline(transaction=False) as pipe:
             for candidate in candidates:
-                pipe.hmget(keys.dedupe_doc(candidate), "story", "sig", "nums")
+                pipe.hmget(keys.dedupe_doc(candidate), "story", "sig", "facts")
             docs = {c: _doc(*reply) for c, reply in zip(candidates, pipe.execute(), strict=True)}
 
         claimed: dict[str, str] = {}  # key -> the entry of this batch that claims it first
@@ -250,7 +265,7 @@ class Deduper:
             claimed.update(
                 (key, entry.id) for key, owner in zip(fp.keys, owners, strict=True) if not owner
             )
-            docs[entry.id] = (entry.story_id, fp.signature, fp.numbers)
+            docs[entry.id] = (entry.story_id, fp.signature, fp.facts)
             decisions.append((entry, duplicate, owners))
         return decisions
 
@@ -262,8 +277,8 @@ class Deduper:
                 return Duplicate(owner, kind, 1.0)
         best: Duplicate | None = None
         for owner in set(owners[len(fp.exact) :]) - {"", entry.id}:
-            _, signature_, numbers = docs.get(owner, ("", None, ""))
-            if signature_ is None or numbers != fp.numbers:
+            _, signature_, facts = docs.get(owner, ("", None, ""))
+            if signature_ is None or facts != fp.facts:
                 continue
             score = similarity(fp.signature, signature_)
             if score >= self.threshold and (best is None or score > best.similarity):
@@ -271,9 +286,9 @@ class Deduper:
         return best
 
 
-Doc = tuple[str, tuple[int, ...] | None, str]  # story id, signature, headline numbers
+Doc = tuple[str, tuple[int, ...] | None, str]  # story id, signature, headline facts
 
 
-def _doc(story: bytes | None, signature_: bytes | None, numbers: bytes | None) -> Doc:
+def _doc(story: bytes | None, signature_: bytes | None, facts: bytes | None) -> Doc:
     unpacked = struct.unpack(SIGNATURE_FORMAT, signature_) if signature_ else None
-    return (story or b"").decode(), unpacked, (numbers or b"").decode()
+    return (story or b"").decode(), unpacked, (facts or b"").decode()

@@ -55,3 +55,41 @@ def evaluate(topic_names: list[str], labelled: list[tuple[dict, set[str], set[st
                 }
             )
     return result
+
+
+@dataclass
+class StoryEvaluation:
+    """How entries labelled with their story were grouped: each variant should join its
+    original's story, and no story should take in an entry of another."""
+
+    joined: dict[str, list[int]] = field(default_factory=dict)  # variant kind -> [joined, total]
+    false_merges: list[tuple[str, str]] = field(default_factory=list)  # two labelled stories
+    missed: list[str] = field(default_factory=list)  # ids of variants left on their own
+
+    @property
+    def recall(self) -> float:
+        joined = sum(j for j, _ in self.joined.values())
+        total = sum(t for _, t in self.joined.values())
+        return joined / total if total else 1.0
+
+
+def evaluate_stories(rows: list[tuple[str, str, str, str]]) -> StoryEvaluation:
+    """Score (entry id, labelled story, variant kind, assigned story id) rows; the variant
+    kind of a story's first version is "original"."""
+    result = StoryEvaluation()
+    assigned_original = {story: got for _, story, kind, got in rows if kind == "original"}
+    labelled_in: dict[str, set[str]] = {}
+    for entry_id, story, kind, got in rows:
+        labelled_in.setdefault(got, set()).add(story)
+        if kind == "original":
+            continue
+        counts = result.joined.setdefault(kind, [0, 0])
+        counts[1] += 1
+        if got == assigned_original.get(story):
+            counts[0] += 1
+        else:
+            result.missed.append(entry_id)
+    for stories in labelled_in.values():
+        ordered = sorted(stories)
+        result.false_merges += [(ordered[0], other) for other in ordered[1:]]
+    return result
