@@ -96,6 +96,7 @@ class Poller:
             self.schedule.sync, self.feeds, time.time(), MAX_START_SPREAD_SECONDS
         )
         tasks: set[asyncio.Task[PollOutcome]] = set()
+        min_claim = max(self.settings.fetch_concurrency // 10, 1)
         last_beat = 0.0
         async with _Fetching(self.settings) as fetching:
             try:
@@ -105,11 +106,14 @@ class Poller:
                         await asyncio.to_thread(stats.heartbeat, self.connection, "poller")
                         last_beat = now
                     room = self.settings.fetch_concurrency - len(tasks)
-                    if room > 0:
+                    wait = IDLE_WAIT_SECONDS
+                    # Claims go in batches (one Lua call serves many feeds) unless idle.
+                    if room >= min_claim or not tasks:
                         claimed = await asyncio.to_thread(self._claim, now, room)
                         for feed, state in claimed:
                             tasks.add(asyncio.create_task(self._poll(fetching, feed, state)))
-                    wait = await asyncio.to_thread(self._idle_wait, room)
+                        if len(claimed) < room:  # nothing else is due: sleep until something is
+                            wait = await asyncio.to_thread(self._idle_wait)
                     if not tasks:
                         await asyncio.sleep(wait)
                         continue
@@ -122,9 +126,9 @@ class Poller:
                 await asyncio.gather(*tasks)
         log.info("poller.stopped")
 
-    def _idle_wait(self, room: int) -> float:
-        """Until the next feed falls due, within [0.05 s, 1 s]; 1 s when no slot is free."""
-        due = self.schedule.next_due() if room > 0 else None
+    def _idle_wait(self) -> float:
+        """Until the next feed falls due, within [0.05 s, 1 s]."""
+        due = self.schedule.next_due()
         if due is None:
             return IDLE_WAIT_SECONDS
         return min(max(due - time.time(), 0.05), IDLE_WAIT_SECONDS)
@@ -182,7 +186,7 @@ class Poller:
 
         first = "first_fetched" not in state
         new_count = decayed_count(
-            float(state.get("new_count") or 0), now - float(state.get("last_fetched") or now), 0
+            float(state.get("new_count") or 0), now - float(state.get("last_fetched") or now)
         )
         updates: dict[str, str | float | int] = {
             "last_status": fetched.status,
@@ -192,7 +196,6 @@ class Poller:
             "first_fetched": state.get("first_fetched") or now,
             **self._track_move(feed, url, fetched.moved_to, state),
         }
-        counters = {"feeds_not_modified": 1}
         submitted = None
         if parsed is not None:
             updates["etag"] = fetched.etag or ""
@@ -201,7 +204,6 @@ class Poller:
             submitted = self.entry_queue.submit(feed, parsed.entries, updates, {"feeds_fetched": 1})
             # The first document's entries are the feed's past, not its rate.
             new_count += 0 if first else len(submitted.new)
-            counters = {}
         floor = max(fetched.max_age or 0, float(updates.get("ttl") or state.get("ttl") or 0))
         if websub.is_active(state, now):
             floor = max(floor, self.settings.max_interval_seconds)
@@ -212,7 +214,12 @@ class Poller:
             (self.settings.min_interval_seconds, self.settings.max_interval_seconds),
             min(floor, MAX_BACKOFF_SECONDS),
         )
-        self._save(feed, {**updates, "new_count": new_count}, counters, now + interval)
+        if submitted is None:
+            self._save(
+                feed, {**updates, "new_count": new_count}, {"feeds_not_modified": 1}, now + interval
+            )
+        else:  # the rest of the state went with the entries
+            self._save(feed, {"new_count": new_count}, {}, now + interval)
         if submitted is None:
             bound.info("feed.not_modified", next_poll_in=round(interval))
             return PollOutcome(feed.name, "not_modified", next_poll_in=interval), None
@@ -244,7 +251,7 @@ class Poller:
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.hset(keys.feed_state(feed.name), mapping=updates)
             stats.count(pipe, counters)
-            pipe.zadd(keys.SCHEDULE, {feed.name: due})
+            self.schedule.set_due(pipe, feed.name, due)
             pipe.execute()
 
     def _failed(self, feed: Feed, state: State, reason: str) -> PollOutcome:

@@ -67,6 +67,10 @@ class Schedule:
         names = self._claim(keys=[keys.SCHEDULE], args=[now, now + self.lease_seconds, limit])
         return [name.decode() for name in names]
 
+    def set_due(self, pipe: redis.client.Pipeline, name: str, due: float) -> None:
+        """Schedule the feed's next poll, in the caller's pipeline (ends its lease)."""
+        pipe.zadd(keys.SCHEDULE, {name: due})
+
     def extend_lease(self, name: str, now: float) -> None:
         """Keep a claimed feed that is still waiting for its turn from falling due again."""
         self.connection.zadd(keys.SCHEDULE, {name: now + self.lease_seconds}, xx=True)
@@ -75,13 +79,11 @@ class Schedule:
         first = self.connection.zrange(keys.SCHEDULE, 0, 0, withscores=True)
         return first[0][1] if first else None
 
-    def due_times(self, names: list[str]) -> list[float | None]:
-        return self.connection.zmscore(keys.SCHEDULE, names) if names else []
 
-
-def decayed_count(count: float, since_seconds: float, new: int) -> float:
-    """The feed's count of new entries, older ones fading with RATE_MEMORY_SECONDS."""
-    return count * math.exp(-max(since_seconds, 0) / RATE_MEMORY_SECONDS) + new
+def decayed_count(count: float, since_seconds: float) -> float:
+    """A feed's count of new entries `since_seconds` later: older ones fade, so the count
+    reflects about the last RATE_MEMORY_SECONDS."""
+    return count * math.exp(-max(since_seconds, 0) / RATE_MEMORY_SECONDS)
 
 
 def next_interval(

@@ -67,8 +67,8 @@ def test_a_feed_with_its_own_interval_keeps_it():
 
 
 def test_old_entries_fade_from_the_rate():
-    assert decayed_count(10, 0, 2) == 12
-    assert decayed_count(10, 24 * 3600, 0) == pytest.approx(10 / 2.718, rel=0.01)
+    assert decayed_count(10, 0) == 10
+    assert decayed_count(10, 24 * 3600) == pytest.approx(10 / 2.718, rel=0.01)
 
 
 def test_rss_ttl_holds_the_next_poll_back(tmp_path, connection, http_server):
