@@ -43,7 +43,7 @@ def dedupe_band(band: int, digest: str) -> str:
 
 
 def dedupe_doc(entry_id: str) -> str:
-    """Hash: story id, MinHash signature and headline facts of an entry, for near-duplicates."""
+    """String: story id, headline facts and MinHash signature of an entry (dedupe.pack_doc)."""
     return f"{PREFIX}dd:doc:{entry_id}"
 
 

@@ -45,13 +45,13 @@ SIGNATURE_FORMAT = f"<{SLOTS}I"
 MASK64 = (1 << 64) - 1
 
 CLAIM_SCRIPT = """
--- KEYS: the entry's dedupe keys, then its doc hash.
--- ARGV: entry id, ttl, story, signature, facts, and the owners read before, one per key,
+-- KEYS: the entry's dedupe keys, then its doc.
+-- ARGV: entry id, ttl, the doc (see pack_doc), and the owners read before, one per key,
 -- space-separated ('-' = absent), or '*' to claim without comparing.
 local n = #KEYS - 1
-if ARGV[6] ~= '*' then
+if ARGV[4] ~= '*' then
   local i = 0
-  for expected in string.gmatch(ARGV[6], '%S+') do
+  for expected in string.gmatch(ARGV[4], '%S+') do
     i = i + 1
     if (redis.call('GET', KEYS[i]) or '-') ~= expected then
       return 0
@@ -61,8 +61,7 @@ end
 for i = 1, n do
   redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2], 'NX')
 end
-redis.call('HSET', KEYS[#KEYS], 'story', ARGV[3], 'sig', ARGV[4], 'facts', ARGV[5])
-redis.call('EXPIRE', KEYS[#KEYS], ARGV[2])
+redis.call('SET', KEYS[#KEYS], ARGV[3], 'EX', ARGV[2])
 return 1
 """
 
@@ -213,9 +212,7 @@ class Deduper:
                         args=[
                             entry.id,
                             self.window_seconds,
-                            entry.story_id,
-                            struct.pack(SIGNATURE_FORMAT, *prints[i].signature),
-                            prints[i].facts,
+                            pack_doc((entry.story_id, prints[i].signature, prints[i].facts)),
                             expected,
                         ],
                         client=pipe,
@@ -240,17 +237,17 @@ class Deduper:
         with self.connection.pipeline(transaction=False) as pipe:
             for entry, fp in zip(entries, prints, strict=True):
                 pipe.mget(fp.keys)
-                pipe.hget(keys.dedupe_doc(entry.id), "story")
+                pipe.get(keys.dedupe_doc(entry.id))
             replies = pipe.execute()
         owners_read = [[(v or b"").decode() for v in r] for r in replies[0::2]]
-        own_stories = [(s or b"").decode() for s in replies[1::2]]
+        own_stories = [unpack_doc(doc)[0] for doc in replies[1::2]]
         candidates = sorted(
             {o for owners in owners_read for o in owners if o} - {e.id for e in entries}
         )
         with self.connection.pipeline(transaction=False) as pipe:
             for candidate in candidates:
-                pipe.hmget(keys.dedupe_doc(candidate), "story", "sig", "facts")
-            docs = {c: _doc(*reply) for c, reply in zip(candidates, pipe.execute(), strict=True)}
+                pipe.get(keys.dedupe_doc(candidate))
+            docs = {c: unpack_doc(doc) for c, doc in zip(candidates, pipe.execute(), strict=True)}
 
         claimed: dict[str, str] = {}  # key -> the entry of this batch that claims it first
         decisions = []
@@ -289,6 +286,15 @@ class Deduper:
 Doc = tuple[str, tuple[int, ...] | None, str]  # story id, signature, headline facts
 
 
-def _doc(story: bytes | None, signature_: bytes | None, facts: bytes | None) -> Doc:
-    unpacked = struct.unpack(SIGNATURE_FORMAT, signature_) if signature_ else None
-    return (story or b"").decode(), unpacked, (facts or b"").decode()
+def pack_doc(doc: Doc) -> bytes:
+    """One string per entry, story and facts before the binary signature. A Redis hash
+    holding the 256-byte signature would need its large encoding: twice the bytes."""
+    story, signature_, facts = doc
+    return f"{story}\n{facts}\n".encode() + struct.pack(SIGNATURE_FORMAT, *signature_)
+
+
+def unpack_doc(packed: bytes | None) -> Doc:
+    if not packed:
+        return "", None, ""
+    story, facts, signature_ = packed.split(b"\n", 2)
+    return story.decode(), struct.unpack(SIGNATURE_FORMAT, signature_), facts.decode()
