@@ -32,6 +32,7 @@ log = structlog.get_logger()
 
 MAX_BACKOFF_SECONDS = 6 * 3600
 MAX_START_SPREAD_SECONDS = 10
+SYNC_SECONDS = 60
 MOVE_AFTER_REDIRECTS = 3
 UNHEALTHY_AFTER_ERRORS = 5
 IDLE_WAIT_SECONDS = 1.0
@@ -92,12 +93,9 @@ class Poller:
 
     async def _run(self, stop: threading.Event) -> None:
         log.info("poller.started", feeds=len(self.feeds))
-        await asyncio.to_thread(
-            self.schedule.sync, self.feeds, time.time(), MAX_START_SPREAD_SECONDS
-        )
         tasks: set[asyncio.Task[PollOutcome]] = set()
         min_claim = max(self.settings.fetch_concurrency // 10, 1)
-        last_beat = 0.0
+        last_beat = last_sync = 0.0
         async with _Fetching(self.settings) as fetching:
             try:
                 while not stop.is_set():
@@ -105,6 +103,13 @@ class Poller:
                     if now - last_beat >= 1:
                         await asyncio.to_thread(stats.heartbeat, self.connection, "poller")
                         last_beat = now
+                    # Again now and then: while a new config rolls out, pollers on the old
+                    # one drop the new feeds from the schedule, and this puts them back.
+                    if now - last_sync >= SYNC_SECONDS:
+                        await asyncio.to_thread(
+                            self.schedule.sync, self.feeds, now, MAX_START_SPREAD_SECONDS
+                        )
+                        last_sync = now
                     room = self.settings.fetch_concurrency - len(tasks)
                     wait = IDLE_WAIT_SECONDS
                     # Claims go in batches (one Lua call serves many feeds) unless idle.
