@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -166,9 +167,13 @@ def _worker(args: argparse.Namespace, config: Config) -> int:
     from rq import Queue, SimpleWorker
 
     from monitor import keys
+    from monitor.processes import die_with_parent
     from workers import runtime
     from workers.recovery import release_dead_workers_jobs, worker_name
 
+    # RQ forks its scheduler as a child; without this a worker killed outright leaves it
+    # running, still holding the scheduler lock of newsmon's queues.
+    os.register_at_fork(after_in_child=die_with_parent)
     connection = connect(redis_url(config))
     runtime.install(runtime.Runtime.build(config, connection))
     released = release_dead_workers_jobs(connection)

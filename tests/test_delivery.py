@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 
 from standardwebhooks import Webhook
 
@@ -93,6 +94,19 @@ def test_client_error_is_not_retried_and_is_dead_lettered(
     assert sum(e["event"] == "alert.failed" for e in worker.events()) == 3
 
 
+def children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_worker_killed_mid_batch_loses_no_alert(
     tmp_path, connection, http_server, redis_url, start_process
 ):
@@ -105,9 +119,14 @@ def test_worker_killed_mid_batch_loses_no_alert(
     )
     env = {"REDIS_URL": redis_url}
     first = start_process("worker", "--config", str(directory), env=env)
-    first.wait_for(lambda: len(hook_requests(http_server)) >= 2)
+    first.wait_for(lambda: len(hook_requests(http_server)) >= 2 and children(first.popen.pid))
+    scheduler = children(first.popen.pid)  # the RQ scheduler the worker forked
     first.popen.send_signal(signal.SIGKILL)
     first.finish()
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in scheduler):
+        assert time.monotonic() < deadline, "the worker's children outlived it"
+        time.sleep(0.05)
     expected = {e["alert_id"] for e in first.events() if e["event"] == "alert.enqueued"}
     assert len(expected) == 5
     assert len({r.headers["webhook-id"] for r in hook_requests(http_server)}) < 5
