@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import structlog
@@ -14,7 +15,7 @@ from rq import Queue
 
 from monitor import keys
 from monitor.models import Feed
-from monitor.parse import ParseError, parse_feed
+from monitor.parse import parse_feed
 from monitor.poller import UNHEALTHY_AFTER_ERRORS, Poller
 from tests.conftest import load, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, atom, json_feed, rss
@@ -222,20 +223,35 @@ def test_a_gzip_bomb_is_cut_at_the_cap(tmp_path, connection, http_server):
     assert outcome.status == "failed" and "1000000-byte cap" in outcome.reason
 
 
-def test_entity_expansion_is_harmless():
-    entities = "".join(f'<!ENTITY e{i} "{f"&e{i - 1};" * 10 if i else "lol"}">' for i in range(10))
+BILLION_LAUGHS = "".join(
+    f'<!ENTITY e{i} "{f"&e{i - 1};" * 10 if i else "lol"}">' for i in range(10)
+)
+
+
+@pytest.mark.parametrize(
+    ("doctype", "title"),
+    [
+        (BILLION_LAUGHS, "&e9; tail"),  # a billion "lol"s if expanded
+        ('<!ENTITY secret SYSTEM "file:///etc/hostname">', "&secret; tail"),  # a local file
+    ],
+)
+def test_entity_expansion_and_external_entities_are_harmless(
+    tmp_path, connection, http_server, doctype, title
+):
     body = (
-        f'<?xml version="1.0"?><!DOCTYPE r [{entities}]><rss version="2.0"><channel>'
-        "<title>&e9;</title><item><guid>1</guid><title>&e9; tail</title></item>"
-        "</channel></rss>"
+        f'<?xml version="1.0"?><!DOCTYPE r [{doctype}]><rss version="2.0"><channel>'
+        f"<title>t</title><item><guid>1</guid><title>{title}</title></item></channel></rss>"
     ).encode()
+    http_server.route("/evil.xml", (200, RSS, body))
+    poller = make_poller(tmp_path, connection, http_server, "/evil.xml")
     started = time.monotonic()
-    try:
-        entries = parse_feed(Feed("f", "https://example.org/feed", 60), body).entries
-    except ParseError:
-        entries = []
+    outcome = poller.poll_feeds([poller.feeds[0]])[0]
     assert time.monotonic() - started < 5
-    assert all(len(e.title) < 1000 for e in entries)
+    assert outcome.status in ("fetched", "failed")  # refused as not a feed, or read inertly
+    hostname = Path("/etc/hostname").read_text().strip() if Path("/etc/hostname").exists() else ""
+    for entry in queued_entries(connection):
+        assert len(entry.title) < 1000 and "lollol" not in entry.title
+        assert not hostname or hostname not in entry.title
 
 
 def test_feeds_command_shows_each_feeds_health(
