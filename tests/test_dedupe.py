@@ -137,6 +137,8 @@ def test_twins_claimed_at_the_same_moment_make_one_story(connection):
         ),
         ("Ministers meet in Paris on Monday", "Ministers meet in Paris on Friday", False),
         ("UN appeals for 2.6 billion dollars", "UN appeals for 2.6bn dollars", True),
+        ("Law passes first reading", "Law passes second reading", False),
+        ("Shelling kills three in town", "Shelling kills 3 in town", True),
         (
             "Sea drones sink patrol boat off Crimea",
             "Naval drones sink patrol boat off Crimea",

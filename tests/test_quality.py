@@ -26,9 +26,9 @@ ROWS = [json.loads(line) for line in LABELLED.read_text().splitlines() if line.s
 VARIANT_KINDS = {
     "repeat", "tracking", "headline", "boilerplate", "longer", "numbers", "punctuation", "word",
 }  # fmt: skip
-# (split, macro-F1 floor): the held-out part measured 0.75 on its only run; the tuning part
-# (0.94) guards against config edits that undo what was tuned.
-TOPIC_FLOORS = [("test", 0.70), ("tune", 0.93)]
+# (split, macro-F1 floor): the held-out part measured 0.79 on its only run; the tuning part
+# (0.93) guards against config edits that undo what was tuned.
+TOPIC_FLOORS = [("test", 0.75), ("tune", 0.91)]
 
 
 def entry(row: dict) -> Entry:

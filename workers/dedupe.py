@@ -41,6 +41,18 @@ TRACKING_PARAMS = re.compile(
     re.IGNORECASE,
 )
 DIGITS = re.compile(r"\d+")
+# Number words as digits: "three" = "3", "second" = "2" (scale words like "billion" are left
+# out, so that "2.6bn" and "2.6 billion" still agree).
+CARDINALS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+)
+ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth"
+NUMBER_WORDS = {
+    word: str(value)
+    for names in (CARDINALS, ORDINALS)
+    for value, word in enumerate(names.split(), start=1)
+}
 SIGNATURE_FORMAT = f"<{SLOTS}I"
 MASK64 = (1 << 64) - 1
 
@@ -167,11 +179,14 @@ def fingerprint(entry: Entry) -> Fingerprint:
 
 
 def headline_facts(title: str) -> str:
-    """What tells two alike headlines apart as different events: their numbers, and their
-    names (capitalised words after the first: places, people, days, months). A headline in
-    Title Case has every word capitalised, so there only its numbers count."""
+    """What tells two alike headlines apart as different events: their numbers, written in
+    digits or words ("first reading" / "second reading"), and their names (capitalised words
+    after the first: places, people, days, months). A headline in Title Case has every word
+    capitalised, so there only its numbers count."""
     tokens = title.split()
-    numbers = set(DIGITS.findall(" ".join(words(title))))  # "2.6bn" and "2.6 billion" agree
+    title_words = words(title)
+    numbers = set(DIGITS.findall(" ".join(title_words)))  # "2.6bn" and "2.6 billion" agree
+    numbers.update(NUMBER_WORDS[w] for w in title_words if w in NUMBER_WORDS)
     capitalised = [t for t in tokens[1:] if t[:1].isupper()]
     names = set()
     if len(capitalised) * 2 <= len(tokens) - 1:
