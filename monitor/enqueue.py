@@ -76,22 +76,26 @@ class EntryQueue:
         self.queue = Queue(keys.ENTRIES_QUEUE, connection=connection)
         self.remember = connection.register_script(REMEMBER_SCRIPT)
 
-    def check(self, feed: Feed, entries: list[Entry]) -> tuple[list[Entry], list[Entry]]:
-        """The entries this feed has not shown before (the first of any repeats), and the ones
-        it has shown with another title or summary, each with its `revision` set."""
-        unique = _first_per_key(entries)
+    def _check(
+        self, feed: Feed, unique: list[Entry], digests: list[str]
+    ) -> tuple[list[Entry], list[Entry]]:
+        """Of a document's items (one per key, with their digests): those this feed has not
+        shown before, and those it has shown with another title or summary, each with its
+        `revision` set."""
         if not unique:
             return [], []
         item_keys = [e.key for e in unique]
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.zmscore(keys.feed_seen(feed.name), item_keys)
             pipe.hmget(keys.feed_digests(feed.name), item_keys)
-            scores, digests = pipe.execute()
+            scores, known_digests = pipe.execute()
         new, edited = [], []
-        for entry, score, known in zip(unique, scores, digests, strict=True):
+        for entry, current, score, known in zip(
+            unique, digests, scores, known_digests, strict=True
+        ):
             if score is None:
                 new.append(entry)
-            elif known is not None and known.decode() != (current := digest(entry)):
+            elif known is not None and known.decode() != current:
                 edited.append(replace(entry, revision=current))
         return new, edited
 
@@ -104,7 +108,9 @@ class EntryQueue:
     ) -> Submitted:
         """Enqueue the new and edited entries of one document; store `state` in the feed's
         hash and add `counters` to the stats in the same transaction."""
-        new, edited = self.check(feed, entries)
+        unique = _first_per_key(entries)
+        digests = [digest(e) for e in unique]
+        new, edited = self._check(feed, unique, digests)
         changed = new + edited
         job_ids = []
         with self.connection.pipeline(transaction=True) as pipe:
@@ -121,8 +127,8 @@ class EntryQueue:
                     pipeline=pipe,
                 )
                 job_ids.append(job.id)
-            if entries:
-                pairs = [value for e in _first_per_key(entries) for value in (e.key, digest(e))]
+            if unique:
+                pairs = [v for e, d in zip(unique, digests, strict=True) for v in (e.key, d)]
                 self.remember(
                     keys=[keys.feed_seen(feed.name), keys.feed_digests(feed.name)],
                     args=[time.time(), self.seen_per_feed, *pairs],
