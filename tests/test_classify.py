@@ -56,6 +56,28 @@ def test_ignore_masks_only_its_own_topic():
     assert classifier.topics_of("Health services in Europe") == ("health",)
 
 
+@pytest.mark.parametrize(
+    ("text", "term"),
+    [
+        ("Villages evacuated overnight", "evacuate"),
+        ("Rescuers evacuating residents", "evacuate"),
+        ("Town shelled again", "shelling"),
+        ("Talks planned for Friday", "plan"),
+        ("Drones over the city", "drone"),
+        ("Casualties rise", "casualty"),
+        ("Front-line villages", "front line"),
+    ],
+)
+def test_a_term_matches_its_inflected_forms(text, term):
+    topic = Topic("t", 1, {term: 1})
+    assert Classifier((topic,)).explain(text)[0].matched == {term: 1}
+
+
+def test_terms_that_stem_alike_count_once_at_the_larger_weight():
+    topic = Topic("t", 1, {"wounded": 0.5, "wounding": 1.0, "wounds": 0.25})
+    assert Classifier((topic,)).explain("Two people wounded")[0].score == 1.0
+
+
 def test_classify_command_explains_matches():
     lines = [
         {"id": "1", "title": "Foreign ministers meet for peace talks", "summary": "In Paris."},
@@ -81,7 +103,7 @@ def test_classify_command_explains_matches():
     assert out[0]["topics"] == ["diplomacy"]
     # "talk" and "peace" are inside "peace talks": only the longer term counts.
     matched = out[0]["explain"]["diplomacy"]["matched"]
-    assert matched == {"foreign minister": 2.0, "meet": 0.5, "peace talk": 2.0}
+    assert matched == {"foreign minister": 2.0, "meet": 1.0, "peace talk": 2.0}
     assert out[1]["topics"] == [] and out[1]["explain"] == {}
     assert result.returncode == 1 and "stdin line 3" in result.stderr
 

@@ -13,22 +13,38 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from monitor.models import Entry, Topic
 from workers.text import words
 
+VOWEL = re.compile("[aeiouy]")
+
 
 @functools.lru_cache(maxsize=50_000)
 def stem(word: str) -> str:
-    """A light plural stemmer: enough to make "talks"/"talk" and "casualties"/"casualty" meet."""
-    if len(word) > 4 and word.endswith("ies"):
+    """A light inflection stemmer, so that a term written once matches its other forms.
+
+    Plurals ("talks" = "talk", "casualties" = "casualty"), verb endings ("shelled" =
+    "shelling" = "shell", "evacuated" = "evacuate", "planned" = "plan") and a final "e"
+    ("drone" = "dron" = "drones") are taken off. Stems need not be words: terms and text
+    go through the same function, so they meet.
+    """
+    if len(word) > 4 and word.endswith(("ies", "ied")):
         return word[:-3] + "y"
     if len(word) > 4 and word.endswith(("sses", "shes", "ches", "xes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for ending in ("ing", "ed"):
+        base = word[: -len(ending)]
+        if word.endswith(ending) and len(base) >= 3 and VOWEL.search(base):
+            word = base[:-1] if base[-1] == base[-2] and base[-1] not in "aeioulsz" else base
+            break
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]
     return word
 
 
@@ -69,14 +85,18 @@ class Classifier:
                 self._add(phrase, index, 0.0, ignore=True)
 
     def _add(self, phrase: str, topic: int, weight: float, ignore: bool) -> None:
-        words = tuple(tokens(phrase))
-        variants = {words}
-        if len(words) > 1:  # "front line" also matches "frontline"
-            variants.add(("".join(words),))
+        plain = words(phrase)
+        variants = {tuple(stem(w) for w in plain)}
+        if len(plain) > 1:  # "front line" also matches "frontline"
+            variants.add((stem("".join(plain)),))
         for variant in variants:
-            self.rules_by_first_word[variant[0]].append(
-                _Rule(variant, topic, phrase, weight, ignore)
-            )
+            rules = self.rules_by_first_word[variant[0]]
+            # Terms that stem alike ("wounded", "wounding") are one term, at the larger weight.
+            same = [r for r in rules if (r.words, r.topic, r.ignore) == (variant, topic, ignore)]
+            if same and abs(same[0].weight) >= abs(weight):
+                continue
+            rules[:] = [r for r in rules if r not in same]
+            rules.append(_Rule(variant, topic, phrase, weight, ignore))
 
     def explain(self, text: str) -> list[TopicScore]:
         """Every topic's score for `text`, with the terms that fired and the phrases ignored."""
