@@ -2,8 +2,9 @@
 
 Each topic has weighted terms, phrases to ignore, and a threshold. An entry gets every topic
 whose matched terms add up to the threshold (multi-label). Each distinct term counts once.
-Matching is on word sequences, so case, plurals ("drone strikes" = "drone strike"),
-possessives and hyphenation ("front-line" = "front line" = "frontline") need no listing.
+Matching is on word sequences, so case, inflections ("drone strikes" = "drone strike",
+"evacuated" = "evacuate"), possessives and hyphenation ("front-line" = "front line" =
+"frontline") need no listing.
 An ignored phrase ("economic health") masks the words it covers for its topic, so a term
 inside it ("health") does not fire there; likewise a longer term hides the shorter terms
 inside it.
