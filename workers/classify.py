@@ -30,8 +30,8 @@ def stem(word: str) -> str:
 
     Plurals ("talks" = "talk", "casualties" = "casualty"), verb endings ("shelled" =
     "shelling" = "shell", "evacuated" = "evacuate", "planned" = "plan") and a final "e"
-    ("drone" = "dron" = "drones") are taken off. Stems need not be words: terms and text
-    go through the same function, so they meet.
+    come off, so "drones" and "drone" both become "dron". Stems need not be words: terms
+    and text go through the same function, so they meet.
     """
     if len(word) > 4 and word.endswith(("ies", "ied")):
         return word[:-3] + "y"
