@@ -103,7 +103,7 @@ def test_classify_command_explains_matches():
     assert out[0]["topics"] == ["diplomacy"]
     # "talk" and "peace" are inside "peace talks": only the longer term counts.
     matched = out[0]["explain"]["diplomacy"]["matched"]
-    assert matched == {"foreign minister": 2.0, "meet": 1.0, "peace talk": 2.0}
+    assert matched == {"foreign minister": 2.0, "meet": 1.0, "peace talk": 2.0, "paris": 0.5}
     assert out[1]["topics"] == [] and out[1]["explain"] == {}
     assert result.returncode == 1 and "stdin line 3" in result.stderr
 
