@@ -144,8 +144,16 @@ def test_twins_claimed_at_the_same_moment_make_one_story(connection):
             "Naval drones sink patrol boat off Crimea",
             True,
         ),
-        # Title Case capitalises every word, so only the numbers can tell events apart.
-        ("Drone Hits Substation In Odesa Region", "Drone Hits Substation In Sumy Region", True),
+        # A known place counts even as the first word, and by the place it names.
+        (
+            "Lithuania grants residence to dissidents",
+            "Latvia grants residence to dissidents",
+            False,
+        ),
+        ("Slovakia's cabinet faces protests", "Slovak cabinet faces protests", True),
+        # Title Case capitalises every word, so only numbers and known places tell events apart.
+        ("Drone Hits Substation In Odesa Region", "Drone Hits Substation In Sumy Region", False),
+        ("Drone Hits Substation In Bilhorod", "Drone Hits Substation In Izmail", True),
     ],
 )
 def test_headline_facts_tell_look_alike_events_apart(a, b, same):

@@ -28,6 +28,7 @@ import redis
 
 from monitor import keys
 from monitor.models import Entry
+from workers.places import PLACE_OF
 from workers.text import words
 
 SLOTS = 64
@@ -180,17 +181,18 @@ def fingerprint(entry: Entry) -> Fingerprint:
 
 def headline_facts(title: str) -> str:
     """What tells two alike headlines apart as different events: their numbers, written in
-    digits or words ("first reading" / "second reading"), and their names (capitalised words
-    after the first: places, people, days, months). A headline in Title Case has every word
-    capitalised, so there only its numbers count."""
+    digits or words ("first reading" / "second reading"), and their names: capitalised words
+    after the first (places, people, days, months), and any known place, the first word too.
+    A place counts as the place it names ("Slovak" = "Slovakia"). A headline in Title Case
+    has every word capitalised, so there only its numbers and known places count."""
     tokens = title.split()
     title_words = words(title)
     numbers = set(DIGITS.findall(" ".join(title_words)))  # "2.6bn" and "2.6 billion" agree
     numbers.update(NUMBER_WORDS[w] for w in title_words if w in NUMBER_WORDS)
+    names = {PLACE_OF[w] for w in title_words if w in PLACE_OF}
     capitalised = [t for t in tokens[1:] if t[:1].isupper()]
-    names = set()
     if len(capitalised) * 2 <= len(tokens) - 1:
-        names = {w for token in capitalised for w in words(token)}
+        names.update(PLACE_OF.get(w, w) for token in capitalised for w in words(token))
     return " ".join(sorted(numbers | names))
 
 
