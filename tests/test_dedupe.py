@@ -139,6 +139,8 @@ def test_twins_claimed_at_the_same_moment_make_one_story(connection):
         ("UN appeals for 2.6 billion dollars", "UN appeals for 2.6bn dollars", True),
         ("Law passes first reading", "Law passes second reading", False),
         ("Shelling kills three in town", "Shelling kills 3 in town", True),
+        ("Clinic fits its 1,000th prosthesis", "Clinic fits its 1000th prosthesis", True),
+        ("Clinic fits its 1,000th prosthesis", "Clinic fits its 100th prosthesis", False),
         (
             "Sea drones sink patrol boat off Crimea",
             "Naval drones sink patrol boat off Crimea",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-THOUSANDS = re.compile(r"(?<=\d)[,.](?=\d{3}\b)")
+THOUSANDS = re.compile(r"(?<=\d)[,.](?=\d{3}(?!\d))")  # "1,000th" too
 POSSESSIVE = re.compile("['\u2019]s\\b")
 NON_WORD = re.compile(r"[\W_]+")
 
