@@ -26,9 +26,9 @@ ROWS = [json.loads(line) for line in LABELLED.read_text().splitlines() if line.s
 VARIANT_KINDS = {
     "repeat", "tracking", "headline", "boilerplate", "longer", "numbers", "punctuation", "word",
 }  # fmt: skip
-# (split, macro-F1 floor): the held-out part measured 0.80 on its only run; the tuning part
+# (split, macro-F1 floor): the held-out part measured 0.83 on its only run; the tuning part
 # (0.92) guards against config edits that undo what was tuned.
-TOPIC_FLOORS = [("test", 0.77), ("tune", 0.90)]
+TOPIC_FLOORS = [("test", 0.78), ("tune", 0.90)]
 
 
 def entry(row: dict) -> Entry:
