@@ -53,6 +53,15 @@ def tokens(text: str) -> list[str]:
     return [stem(w) for w in words(text)]
 
 
+def _variants(phrase: str) -> set[tuple[str, ...]]:
+    """The word sequences a phrase matches: "front line" also matches "frontline"."""
+    plain = words(phrase)
+    variants = {tuple(stem(w) for w in plain)}
+    if len(plain) > 1:
+        variants.add((stem("".join(plain)),))
+    return variants
+
+
 @dataclass(frozen=True, slots=True)
 class _Rule:
     words: tuple[str, ...]
@@ -78,26 +87,19 @@ class TopicScore:
 class Classifier:
     def __init__(self, topics: tuple[Topic, ...]):
         self.topics = topics
-        self.rules_by_first_word: dict[str, list[_Rule]] = defaultdict(list)
+        # Terms that stem alike ("wounded", "wounding") are one term, at the larger weight.
+        rules: dict[tuple[tuple[str, ...], int, bool], _Rule] = {}
         for index, topic in enumerate(topics):
-            for term, weight in topic.terms.items():
-                self._add(term, index, weight, ignore=False)
-            for phrase in topic.ignore:
-                self._add(phrase, index, 0.0, ignore=True)
-
-    def _add(self, phrase: str, topic: int, weight: float, ignore: bool) -> None:
-        plain = words(phrase)
-        variants = {tuple(stem(w) for w in plain)}
-        if len(plain) > 1:  # "front line" also matches "frontline"
-            variants.add((stem("".join(plain)),))
-        for variant in variants:
-            rules = self.rules_by_first_word[variant[0]]
-            # Terms that stem alike ("wounded", "wounding") are one term, at the larger weight.
-            same = [r for r in rules if (r.words, r.topic, r.ignore) == (variant, topic, ignore)]
-            if same and abs(same[0].weight) >= abs(weight):
-                continue
-            rules[:] = [r for r in rules if r not in same]
-            rules.append(_Rule(variant, topic, phrase, weight, ignore))
+            phrases = [(term, weight, False) for term, weight in topic.terms.items()]
+            phrases += [(phrase, 0.0, True) for phrase in topic.ignore]
+            for phrase, weight, ignore in phrases:
+                for variant in _variants(phrase):
+                    key = (variant, index, ignore)
+                    if key not in rules or abs(weight) > abs(rules[key].weight):
+                        rules[key] = _Rule(variant, index, phrase, weight, ignore)
+        self.rules_by_first_word: dict[str, list[_Rule]] = defaultdict(list)
+        for rule in rules.values():
+            self.rules_by_first_word[rule.words[0]].append(rule)
 
     def explain(self, text: str) -> list[TopicScore]:
         """Every topic's score for `text`, with the terms that fired and the phrases ignored."""
