@@ -60,7 +60,8 @@ def alerts(count: int, subscription_id: str, offset: int = 0) -> list[Alert]:
 def write_config(directory: Path, port: int) -> Path:
     directory.mkdir()
     repo_config = Path(__file__).resolve().parent.parent / "config"
-    (directory / "topics.toml").write_text((repo_config / "topics.toml").read_text())
+    for name in ("topics.toml", "topic_model.json"):
+        (directory / name).write_text((repo_config / name).read_text())
     (directory / "feeds.toml").write_text("")
     (directory / "newsmon.toml").write_text("[delivery]\ntimeout_seconds = 2\nmax_in_flight = 4\n")
     (directory / "subscriptions.toml").write_text(

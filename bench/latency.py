@@ -114,7 +114,8 @@ def main() -> None:
     config_dir = tmp / "config"
     config_dir.mkdir()
     repo_config = Path(__file__).resolve().parent.parent / "config"
-    (config_dir / "topics.toml").write_text((repo_config / "topics.toml").read_text())
+    for name in ("topics.toml", "topic_model.json"):
+        (config_dir / name).write_text((repo_config / name).read_text())
     (config_dir / "feeds.toml").write_text(
         "".join(
             f'[[feeds]]\nname = "{name}"\nurl = "http://127.0.0.1:{feed_server.server_port}/{name}"\n'

@@ -17,6 +17,7 @@ import itertools
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline import synthetic_entries
@@ -24,9 +25,9 @@ from pipeline import synthetic_entries
 from monitor.config import load_config
 from monitor.models import Entry
 from monitor.redis_server import EmbeddedRedis, connect
-from workers.classify import Classifier
+from workers.classify import Classifier, TopicScore
 from workers.dedupe import Deduper, signature, similarity
-from workers.evaluation import evaluate, evaluate_stories
+from workers.evaluation import Evaluation, evaluate, evaluate_stories
 from workers.normalise import normalise
 from workers.text import words
 
@@ -63,16 +64,23 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=["test", "tune", "all"])
     args = parser.parse_args()
     config = load_config(REPO / "config")
-    classifier = Classifier(config.topics)
+    classifier = Classifier(config.topics, config.topic_model)
     rows = labelled(args.split)
 
     firsts = [r for r in rows if r["variant"] == "original"]
-    scored = [(r, set(r["topics"]), set(classifier.topics_of(as_entry(r).text))) for r in firsts]
-    result = evaluate([t.name for t in config.topics], scored)
+    explained = [(r, classifier.explain(as_entry(r).text)) for r in firsts]
+
+    def score(passes: Callable[[TopicScore], bool]) -> Evaluation:
+        scored = [(r, set(r["topics"]), {s.topic for s in e if passes(s)}) for r, e in explained]
+        return evaluate([t.name for t in config.topics], scored)
+
+    result = score(lambda s: s.passed)
+    rules = score(lambda s: s.passed_by_rules).macro_f1
+    model = score(lambda s: s.model is not None and s.model >= s.model_threshold).macro_f1
     print(f"topics on {len(firsts)} first versions ({args.split}):")
     for name, topic in result.topics.items():
         print(f"  {name:<13} P {topic.precision:.2f}  R {topic.recall:.2f}  F1 {topic.f1:.2f}")
-    print(f"  macro-F1 {result.macro_f1:.3f}")
+    print(f"  macro-F1 {result.macro_f1:.3f} (rules alone {rules:.3f}, model alone {model:.3f})")
     for miss in result.misses:
         print(f"  miss {miss['id']}: expected {miss['expected']} got {miss['got']}")
 
@@ -106,13 +114,16 @@ def main() -> None:
         deduper.check(entries[start : start + 50])
     dedupe_rate = len(entries) / (time.perf_counter() - started)
     per_entry = (connection.info("memory")["used_memory"] - before) / len(entries)
-    started = time.perf_counter()
-    for entry in entries:
-        classifier.classify(entry)
-    classify_rate = len(entries) / (time.perf_counter() - started)
+    rates = {}
+    for name, step in (("rules and model", classifier), ("rules alone", Classifier(config.topics))):
+        started = time.perf_counter()
+        for entry in entries:
+            step.classify(entry)
+        rates[name] = f"{len(entries) / (time.perf_counter() - started):,.0f}"
     print(
         f"{len(entries)} synthetic entries: dedupe {dedupe_rate:,.0f} entries/s, "
-        f"classify {classify_rate:,.0f} entries/s, dedupe state {per_entry:,.0f} bytes/entry"
+        f"classify {rates['rules and model']} entries/s ({rates['rules alone']} by rules alone), "
+        f"dedupe state {per_entry:,.0f} bytes/entry"
     )
     server.stop()
 

@@ -15,11 +15,19 @@ from typing import TYPE_CHECKING
 import structlog
 
 from monitor import __version__, admin, log
-from monitor.config import Config, ConfigError, config_dir, load_config, load_topics
+from monitor.config import (
+    TOPIC_MODEL,
+    Config,
+    ConfigError,
+    config_dir,
+    load_config,
+    load_topics,
+)
 from monitor.redis_server import connect, redis_url
 
 if TYPE_CHECKING:
-    from workers.classify import Classifier
+    from monitor.models import Topic
+    from workers.classify import Classifier, TopicScore
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         "--eval",
         metavar="LABELLED.jsonl",
         type=Path,
-        help="score the rules on lines that carry their true 'topics'",
+        help="score the rules and model on lines that carry their true 'topics'",
+    )
+    classify.add_argument(
+        "--train",
+        metavar="LABELLED.jsonl",
+        type=Path,
+        help="learn topics from labelled lines; writes topic_model.json to the config folder",
     )
     feeds = command(
         "feeds", "each feed: health, last fetch, next due, entries seen", admin.list_feeds
@@ -197,12 +211,16 @@ def _worker(args: argparse.Namespace, config: Config) -> int:
 def _classify(args: argparse.Namespace, config: None) -> int:
     from workers.classify import Classifier
 
+    directory = config_dir(args.config)
     try:
-        classifier = Classifier(load_topics(config_dir(args.config)))
+        topics, model = load_topics(directory)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"newsmon: {problem}", file=sys.stderr)
         return 2
+    if args.train:
+        return _train(topics, args.train, directory / TOPIC_MODEL)
+    classifier = Classifier(topics, model)
     if args.eval:
         return _evaluate(classifier, args.eval)
     bad_lines = 0
@@ -214,23 +232,28 @@ def _classify(args: argparse.Namespace, config: None) -> int:
         item["topics"] = [s.topic for s in scores if s.passed]
         if args.explain:
             item["explain"] = {
-                s.topic: {
-                    "score": s.score,
-                    "threshold": s.threshold,
-                    "matched": s.matched,
-                    "ignored": s.ignored,
-                }
-                for s in scores
-                if s.matched or s.ignored
+                s.topic: _explained(s) for s in scores if s.matched or s.ignored or s.passed
             }
         print(json.dumps(item, ensure_ascii=False), flush=False)
     sys.stdout.flush()
     return 1 if bad_lines else 0
 
 
-def _evaluate(classifier: Classifier, path: Path) -> int:
-    from workers.evaluation import evaluate
+def _explained(score: TopicScore) -> dict:
+    explained = {
+        "score": score.score,
+        "threshold": score.threshold,
+        "matched": score.matched,
+        "ignored": score.ignored,
+    }
+    if score.model is not None:
+        explained["model"] = round(score.model, 3)
+        explained["model_threshold"] = score.model_threshold
+    return explained
 
+
+def _labelled(path: Path) -> list[dict]:
+    """Lines of a labelled file, each with its 'topics' list; exits naming a bad line."""
     try:
         lines = list(_json_lines(path.open(encoding="utf-8"), str(path)))
     except OSError as exc:
@@ -238,10 +261,49 @@ def _evaluate(classifier: Classifier, path: Path) -> int:
     labelled = []
     for number, item in lines:
         if item is None:
-            return 2
+            raise SystemExit(2)
         if not isinstance(item.get("topics"), list):
             raise SystemExit(f"newsmon: {path} line {number}: needs a 'topics' list, e.g. []")
-        labelled.append((item, set(item["topics"]), set(classifier.topics_of(_text(item)))))
+        labelled.append(item)
+    return labelled
+
+
+def _train(topics: tuple[Topic, ...], path: Path, output: Path) -> int:
+    from workers.topic_model import train
+    from workers.vectors import shipped
+
+    lines = _labelled(path)
+    names = [topic.name for topic in topics]
+    model = train(
+        [_text(item) for item in lines], [set(item["topics"]) for item in lines], names, shipped()
+    )
+    header = {
+        "about": f"written by `newsmon classify --train {path.name}`; retrain, do not edit",
+        "vectors": model.vectors,
+        "threshold": model.threshold,
+    }
+    # One line per topic keeps the file short and its diffs readable.
+    lines_out = [f" {json.dumps(key)}: {json.dumps(value)}," for key, value in header.items()]
+    topics_out = [f"  {json.dumps(n)}: {json.dumps(list(w))}" for n, w in model.weights.items()]
+    output.write_text(
+        "{\n" + "\n".join(lines_out) + '\n "topics": {\n' + ",\n".join(topics_out) + "\n }\n}\n",
+        encoding="utf-8",
+    )
+    for name in names:
+        count = sum(name in item["topics"] for item in lines)
+        state = "learned" if name in model.weights else "rules only (needs labelled lines)"
+        print(f"{name:<16} {count:5d} labelled  {state}")
+    print(f"wrote {output} from {len(lines)} lines")
+    return 0
+
+
+def _evaluate(classifier: Classifier, path: Path) -> int:
+    from workers.evaluation import evaluate
+
+    labelled = [
+        (item, set(item["topics"]), set(classifier.topics_of(_text(item))))
+        for item in _labelled(path)
+    ]
     names = [topic.name for topic in classifier.topics]
     result = evaluate(names, labelled)
     print(f"{'topic':<16} {'precision':>9} {'recall':>7} {'f1':>6} {'labelled':>9}")

@@ -8,6 +8,7 @@ reads raw TOML.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import tomllib
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.models import ALL_TOPICS, Feed, Subscription, Topic
+from monitor.models import ALL_TOPICS, Feed, Subscription, Topic, TopicModel
+from workers.vectors import DIMENSIONS, VECTORS_ID
 
 DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -53,6 +55,7 @@ class Config:
     feeds: tuple[Feed, ...]
     topics: tuple[Topic, ...]
     subscriptions: tuple[Subscription, ...]
+    topic_model: TopicModel | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,9 @@ class ConfigError(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+TOPIC_MODEL = "topic_model.json"
 
 
 def default_data_dir() -> Path:
@@ -94,13 +100,14 @@ def load_config(directory: Path) -> Config:
         )
     settings = _settings(_Reader(directory / "newsmon.toml", problems, required=False))
     topics = _topics(_Reader(directory / "topics.toml", problems))
+    topic_model = _topic_model(directory / TOPIC_MODEL, topics, problems)
     feeds = _feeds(_Reader(directory / "feeds.toml", problems), settings)
     subscriptions = _subscriptions(
         _Reader(directory / "subscriptions.toml", problems), {t.name for t in topics}
     )
     if problems:
         raise ConfigError(problems)
-    return Config(directory, settings, feeds, topics, subscriptions)
+    return Config(directory, settings, feeds, topics, subscriptions, topic_model)
 
 
 class _Reader:
@@ -389,10 +396,62 @@ def _secrets(reader: _Reader, table: dict[str, Any], where: str) -> tuple[str, .
     return tuple(values)
 
 
-def load_topics(directory: Path) -> tuple[Topic, ...]:
-    """Only `topics.toml`: what `newsmon classify` needs, without feeds or secrets."""
+def load_topics(directory: Path) -> tuple[tuple[Topic, ...], TopicModel | None]:
+    """Only `topics.toml` and `topic_model.json`: what `newsmon classify` needs."""
     problems: list[Problem] = []
     topics = _topics(_Reader(directory / "topics.toml", problems))
+    topic_model = _topic_model(directory / TOPIC_MODEL, topics, problems)
     if problems:
         raise ConfigError(problems)
-    return topics
+    return topics, topic_model
+
+
+def _topic_model(
+    path: Path, topics: tuple[Topic, ...], problems: list[Problem]
+) -> TopicModel | None:
+    """The learned model beside the rules, if `newsmon classify --train` wrote one."""
+    retrain = "retrain with `newsmon classify --train LABELLED.jsonl`, or delete the file"
+    found_before = len(problems)
+
+    def problem(key: str, message: str) -> None:
+        problems.append(Problem(str(path), key, f"{message}; {retrain}"))
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (ValueError, UnicodeDecodeError) as exc:
+        problem("-", f"not valid JSON ({exc})")
+        return None
+    if not isinstance(data, dict):
+        problem("-", "must be a JSON object")
+        return None
+    if data.get("vectors") != VECTORS_ID:
+        problem("vectors", f"trained on {data.get('vectors')!r}, but newsmon reads {VECTORS_ID!r}")
+    threshold = data.get("threshold")
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 < threshold < 1
+    ):
+        problem("threshold", "must be a probability between 0 and 1, e.g. 0.7")
+    table = data.get("topics")
+    if not isinstance(table, dict) or not table:
+        problem("topics", "must map each topic to its weights")
+        table = {}
+    known = {t.name for t in topics}
+    weights = {}
+    for name, values in table.items():
+        if name not in known:
+            problem(f"topics.{name}", "is not a topic of topics.toml")
+        elif (
+            not isinstance(values, list)
+            or len(values) != DIMENSIONS + 1
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        ):
+            problem(f"topics.{name}", f"must be {DIMENSIONS + 1} numbers")
+        else:
+            weights[name] = tuple(float(v) for v in values)
+    if len(problems) > found_before:
+        return None
+    return TopicModel(VECTORS_ID, float(threshold), weights)

@@ -34,6 +34,19 @@ class Topic:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicModel:
+    """Topics learned from labelled lines (`topic_model.json`), read beside the rules.
+
+    Per topic, a logistic model over the entry's sentence vector: one weight per dimension,
+    then the bias. An entry gets a topic when the model is at least `threshold` sure.
+    """
+
+    vectors: str  # the word vectors it was trained on; must be the ones newsmon ships
+    threshold: float
+    weights: dict[str, tuple[float, ...]]
+
+
+@dataclass(frozen=True, slots=True)
 class Subscription:
     id: str
     url: str

@@ -126,7 +126,8 @@ def write_config(
 ) -> Path:
     """A config folder with the shipped topics and the given feeds and subscriptions."""
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "config" / "topics.toml", directory / "topics.toml")
+    for name in ("topics.toml", "topic_model.json"):
+        shutil.copy(REPO / "config" / name, directory / name)
     (directory / "feeds.toml").write_text(
         "".join(
             "[[feeds]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in feed.items())

@@ -38,7 +38,7 @@ STORY_TOPICS = {
     "resistant-infections": ("health",),
     "gas-transit": ("diplomacy", "energy"),
     "film-prize": ("culture",),
-    "irregular-routes": ("migration",),
+    "irregular-routes": ("migration", "humanitarian"),
     "martial-law-vote": ("politics",),
     "aid-freeze": ("humanitarian",),
     "sumy-drone": ("frontline", "humanitarian"),

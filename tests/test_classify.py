@@ -18,7 +18,7 @@ from workers.normalise import normalise
 
 @pytest.fixture(scope="module")
 def shipped() -> Classifier:
-    return Classifier(load_topics(REPO / "config"))
+    return Classifier(*load_topics(REPO / "config"))
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ whose matched terms add up to the threshold (multi-label). Each distinct term co
 Matching is on word sequences, so case, inflections ("drone strikes" = "drone strike",
 "evacuated" = "evacuate"), possessives and hyphenation ("front-line" = "front line" =
 "frontline") need no listing.
+A learned model (workers/topic_model.py), when `topic_model.json` is there, reads beside the
+rules: a topic also passes when the model is sure enough of it.
 An ignored phrase ("economic health") masks the words it covers for its topic, so a term
 inside it ("health") does not fire there; likewise a longer term hides the shorter terms
 inside it.
@@ -18,8 +20,10 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from monitor.models import Entry, Topic
+from monitor.models import Entry, Topic, TopicModel
 from workers.text import words
+from workers.topic_model import LearnedTopics
+from workers.vectors import shipped
 
 VOWEL = re.compile("[aeiouy]")
 
@@ -78,15 +82,23 @@ class TopicScore:
     threshold: float = 0.0
     matched: dict[str, float] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
+    model: float | None = None  # the learned model's probability, if it knows the topic
+    model_threshold: float = 1.0
+
+    @property
+    def passed_by_rules(self) -> bool:
+        return bool(self.matched) and self.score >= self.threshold
 
     @property
     def passed(self) -> bool:
-        return bool(self.matched) and self.score >= self.threshold
+        by_model = self.model is not None and self.model >= self.model_threshold
+        return self.passed_by_rules or by_model
 
 
 class Classifier:
-    def __init__(self, topics: tuple[Topic, ...]):
+    def __init__(self, topics: tuple[Topic, ...], model: TopicModel | None = None):
         self.topics = topics
+        self.model = LearnedTopics(model, shipped()) if model else None
         # Terms that stem alike ("wounded", "wounding") are one term, at the larger weight.
         rules: dict[tuple[tuple[str, ...], int, bool], _Rule] = {}
         for index, topic in enumerate(topics):
@@ -103,12 +115,12 @@ class Classifier:
 
     def explain(self, text: str) -> list[TopicScore]:
         """Every topic's score for `text`, with the terms that fired and the phrases ignored."""
-        words = tokens(text)
+        stems = tokens(text)
         hits: list[tuple[int, int, _Rule]] = []
-        for start, word in enumerate(words):
+        for start, word in enumerate(stems):
             for rule in self.rules_by_first_word.get(word, ()):
                 end = start + len(rule.words)
-                if tuple(words[start:end]) == rule.words:
+                if tuple(stems[start:end]) == rule.words:
                     hits.append((start, end, rule))
         # Only ignored phrases and terms of several words can hide another hit.
         covers = defaultdict(list)
@@ -131,7 +143,23 @@ class Classifier:
             if not covered and rule.term not in score.matched:
                 score.matched[rule.term] = rule.weight
                 score.score += rule.weight
+        if self.model:
+            self._add_model_probabilities(text, scores, covers)
         return scores
+
+    def _add_model_probabilities(
+        self, text: str, scores: list[TopicScore], covers: dict[int, list]
+    ) -> None:
+        """The model reads what the rules read: a topic's ignored phrases are not its text."""
+        plain = words(text)
+        probabilities = self.model.probabilities(plain)
+        for index, score in enumerate(scores):
+            ignored = [(start, end) for start, end, ignore in covers[index] if ignore]
+            if ignored and score.topic in probabilities:
+                kept = [w for i, w in enumerate(plain) if not any(s <= i < e for s, e in ignored)]
+                probabilities[score.topic] = self.model.probabilities(kept)[score.topic]
+            score.model = probabilities.get(score.topic)
+            score.model_threshold = self.model.model.threshold
 
     def topics_of(self, text: str) -> tuple[str, ...]:
         return tuple(s.topic for s in self.explain(text) if s.passed)

@@ -41,7 +41,7 @@ class Runtime:
                 int(settings.dedupe_window_hours * 3600),
                 settings.near_duplicate_similarity,
             ),
-            classifier=Classifier(config.topics),
+            classifier=Classifier(config.topics, config.topic_model),
             deliverer=Deliverer(
                 settings.delivery_timeout_seconds, settings.max_in_flight_per_endpoint
             ),

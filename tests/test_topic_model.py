@@ -1,0 +1,180 @@
+"""The learned topic model: sentence vectors, training, reading beside the rules, its file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from monitor.config import ConfigError, load_topics
+from monitor.models import Topic
+from tests.conftest import REPO
+from workers.classify import Classifier
+from workers.text import words
+from workers.topic_model import LearnedTopics, train
+from workers.vectors import DIMENSIONS, VECTORS_ID, shipped
+
+# Two topics no shipped rule knows, to show that a user's own topic can be learned too.
+WEATHER = [
+    "Heavy snow closes mountain roads for a second day",
+    "Storm brings floods to coastal towns overnight",
+    "Heatwave pushes temperatures past forty degrees",
+    "Forecasters warn of freezing rain and black ice",
+    "Gale force winds bring down trees across the north",
+    "Drought leaves reservoirs at their lowest level in decades",
+    "Thunderstorms and lightning expected through the weekend",
+    "Fog grounds flights at the regional airport",
+    "Frost returns after a mild and wet autumn",
+    "Record rainfall swells rivers to bursting point",
+]
+SPORT = [
+    "Striker scores twice as the club lifts the cup",
+    "Tennis champion reaches a fourth straight final",
+    "Marathon runner sets a new course record",
+    "Coach sacked after five straight league defeats",
+    "Goalkeeper saves a late penalty to win the derby",
+    "Cyclist takes the leader's jersey on the mountain stage",
+    "Boxer retains his title on points after twelve rounds",
+    "Rugby side names its squad for the autumn tests",
+    "Swimmer breaks the world record in the relay",
+    "Basketball team clinches the play-off series",
+]
+OTHER = [
+    "Parliament passes the budget after a long debate",
+    "Central bank holds interest rates steady",
+    "Museum reopens its sculpture hall after repairs",
+    "Carmaker recalls vehicles over a faulty brake part",
+    "City council approves a new tram line",
+    "Farmers expect a smaller harvest of apples",
+]
+# Held out: none of their telling words is in the lines above.
+UNSEEN = {
+    "Blizzard buries villages under a metre of powder": "weather",
+    "Typhoon makes landfall with torrential downpours": "weather",
+    "Midfielder signs a three-year contract with their rivals": "sport",
+    "Sprinter wins gold at the athletics championships": "sport",
+}
+
+
+@pytest.fixture(scope="module")
+def model():
+    lines = WEATHER + SPORT + OTHER
+    labels = [{"weather"}] * len(WEATHER) + [{"sport"}] * len(SPORT) + [set()] * len(OTHER)
+    return train(lines, labels, ["weather", "sport", "unlabelled"], shipped())
+
+
+def test_words_split_into_the_encoders_pieces():
+    vectors = shipped()
+    piece = {row: text for text, row in vectors.index.items()}
+    assert [piece[r] for r in vectors.pieces("zelenskyy")] == ["ze", "##len", "##sky", "##y"]
+    assert [piece[r] for r in vectors.pieces("évacuation")] == ["evacuation"]  # accents off
+    assert vectors.pieces("x" * 40) == ()  # too many pieces: noise, not a word
+
+
+def test_sentences_about_the_same_thing_have_closer_vectors():
+    vectors = shipped()
+    strike = vectors.vector("Drone strike on an apartment block in Kharkiv")
+    missile = vectors.vector("Missile attack hits a residential building in Odesa")
+    festival = vectors.vector("Film festival opens in Venice")
+    assert strike @ missile > 0.3 > strike @ festival
+    assert abs(float(strike @ strike) - 1) < 1e-5
+    assert not vectors.vector("").any()
+
+
+def test_training_learns_topics_that_reach_unseen_words(model):
+    assert set(model.weights) == {"weather", "sport"}  # no labelled line, no model
+    assert model.vectors == VECTORS_ID
+    assert all(len(w) == DIMENSIONS + 1 for w in model.weights.values())
+    learned = LearnedTopics(model, shipped())
+    for text, topic in UNSEEN.items():
+        probabilities = learned.probabilities(words(text))
+        assert max(probabilities, key=probabilities.get) == topic, (text, probabilities)
+    assert max(learned.probabilities(words("Council debates the city budget")).values()) < 0.5
+
+
+def test_the_model_passes_a_topic_its_rules_miss_and_explains_it(model):
+    topics = (Topic("weather", 2.0, {"snow": 1.0}), Topic("sport", 2.0, {"goal": 1.0}))
+    classifier = Classifier(topics, model)
+    assert Classifier(topics).topics_of("Typhoon makes landfall with torrential downpours") == ()
+    assert classifier.topics_of("Typhoon makes landfall with torrential downpours") == ("weather",)
+    weather = classifier.explain("Typhoon makes landfall with torrential downpours")[0]
+    assert weather.matched == {} and not weather.passed_by_rules
+    assert weather.model >= weather.model_threshold == model.threshold
+
+
+def test_the_model_does_not_read_a_topics_ignored_phrases():
+    classifier = Classifier(*load_topics(REPO / "config"))
+    drink = classifier.explain("Energy drink maker opens a new bottling line")
+    energy = next(s for s in drink if s.topic == "energy")
+    assert energy.ignored == ["energy drink"] and energy.model < 0.2
+    grid = classifier.explain("Energy ministry restores power to the grid")
+    assert next(s for s in grid if s.topic == "energy").model > 0.9
+
+
+def write_topics(directory, model_document):
+    directory.mkdir()
+    shutil.copy(REPO / "config" / "topics.toml", directory)
+    if model_document is not None:
+        text = model_document if isinstance(model_document, str) else json.dumps(model_document)
+        (directory / "topic_model.json").write_text(text)
+    return directory
+
+
+GOOD = {"vectors": VECTORS_ID, "threshold": 0.7, "topics": {"health": [0.0] * (DIMENSIONS + 1)}}
+
+
+@pytest.mark.parametrize(
+    ("document", "key", "says"),
+    [
+        ("{not json", "-", "not valid JSON"),
+        ({**GOOD, "vectors": "glove-300"}, "vectors", "newsmon reads"),
+        ({**GOOD, "threshold": 7}, "threshold", "between 0 and 1"),
+        ({**GOOD, "topics": {"sport": [0.0] * (DIMENSIONS + 1)}}, "topics.sport", "topics.toml"),
+        ({**GOOD, "topics": {"health": [0.0] * 3}}, "topics.health", f"{DIMENSIONS + 1} numbers"),
+    ],
+)
+def test_a_bad_model_file_is_named_with_its_key_and_the_fix(tmp_path, document, key, says):
+    directory = write_topics(tmp_path / "config", document)
+    with pytest.raises(ConfigError) as caught:
+        load_topics(directory)
+    [problem] = caught.value.problems
+    assert problem.file.endswith("topic_model.json") and problem.key == key
+    assert says in problem.message and "newsmon classify --train" in problem.message
+
+
+def test_without_a_model_file_the_rules_decide_alone(tmp_path):
+    topics, model = load_topics(write_topics(tmp_path / "config", None))
+    assert model is None and Classifier(topics).explain("Flood")[0].model is None
+    assert load_topics(write_topics(tmp_path / "ok", GOOD))[1].weights["health"][0] == 0.0
+
+
+def test_train_command_writes_a_model_that_classify_then_reads(tmp_path):
+    directory = tmp_path / "config"
+    directory.mkdir()
+    (directory / "topics.toml").write_text(
+        '[topics.weather]\nthreshold = 2\n[topics.weather.terms]\n"snow" = 1\n'
+        '[topics.sport]\nthreshold = 2\n[topics.sport.terms]\n"goal" = 1\n'
+    )
+    labelled = tmp_path / "labelled.jsonl"
+    rows = [(t, ["weather"]) for t in WEATHER] + [(t, ["sport"]) for t in SPORT]
+    rows += [(t, []) for t in OTHER]
+    labelled.write_text(
+        "\n".join(
+            json.dumps({"id": str(i), "title": t, "topics": k}) for i, (t, k) in enumerate(rows)
+        )
+    )
+    newsmon = [sys.executable, "-m", "monitor", "classify", "--config", str(directory)]
+    trained = subprocess.run([*newsmon, "--train", str(labelled)], capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    assert "weather             10 labelled  learned" in trained.stdout
+    assert json.loads((directory / "topic_model.json").read_text())["vectors"] == VECTORS_ID
+    line = json.dumps({"id": "u", "title": "Sprinter wins gold at the athletics championships"})
+    result = subprocess.run(
+        [*newsmon, "--explain"], input=line, capture_output=True, text=True, check=True
+    )
+    out = json.loads(result.stdout)
+    assert out["topics"] == ["sport"]
+    assert out["explain"]["sport"]["matched"] == {} and out["explain"]["sport"]["model"] >= 0.7
