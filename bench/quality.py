@@ -26,7 +26,15 @@ from monitor.config import load_config
 from monitor.models import Entry
 from monitor.redis_server import EmbeddedRedis, connect
 from workers.classify import Classifier, TopicScore
-from workers.dedupe import Deduper, signature, similarity
+from workers.dedupe import (
+    Deduper,
+    Doc,
+    fingerprint,
+    shingles,
+    signature,
+    similarity,
+    text_similarity,
+)
 from workers.evaluation import Evaluation, evaluate, evaluate_stories
 from workers.normalise import normalise
 from workers.text import words
@@ -156,10 +164,19 @@ def compare_near_duplicate_methods(rows: list[dict], threshold: float) -> None:
     ]
 
     def minhash(a: Entry, b: Entry) -> bool:
-        return similarity(signature(words(a.text)), signature(words(b.text))) >= threshold
+        return (
+            similarity(signature(shingles(words(a.text))), signature(shingles(words(b.text))))
+            >= threshold
+        )
+
+    def used(a: Entry, b: Entry) -> bool:
+        return text_similarity(fingerprint(a), Doc.of("", fingerprint(b))) >= threshold
 
     print(f"near-duplicate signal on {len(near)} variant pairs, {len(lookalikes)} look-alikes:")
-    methods = [(f"MinHash >= {threshold}", minhash)] + [
+    methods = [
+        (f"MinHash >= {threshold}", minhash),
+        (f"+ exact if short (used) >= {threshold}", used),
+    ] + [
         (
             f"SimHash <= {d} bits",
             lambda a, b, d=d: (simhash(a.text) ^ simhash(b.text)).bit_count() <= d,
@@ -170,7 +187,7 @@ def compare_near_duplicate_methods(rows: list[dict], threshold: float) -> None:
         caught = sum(same(a, b) for a, b in near)
         confused = sum(same(a, b) for a, b in lookalikes)
         print(
-            f"  {name:<18} variants {caught}/{len(near)}, look-alikes {confused}/{len(lookalikes)}"
+            f"  {name:<32} variants {caught}/{len(near)}, look-alikes {confused}/{len(lookalikes)}"
         )
 
 

@@ -43,7 +43,8 @@ def dedupe_band(band: int, digest: str) -> str:
 
 
 def dedupe_doc(entry_id: str) -> str:
-    """String: story id, headline facts and MinHash signature of an entry (dedupe.pack_doc)."""
+    """String: story id, headline facts, MinHash signature, a short text's shingles
+    (dedupe.pack_doc)."""
     return f"{PREFIX}dd:doc:{entry_id}"
 
 

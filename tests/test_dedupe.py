@@ -8,7 +8,17 @@ import pytest
 
 from monitor.models import Entry
 from tests.stories import GAS, KHARKIV, WIRE_ITEMS
-from workers.dedupe import Deduper, canonical_link, fingerprint, headline_facts, similarity
+from workers.dedupe import (
+    Deduper,
+    Doc,
+    canonical_link,
+    fingerprint,
+    headline_facts,
+    pack_doc,
+    similarity,
+    text_similarity,
+    unpack_doc,
+)
 from workers.normalise import normalise
 
 
@@ -93,6 +103,30 @@ def test_near_duplicate_across_feeds(deduper):
     assert (
         duplicate.reason == "near" and duplicate.of == original.id and duplicate.similarity >= 0.6
     )
+
+
+def test_a_short_text_with_one_word_changed_joins_its_story(deduper):
+    """The MinHash estimate is noisy on a short text: here it reads 0.34 where the shared
+    word pairs are 0.8, so short texts are compared on their word pairs themselves."""
+    summary = "A deputy will act as head until a new one is chosen."
+    original = entry("President removes navy commander after ship losses", summary)
+    edited = entry("President fires navy commander after ship losses", summary)
+    first, second = fingerprint(original), fingerprint(edited)
+    assert similarity(first.signature, second.signature) < 0.6
+    assert text_similarity(second, Doc.of("", first)) == 0.8  # 12 of 15 word pairs shared
+    deduper.check([original])
+    ((joined, duplicate),) = deduper.check([edited])
+    assert duplicate.reason == "near" and duplicate.of == original.id
+    assert duplicate.similarity == 0.8 and joined.story_id == f"st_{original.id}"
+
+
+def test_a_doc_stored_without_word_pairs_is_compared_by_its_signature():
+    """Docs written before word pairs were kept, and those of long texts, have none."""
+    fp = fingerprint(entry(KHARKIV.title, KHARKIV.summary))
+    stored = unpack_doc(pack_doc(Doc("st_1", fp.signature, (), fp.facts)))
+    assert stored == Doc("st_1", fp.signature, (), fp.facts)
+    assert text_similarity(fp, stored) == similarity(fp.signature, fp.signature) == 1.0
+    assert unpack_doc(pack_doc(Doc.of("st_1", fp))).shingles == fp.shingles != ()
 
 
 def test_running_a_batch_twice_gives_the_same_answer(deduper):

@@ -3,7 +3,9 @@
 An entry is a duplicate when an earlier one has the same canonical link, the same
 normalised text, the same normalised headline, or near-identical text. Near-identical is
 judged on a MinHash signature of word pairs (one-permutation hashing, 64 slots), found
-through LSH bands (16 bands of 4 slots) and confirmed by the estimated Jaccard similarity;
+through LSH bands (16 bands of 4 slots) and confirmed by the Jaccard similarity: exact for
+two short texts (at most 64 word pairs, whose pairs are kept: no more bytes than the
+signature), estimated from the signatures otherwise;
 headlines whose numbers or names (places, people, days) differ are different events, however
 alike the words.
 
@@ -83,6 +85,7 @@ return 1
 class Fingerprint:
     exact: tuple[tuple[str, str], ...]  # (kind, digest): link, text, title
     signature: tuple[int, ...]
+    shingles: tuple[int, ...]  # a short text's word pairs (32-bit hashes); () for a long one
     facts: str  # the headline's numbers and names (see headline_facts)
     keys: tuple[str, ...]  # the Redis keys: one per exact kind, then one per LSH band
 
@@ -130,14 +133,18 @@ def _mix(h: int) -> int:
     return h ^ (h >> 31)
 
 
-def signature(tokens: list[str]) -> tuple[int, ...]:
-    """MinHash by one-permutation hashing: one hash per shingle (word pair), the minimum kept
-    per slot."""
+def shingles(tokens: list[str]) -> set[int]:
+    """One 64-bit hash per word pair; per word for a text of one word."""
     hashes = [_word_hash(t) for t in tokens]
-    shingles = {_mix((a * 0x9E3779B97F4A7C15 + b) & MASK64) for a, b in itertools.pairwise(hashes)}
+    pairs = {_mix((a * 0x9E3779B97F4A7C15 + b) & MASK64) for a, b in itertools.pairwise(hashes)}
+    return pairs or set(hashes)
+
+
+def signature(hashes: set[int]) -> tuple[int, ...]:
+    """MinHash by one-permutation hashing of shingle hashes: the minimum kept per slot."""
     empty = 1 << 64
     slots = [empty] * SLOTS
-    for h in shingles or set(hashes):
+    for h in hashes:
         slot, value = h % SLOTS, h // SLOTS
         if value < slots[slot]:
             slots[slot] = value
@@ -160,6 +167,15 @@ def similarity(a: tuple[int, ...], b: tuple[int, ...]) -> float:
     return sum(x == y for x, y in zip(a, b, strict=True)) / SLOTS
 
 
+def text_similarity(a: Fingerprint | Doc, b: Doc) -> float:
+    """Jaccard similarity: exact when both texts are short, where an estimate from a few
+    filled slots is noisy (one changed word in 17 can read as 0.59 instead of 0.76)."""
+    if a.shingles and b.shingles:
+        both = len(set(a.shingles) & set(b.shingles))
+        return both / (len(a.shingles) + len(b.shingles) - both)
+    return similarity(a.signature, b.signature)
+
+
 def fingerprint(entry: Entry) -> Fingerprint:
     title_words = words(entry.title)
     exact = []
@@ -170,13 +186,15 @@ def fingerprint(entry: Entry) -> Fingerprint:
     if len(title_words) >= MIN_TITLE_WORDS:
         exact.append(("title", _digest(" ".join(title_words).encode())))
     facts = headline_facts(entry.title)
-    sig = signature(text_words)
+    hashes = shingles(text_words)
+    sig = signature(hashes)
+    short = tuple(sorted({h & 0xFFFFFFFF for h in hashes})) if len(hashes) <= SLOTS else ()
     bands = [
         _digest(struct.pack(f"<{ROWS}I", *sig[b * ROWS : (b + 1) * ROWS])) for b in range(BANDS)
     ]
     redis_keys = [keys.dedupe_exact(kind, digest) for kind, digest in exact]
     redis_keys += [keys.dedupe_band(b, digest) for b, digest in enumerate(bands)]
-    return Fingerprint(tuple(exact), sig, facts, tuple(redis_keys))
+    return Fingerprint(tuple(exact), sig, short, facts, tuple(redis_keys))
 
 
 def headline_facts(title: str) -> str:
@@ -229,7 +247,7 @@ class Deduper:
                         args=[
                             entry.id,
                             self.window_seconds,
-                            pack_doc((entry.story_id, prints[i].signature, prints[i].facts)),
+                            pack_doc(Doc.of(entry.story_id, prints[i])),
                             expected,
                         ],
                         client=pipe,
@@ -257,14 +275,16 @@ class Deduper:
                 pipe.get(keys.dedupe_doc(entry.id))
             replies = pipe.execute()
         owners_read = [[(v or b"").decode() for v in r] for r in replies[0::2]]
-        own_stories = [unpack_doc(doc)[0] for doc in replies[1::2]]
+        own_stories = [unpack_doc(doc).story if doc else "" for doc in replies[1::2]]
         candidates = sorted(
             {o for owners in owners_read for o in owners if o} - {e.id for e in entries}
         )
         with self.connection.pipeline(transaction=False) as pipe:
             for candidate in candidates:
                 pipe.get(keys.dedupe_doc(candidate))
-            docs = {c: unpack_doc(doc) for c, doc in zip(candidates, pipe.execute(), strict=True)}
+            docs = {
+                c: unpack_doc(doc) for c, doc in zip(candidates, pipe.execute(), strict=True) if doc
+            }
 
         claimed: dict[str, str] = {}  # key -> the entry of this batch that claims it first
         decisions = []
@@ -274,12 +294,12 @@ class Deduper:
             ]
             duplicate = self._match(entry, fp, owners, docs)
             if duplicate:
-                story = docs[duplicate.of][0] or f"st_{duplicate.of}"
+                story = docs[duplicate.of].story or f"st_{duplicate.of}"
             entry = dataclasses.replace(entry, story_id=story or f"st_{entry.id}")
             claimed.update(
                 (key, entry.id) for key, owner in zip(fp.keys, owners, strict=True) if not owner
             )
-            docs[entry.id] = (entry.story_id, fp.signature, fp.facts)
+            docs[entry.id] = Doc.of(entry.story_id, fp)
             decisions.append((entry, duplicate, owners))
         return decisions
 
@@ -291,27 +311,41 @@ class Deduper:
                 return Duplicate(owner, kind, 1.0)
         best: Duplicate | None = None
         for owner in set(owners[len(fp.exact) :]) - {"", entry.id}:
-            _, signature_, facts = docs.get(owner, ("", None, ""))
-            if signature_ is None or facts != fp.facts:
+            doc = docs.get(owner)
+            if doc is None or doc.facts != fp.facts:
                 continue
-            score = similarity(fp.signature, signature_)
+            score = text_similarity(fp, doc)
             if score >= self.threshold and (best is None or score > best.similarity):
                 best = Duplicate(owner, "near", score)
         return best
 
 
-Doc = tuple[str, tuple[int, ...] | None, str]  # story id, signature, headline facts
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """What dedupe keeps of an entry for the window."""
+
+    story: str
+    signature: tuple[int, ...]
+    shingles: tuple[int, ...]
+    facts: str
+
+    @classmethod
+    def of(cls, story: str, fp: Fingerprint) -> Doc:
+        return cls(story, fp.signature, fp.shingles, fp.facts)
 
 
 def pack_doc(doc: Doc) -> bytes:
-    """One string per entry, story and facts before the binary signature. A Redis hash
-    holding the 256-byte signature would need its large encoding: twice the bytes."""
-    story, signature_, facts = doc
-    return f"{story}\n{facts}\n".encode() + struct.pack(SIGNATURE_FORMAT, *signature_)
+    """One string per entry: story and facts, then the binary signature and a short text's
+    shingles. A Redis hash holding the 256-byte signature would need its large encoding:
+    twice the bytes."""
+    binary = struct.pack(SIGNATURE_FORMAT, *doc.signature)
+    binary += struct.pack(f"<{len(doc.shingles)}I", *doc.shingles)
+    return f"{doc.story}\n{doc.facts}\n".encode() + binary
 
 
-def unpack_doc(packed: bytes | None) -> Doc:
-    if not packed:
-        return "", None, ""
-    story, facts, signature_ = packed.split(b"\n", 2)
-    return story.decode(), struct.unpack(SIGNATURE_FORMAT, signature_), facts.decode()
+def unpack_doc(packed: bytes) -> Doc:
+    story, facts, binary = packed.split(b"\n", 2)
+    signature_ = struct.unpack_from(SIGNATURE_FORMAT, binary)
+    rest = binary[struct.calcsize(SIGNATURE_FORMAT) :]
+    shingles_ = struct.unpack(f"<{len(rest) // 4}I", rest)
+    return Doc(story.decode(), signature_, shingles_, facts.decode())

@@ -27,7 +27,8 @@ class WordVectors:
     def __init__(self, path: Path = WORD_VECTORS):
         with np.load(path) as data:
             pieces = str(data["pieces"]).split("\n")
-            self.table = data["vectors"].astype(np.float32) * data["scales"][:, None]
+            # Kept as int8 and scaled on use: 3.5 MB per worker instead of 14.
+            self.table, self.scales = data["vectors"], data["scales"]
         self.index = {piece: row for row, piece in enumerate(pieces)}
         self.dimensions = self.table.shape[1]
         self.pieces = functools.lru_cache(maxsize=100_000)(self._pieces)
@@ -58,7 +59,7 @@ class WordVectors:
         rows = [row for word in text_words for row in self.pieces(word)]
         if not rows:
             return np.zeros(self.dimensions, dtype=np.float32)
-        mean = self.table[rows].mean(axis=0)
+        mean = (self.table[rows] * self.scales[rows, None]).mean(axis=0)
         return mean / np.linalg.norm(mean)
 
 
