@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline import copy_shipped_topics
 from receiver import arrivals
 from receiver import start as start_receiver
 from rq import Queue, SimpleWorker
@@ -59,9 +60,7 @@ def alerts(count: int, subscription_id: str, offset: int = 0) -> list[Alert]:
 
 def write_config(directory: Path, port: int) -> Path:
     directory.mkdir()
-    repo_config = Path(__file__).resolve().parent.parent / "config"
-    for name in ("topics.toml", "topic_model.json"):
-        (directory / name).write_text((repo_config / name).read_text())
+    copy_shipped_topics(directory)
     (directory / "feeds.toml").write_text("")
     (directory / "newsmon.toml").write_text("[delivery]\ntimeout_seconds = 2\nmax_in_flight = 4\n")
     (directory / "subscriptions.toml").write_text(

@@ -25,7 +25,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import structlog
-from pipeline import synthetic_entries
+from pipeline import copy_shipped_topics, synthetic_entries
 from receiver import arrivals
 from receiver import start as start_receiver
 
@@ -113,9 +113,7 @@ def main() -> None:
     threading.Thread(target=feed_server.serve_forever, daemon=True).start()
     config_dir = tmp / "config"
     config_dir.mkdir()
-    repo_config = Path(__file__).resolve().parent.parent / "config"
-    for name in ("topics.toml", "topic_model.json"):
-        (config_dir / name).write_text((repo_config / name).read_text())
+    copy_shipped_topics(config_dir)
     (config_dir / "feeds.toml").write_text(
         "".join(
             f'[[feeds]]\nname = "{name}"\nurl = "http://127.0.0.1:{feed_server.server_port}/{name}"\n'

@@ -68,10 +68,16 @@ def synthetic_entries(count: int, seed: int = 7) -> list[Entry]:
     return entries
 
 
+def copy_shipped_topics(directory: Path) -> None:
+    """The shipped topic rules and learned model, so benches classify as a deployment does."""
+    repo_config = Path(__file__).resolve().parent.parent / "config"
+    for name in ("topics.toml", "topic_model.json"):
+        (directory / name).write_text((repo_config / name).read_text())
+
+
 def write_config(directory: Path, receiver_url: str) -> Path:
     directory.mkdir()
-    repo_config = Path(__file__).resolve().parent.parent / "config"
-    (directory / "topics.toml").write_text((repo_config / "topics.toml").read_text())
+    copy_shipped_topics(directory)
     (directory / "feeds.toml").write_text("")
     (directory / "subscriptions.toml").write_text(
         f'[[subscriptions]]\nid = "all"\nurl = "{receiver_url}"\n'

@@ -53,10 +53,6 @@ def stem(word: str) -> str:
     return word
 
 
-def tokens(text: str) -> list[str]:
-    return [stem(w) for w in words(text)]
-
-
 def _variants(phrase: str) -> set[tuple[str, ...]]:
     """The word sequences a phrase matches: "front line" also matches "frontline"."""
     plain = words(phrase)
@@ -115,7 +111,8 @@ class Classifier:
 
     def explain(self, text: str) -> list[TopicScore]:
         """Every topic's score for `text`, with the terms that fired and the phrases ignored."""
-        stems = tokens(text)
+        plain = words(text)
+        stems = [stem(w) for w in plain]
         hits: list[tuple[int, int, _Rule]] = []
         for start, word in enumerate(stems):
             for rule in self.rules_by_first_word.get(word, ()):
@@ -144,14 +141,13 @@ class Classifier:
                 score.matched[rule.term] = rule.weight
                 score.score += rule.weight
         if self.model:
-            self._add_model_probabilities(text, scores, covers)
+            self._add_model_probabilities(plain, scores, covers)
         return scores
 
     def _add_model_probabilities(
-        self, text: str, scores: list[TopicScore], covers: dict[int, list]
+        self, plain: list[str], scores: list[TopicScore], covers: dict[int, list]
     ) -> None:
         """The model reads what the rules read: a topic's ignored phrases are not its text."""
-        plain = words(text)
         probabilities = self.model.probabilities(plain)
         for index, score in enumerate(scores):
             ignored = [(start, end) for start, end, ignore in covers[index] if ignore]

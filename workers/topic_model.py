@@ -1,10 +1,10 @@
 """The learned half of classify: per-topic logistic models over sentence vectors.
 
 Rules know the words someone listed; the model, trained from labelled lines, also knows the
-words near them, so "bread brought to villages cut off by fighting" can reach humanitarian
-with no rule for it. An entry gets a topic when its rules reach the threshold or the model
-is sure enough (`TopicModel.threshold`); the two are read side by side, never mixed.
-Training is offline and small: `newsmon classify --train LABELLED.jsonl`.
+words near them, so a story like ones labelled before can reach its topic in words no rule
+lists. An entry gets a topic when its rules reach the threshold or the model is sure enough
+(`TopicModel.threshold`); the two are read side by side, never mixed. Training is offline
+and small: `newsmon classify --train LABELLED.jsonl`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 from monitor.models import TopicModel
 from workers.vectors import VECTORS_ID, WordVectors
 
-# Measured on held-out parts (bench/README.md): 0.7 adds topics the rules miss without
-# adding many false ones; weaker regularisation than 1/16 overfits the labelled lines.
+# Chosen on replayed held-out parts (bench/README.md): 0.7 adds topics the rules miss
+# without adding many false ones; weaker regularisation than 1/16 overfits the labelled lines.
 THRESHOLD = 0.7
 L2 = 1 / 16
 

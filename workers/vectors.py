@@ -27,7 +27,8 @@ class WordVectors:
     def __init__(self, path: Path = WORD_VECTORS):
         with np.load(path) as data:
             pieces = str(data["pieces"]).split("\n")
-            # Kept as int8 and scaled on use: 3.5 MB per worker instead of 14.
+            # Kept as int8 and scaled on use: 3.5 MB per worker instead of 14, for ~10 us more
+            # per entry.
             self.table, self.scales = data["vectors"], data["scales"]
         self.index = {piece: row for row, piece in enumerate(pieces)}
         self.dimensions = self.table.shape[1]
