@@ -21,6 +21,7 @@ from monitor.config import (
     ConfigError,
     config_dir,
     load_config,
+    load_topic_model,
     load_topics,
 )
 from monitor.redis_server import connect, redis_url
@@ -213,14 +214,14 @@ def _classify(args: argparse.Namespace, config: None) -> int:
 
     directory = config_dir(args.config)
     try:
-        topics, model = load_topics(directory)
+        topics = load_topics(directory)
+        if args.train:  # the model file being replaced need not be valid
+            return _train(topics, args.train, directory / TOPIC_MODEL)
+        classifier = Classifier(topics, load_topic_model(directory, topics))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"newsmon: {problem}", file=sys.stderr)
         return 2
-    if args.train:
-        return _train(topics, args.train, directory / TOPIC_MODEL)
-    classifier = Classifier(topics, model)
     if args.eval:
         return _evaluate(classifier, args.eval)
     bad_lines = 0
@@ -269,8 +270,8 @@ def _labelled(path: Path) -> list[dict]:
 
 
 def _train(topics: tuple[Topic, ...], path: Path, output: Path) -> int:
+    from workers.encoder import shipped
     from workers.topic_model import train
-    from workers.vectors import shipped
 
     lines = _labelled(path)
     names = [topic.name for topic in topics]
@@ -279,7 +280,7 @@ def _train(topics: tuple[Topic, ...], path: Path, output: Path) -> int:
     )
     header = {
         "about": f"written by `newsmon classify --train {path.name}`; retrain, do not edit",
-        "vectors": model.vectors,
+        "encoder": model.encoder,
         "threshold": model.threshold,
     }
     # One line per topic keeps the file short and its diffs readable.

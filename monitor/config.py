@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.models import ALL_TOPICS, Feed, Subscription, Topic, TopicModel
-from workers.vectors import DIMENSIONS, VECTORS_ID
+from workers.encoder import DIMENSIONS, ENCODER_ID
 
 DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -396,14 +396,22 @@ def _secrets(reader: _Reader, table: dict[str, Any], where: str) -> tuple[str, .
     return tuple(values)
 
 
-def load_topics(directory: Path) -> tuple[tuple[Topic, ...], TopicModel | None]:
-    """Only `topics.toml` and `topic_model.json`: what `newsmon classify` needs."""
+def load_topics(directory: Path) -> tuple[Topic, ...]:
+    """Only `topics.toml`: what `newsmon classify` needs, without feeds or secrets."""
     problems: list[Problem] = []
     topics = _topics(_Reader(directory / "topics.toml", problems))
+    if problems:
+        raise ConfigError(problems)
+    return topics
+
+
+def load_topic_model(directory: Path, topics: tuple[Topic, ...]) -> TopicModel | None:
+    """`topic_model.json`, checked against the topics; None when there is none."""
+    problems: list[Problem] = []
     topic_model = _topic_model(directory / TOPIC_MODEL, topics, problems)
     if problems:
         raise ConfigError(problems)
-    return topics, topic_model
+    return topic_model
 
 
 def _topic_model(
@@ -426,8 +434,8 @@ def _topic_model(
     if not isinstance(data, dict):
         problem("-", "must be a JSON object")
         return None
-    if data.get("vectors") != VECTORS_ID:
-        problem("vectors", f"trained on {data.get('vectors')!r}, but newsmon reads {VECTORS_ID!r}")
+    if data.get("encoder") != ENCODER_ID:
+        problem("encoder", f"trained on {data.get('encoder')!r}, but newsmon runs {ENCODER_ID!r}")
     threshold = data.get("threshold")
     if (
         isinstance(threshold, bool)
@@ -454,4 +462,4 @@ def _topic_model(
             weights[name] = tuple(float(v) for v in values)
     if len(problems) > found_before:
         return None
-    return TopicModel(VECTORS_ID, float(threshold), weights)
+    return TopicModel(ENCODER_ID, float(threshold), weights)

@@ -41,7 +41,7 @@ class TopicModel:
     then the bias. An entry gets a topic when the model is at least `threshold` sure.
     """
 
-    vectors: str  # the word vectors it was trained on; must be the ones newsmon ships
+    encoder: str  # the sentence encoder it was trained on; must be the one newsmon ships
     threshold: float
     weights: dict[str, tuple[float, ...]]
 

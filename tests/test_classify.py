@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from monitor.config import load_topics
+from monitor.config import load_config
 from monitor.models import Entry, Topic
 from tests.conftest import REPO
 from tests.stories import DAILY_ITEMS, ROUND_TWO_LIVEBLOG, STORY_TOPICS, WIRE_ITEMS
@@ -18,7 +18,8 @@ from workers.normalise import normalise
 
 @pytest.fixture(scope="module")
 def shipped() -> Classifier:
-    return Classifier(*load_topics(REPO / "config"))
+    config = load_config(REPO / "config")
+    return Classifier(config.topics, config.topic_model)
 
 
 @pytest.mark.parametrize(

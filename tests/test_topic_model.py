@@ -1,4 +1,4 @@
-"""The learned topic model: sentence vectors, training, reading beside the rules, its file."""
+"""The learned topic model: the sentence encoder, training, reading beside the rules, its file."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import sys
 
 import pytest
 
-from monitor.config import ConfigError, load_topics
+from monitor.config import ConfigError, load_config, load_topic_model, load_topics
 from monitor.models import Topic
 from tests.conftest import REPO
 from workers.classify import Classifier
-from workers.text import words
+from workers.encoder import DIMENSIONS, ENCODER_ID, MAX_TOKENS, SentenceEncoder, shipped
 from workers.topic_model import LearnedTopics, train
-from workers.vectors import DIMENSIONS, VECTORS_ID, shipped
 
 # Two topics no shipped rule knows, to show that a user's own topic can be learned too.
 WEATHER = [
@@ -66,33 +65,40 @@ def model():
     return train(lines, labels, ["weather", "sport", "unlabelled"], shipped())
 
 
-def test_words_split_into_the_encoders_pieces():
-    vectors = shipped()
-    piece = {row: text for text, row in vectors.index.items()}
-    assert [piece[r] for r in vectors.pieces("zelenskyy")] == ["ze", "##len", "##sky", "##y"]
-    assert [piece[r] for r in vectors.pieces("évacuation")] == ["evacuation"]  # accents off
-    assert vectors.pieces("x" * 40) == ()  # too many pieces: noise, not a word
+def test_text_splits_into_the_encoders_word_pieces():
+    """As the encoder's own tokenizer splits it: [CLS] ze ##len ##sky ##y ' s envoy ##s : 2 ,
+    000 drones — cafe ! [SEP] (lower case, accents off, each punctuation mark apart)."""
+    ids = shipped().token_ids("Zelenskyy's envoys: 2,000 drones — café!")
+    assert ids[:12] == [101, 27838, 7770, 5874, 2100, 1005, 1055, 19918, 2015, 1024, 1016, 1010]
+    assert ids[12:] == [2199, 24633, 1517, 7668, 999, 102]
+    assert len(shipped().token_ids("word " * 1000)) == MAX_TOKENS
 
 
 def test_sentences_about_the_same_thing_have_closer_vectors():
-    vectors = shipped()
-    strike = vectors.vector("Drone strike on an apartment block in Kharkiv")
-    missile = vectors.vector("Missile attack hits a residential building in Odesa")
-    festival = vectors.vector("Film festival opens in Venice")
-    assert strike @ missile > 0.3 > strike @ festival
+    encoder = shipped()
+    strike = encoder.vector("Drone strike on an apartment block in Kharkiv")
+    missile = encoder.vector("Missile attack hits a residential building in Odesa")
+    festival = encoder.vector("Film festival opens in Venice")
+    assert strike @ missile > 0.4 > 0 > strike @ festival
     assert abs(float(strike @ strike) - 1) < 1e-5
-    assert not vectors.vector("").any()
+
+
+def test_an_encoder_file_that_is_not_the_pinned_one_is_refused(tmp_path):
+    changed = tmp_path / "model.onnx"
+    changed.write_bytes(b"not the model")
+    with pytest.raises(RuntimeError, match="sha256"):
+        SentenceEncoder(changed)
 
 
 def test_training_learns_topics_that_reach_unseen_words(model):
     assert set(model.weights) == {"weather", "sport"}  # no labelled line, no model
-    assert model.vectors == VECTORS_ID
+    assert model.encoder == ENCODER_ID
     assert all(len(w) == DIMENSIONS + 1 for w in model.weights.values())
     learned = LearnedTopics(model, shipped())
     for text, topic in UNSEEN.items():
-        probabilities = learned.probabilities(words(text))
+        probabilities = learned.probabilities(text)
         assert max(probabilities, key=probabilities.get) == topic, (text, probabilities)
-    assert max(learned.probabilities(words("Council debates the city budget")).values()) < 0.5
+    assert max(learned.probabilities("Council debates the city budget").values()) < 0.5
 
 
 def test_the_model_passes_a_topic_its_rules_miss_and_explains_it(model):
@@ -106,7 +112,8 @@ def test_the_model_passes_a_topic_its_rules_miss_and_explains_it(model):
 
 
 def test_the_model_does_not_read_a_topics_ignored_phrases():
-    classifier = Classifier(*load_topics(REPO / "config"))
+    config = load_config(REPO / "config")
+    classifier = Classifier(config.topics, config.topic_model)
     drink = classifier.explain("Energy drink maker opens a new bottling line")
     energy = next(s for s in drink if s.topic == "energy")
     assert energy.ignored == ["energy drink"] and energy.model < 0.2
@@ -123,14 +130,14 @@ def write_topics(directory, model_document):
     return directory
 
 
-GOOD = {"vectors": VECTORS_ID, "threshold": 0.7, "topics": {"health": [0.0] * (DIMENSIONS + 1)}}
+GOOD = {"encoder": ENCODER_ID, "threshold": 0.7, "topics": {"health": [0.0] * (DIMENSIONS + 1)}}
 
 
 @pytest.mark.parametrize(
     ("document", "key", "says"),
     [
         ("{not json", "-", "not valid JSON"),
-        ({**GOOD, "vectors": "glove-300"}, "vectors", "newsmon reads"),
+        ({**GOOD, "encoder": "glove-300"}, "encoder", "newsmon runs"),
         ({**GOOD, "threshold": 7}, "threshold", "between 0 and 1"),
         ({**GOOD, "topics": {"sport": [0.0] * (DIMENSIONS + 1)}}, "topics.sport", "topics.toml"),
         ({**GOOD, "topics": {"health": [0.0] * 3}}, "topics.health", f"{DIMENSIONS + 1} numbers"),
@@ -139,16 +146,18 @@ GOOD = {"vectors": VECTORS_ID, "threshold": 0.7, "topics": {"health": [0.0] * (D
 def test_a_bad_model_file_is_named_with_its_key_and_the_fix(tmp_path, document, key, says):
     directory = write_topics(tmp_path / "config", document)
     with pytest.raises(ConfigError) as caught:
-        load_topics(directory)
+        load_topic_model(directory, load_topics(directory))
     [problem] = caught.value.problems
     assert problem.file.endswith("topic_model.json") and problem.key == key
     assert says in problem.message and "newsmon classify --train" in problem.message
 
 
 def test_without_a_model_file_the_rules_decide_alone(tmp_path):
-    topics, model = load_topics(write_topics(tmp_path / "config", None))
-    assert model is None and Classifier(topics).explain("Flood")[0].model is None
-    assert load_topics(write_topics(tmp_path / "ok", GOOD))[1].weights["health"][0] == 0.0
+    directory = write_topics(tmp_path / "config", None)
+    topics = load_topics(directory)
+    assert load_topic_model(directory, topics) is None
+    assert Classifier(topics).explain("Flood")[0].model is None
+    assert load_topic_model(write_topics(tmp_path / "ok", GOOD), topics).weights["health"][0] == 0
 
 
 def test_train_command_writes_a_model_that_classify_then_reads(tmp_path):
@@ -170,7 +179,7 @@ def test_train_command_writes_a_model_that_classify_then_reads(tmp_path):
     trained = subprocess.run([*newsmon, "--train", str(labelled)], capture_output=True, text=True)
     assert trained.returncode == 0, trained.stderr
     assert "weather             10 labelled  learned" in trained.stdout
-    assert json.loads((directory / "topic_model.json").read_text())["vectors"] == VECTORS_ID
+    assert json.loads((directory / "topic_model.json").read_text())["encoder"] == ENCODER_ID
     line = json.dumps({"id": "u", "title": "Sprinter wins gold at the athletics championships"})
     result = subprocess.run(
         [*newsmon, "--explain"], input=line, capture_output=True, text=True, check=True

@@ -21,9 +21,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from monitor.models import Entry, Topic, TopicModel
+from workers.encoder import shipped
 from workers.text import words
 from workers.topic_model import LearnedTopics
-from workers.vectors import shipped
 
 VOWEL = re.compile("[aeiouy]")
 
@@ -141,19 +141,20 @@ class Classifier:
                 score.matched[rule.term] = rule.weight
                 score.score += rule.weight
         if self.model:
-            self._add_model_probabilities(plain, scores, covers)
+            self._add_model_probabilities(text, plain, scores, covers)
         return scores
 
     def _add_model_probabilities(
-        self, plain: list[str], scores: list[TopicScore], covers: dict[int, list]
+        self, text: str, plain: list[str], scores: list[TopicScore], covers: dict[int, list]
     ) -> None:
-        """The model reads what the rules read: a topic's ignored phrases are not its text."""
-        probabilities = self.model.probabilities(plain)
+        """The model reads what the rules read: a topic's ignored phrases are not its text,
+        so for that topic it reads the text's words without them."""
+        probabilities = self.model.probabilities(text)
         for index, score in enumerate(scores):
             ignored = [(start, end) for start, end, ignore in covers[index] if ignore]
             if ignored and score.topic in probabilities:
                 kept = [w for i, w in enumerate(plain) if not any(s <= i < e for s, e in ignored)]
-                probabilities[score.topic] = self.model.probabilities(kept)[score.topic]
+                probabilities[score.topic] = self.model.probabilities(" ".join(kept))[score.topic]
             score.model = probabilities.get(score.topic)
             score.model_threshold = self.model.model.threshold
 

@@ -1,8 +1,8 @@
 """The learned half of classify: per-topic logistic models over sentence vectors.
 
-Rules know the words someone listed; the model, trained from labelled lines, also knows the
-words near them, so a story like ones labelled before can reach its topic in words no rule
-lists. An entry gets a topic when its rules reach the threshold or the model is sure enough
+Rules know the words someone listed; the model reads a sentence encoder's vector of the whole
+text (workers/encoder.py), so a story can reach its topic in words no rule lists. An entry
+gets a topic when its rules reach the threshold or the model is sure enough
 (`TopicModel.threshold`); the two are read side by side, never mixed. Training is offline
 and small: `newsmon classify --train LABELLED.jsonl`.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from monitor.models import TopicModel
-from workers.vectors import VECTORS_ID, WordVectors
+from workers.encoder import ENCODER_ID, SentenceEncoder
 
 # Chosen on replayed held-out parts (bench/README.md): 0.7 adds topics the rules miss
 # without adding many false ones; weaker regularisation than 1/16 overfits the labelled lines.
@@ -21,31 +21,33 @@ L2 = 1 / 16
 
 
 class LearnedTopics:
-    """A TopicModel made ready to score: one weight matrix over the word vectors."""
+    """A TopicModel made ready to score: one weight matrix over the sentence vectors."""
 
-    def __init__(self, model: TopicModel, vectors: WordVectors):
-        self.model, self.vectors = model, vectors
+    def __init__(self, model: TopicModel, encoder: SentenceEncoder):
+        self.model, self.encoder = model, encoder
         self.topics = list(model.weights)
         matrix = np.array([model.weights[t] for t in self.topics], dtype=np.float32)
         self.weights, self.bias = matrix[:, :-1], matrix[:, -1]
 
-    def probabilities(self, text_words: list[str]) -> dict[str, float]:
-        """Each known topic's probability for a text, given as its words (workers.text)."""
-        logits = self.weights @ self.vectors.vector_of_words(text_words) + self.bias
+    def probabilities(self, text: str) -> dict[str, float]:
+        """Each known topic's probability for a text."""
+        logits = self.weights @ self.encoder.vector(text) + self.bias
         return dict(zip(self.topics, (1 / (1 + np.exp(-logits))).tolist(), strict=True))
 
 
 def train(
-    texts: list[str], labels: list[set[str]], topics: list[str], vectors: WordVectors
+    texts: list[str], labels: list[set[str]], topics: list[str], encoder: SentenceEncoder
 ) -> TopicModel:
     """One logistic model per topic that has both labelled and unlabelled lines."""
-    features = np.array([vectors.vector(t) for t in texts], dtype=np.float64)
+    features = np.vstack(
+        [encoder.encode(texts[i : i + 32]) for i in range(0, len(texts), 32)]
+    ).astype(np.float64)
     weights = {}
     for topic in topics:
         target = np.array([topic in label for label in labels], dtype=np.float64)
         if 0 < target.sum() < len(target):
             weights[topic] = tuple(round(float(w), 5) for w in _logistic(features, target))
-    return TopicModel(VECTORS_ID, THRESHOLD, weights)
+    return TopicModel(ENCODER_ID, THRESHOLD, weights)
 
 
 def _logistic(features: np.ndarray, target: np.ndarray) -> np.ndarray:
