@@ -1,6 +1,6 @@
 """Latency from the poller receiving a feed body to the receiver getting the alert.
 
-    python bench/latency.py [--rate 100] [--feeds 10] [--seconds 20] [--workers 2]
+    python bench/latency.py [--rate 100] [--feeds 10] [--seconds 20] [--workers 2] [--rules-only]
 
 `feeds` local feeds publish `rate` new entries per second between them; the poller (this
 process, its real loop) fetches each every second, `workers` `newsmon worker` processes do
@@ -25,7 +25,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import structlog
-from pipeline import copy_shipped_topics, synthetic_entries
+from pipeline import copy_shipped_topics, rules_only_flag, synthetic_entries
 from receiver import arrivals
 from receiver import start as start_receiver
 
@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    rules_only_flag(parser)
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
 
@@ -113,7 +114,7 @@ def main() -> None:
     threading.Thread(target=feed_server.serve_forever, daemon=True).start()
     config_dir = tmp / "config"
     config_dir.mkdir()
-    copy_shipped_topics(config_dir)
+    copy_shipped_topics(config_dir, not args.rules_only)
     (config_dir / "feeds.toml").write_text(
         "".join(
             f'[[feeds]]\nname = "{name}"\nurl = "http://127.0.0.1:{feed_server.server_port}/{name}"\n'

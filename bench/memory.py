@@ -1,6 +1,6 @@
 """Worker memory over many entries, and Redis memory per entry in the dedupe window.
 
-    python bench/memory.py [--entries 100000]
+    python bench/memory.py [--entries 100000] [--rules-only]
 
 Runs the entries job in this process, batch after batch, as a worker would, and prints the
 process's resident memory as it goes: it must level off, not grow with the entries seen.
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import structlog
-from pipeline import synthetic_entries, write_config
+from pipeline import rules_only_flag, synthetic_entries, write_config
 
 from monitor.config import load_config
 from monitor.enqueue import BATCH_SIZE
@@ -33,12 +33,14 @@ def rss_mib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=100_000)
-    count = parser.parse_args().entries
+    rules_only_flag(parser)
+    args = parser.parse_args()
+    count = args.entries
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     tmp = Path(tempfile.mkdtemp(prefix="newsmon-bench-"))
     server = EmbeddedRedis(tmp / "redis")
     connection = connect(server.start())
-    config = load_config(write_config(tmp / "config", "http://127.0.0.1:9/"))
+    config = load_config(write_config(tmp / "config", "http://127.0.0.1:9/", not args.rules_only))
     runtime.install(runtime.Runtime.build(config, connection))
     step = 10_000
     working = 0.0

@@ -1,6 +1,6 @@
 """Throughput of the worker steps, on an embedded Redis.
 
-    python bench/pipeline.py [--entries N]
+    python bench/pipeline.py [--entries N] [--rules-only]
 
 Prints entries/s for the steps alone (normalise -> dedupe -> classify -> match, no RQ),
 entries/s through RQ as newsmon queues them (one job per fetched batch) beside the naive
@@ -68,16 +68,22 @@ def synthetic_entries(count: int, seed: int = 7) -> list[Entry]:
     return entries
 
 
-def copy_shipped_topics(directory: Path) -> None:
-    """The shipped topic rules and learned model, so benches classify as a deployment does."""
+def copy_shipped_topics(directory: Path, model: bool = True) -> None:
+    """The shipped topic rules and, unless `--rules-only`, the learned model."""
     repo_config = Path(__file__).resolve().parent.parent / "config"
-    for name in ("topics.toml", "topic_model.json"):
+    for name in ("topics.toml", "topic_model.json") if model else ("topics.toml",):
         (directory / name).write_text((repo_config / name).read_text())
 
 
-def write_config(directory: Path, receiver_url: str) -> Path:
+def rules_only_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rules-only", action="store_true", help="classify without the learned model"
+    )
+
+
+def write_config(directory: Path, receiver_url: str, model: bool = True) -> Path:
     directory.mkdir()
-    copy_shipped_topics(directory)
+    copy_shipped_topics(directory, model)
     (directory / "feeds.toml").write_text("")
     (directory / "subscriptions.toml").write_text(
         f'[[subscriptions]]\nid = "all"\nurl = "{receiver_url}"\n'
@@ -93,14 +99,16 @@ def best_of(runs: int, measure: Callable[[], float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=4000)
-    count = parser.parse_args().entries
+    rules_only_flag(parser)
+    args = parser.parse_args()
+    count = args.entries
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # quiet
     tmp = Path(tempfile.mkdtemp(prefix="newsmon-bench-"))
     server = EmbeddedRedis(tmp / "redis")
     connection = connect(server.start())
     # No receiver: the alerts' delivery jobs are queued, not sent (bench/deliveries.py).
-    config = load_config(write_config(tmp / "config", "http://127.0.0.1:9/"))
+    config = load_config(write_config(tmp / "config", "http://127.0.0.1:9/", not args.rules_only))
     rt = runtime.Runtime.build(config, connection)
     runtime.install(rt)
     entries = synthetic_entries(count)

@@ -175,6 +175,9 @@ def test_twins_claimed_at_the_same_moment_make_one_story(connection):
         ("Shelling kills three in town", "Shelling kills 3 in town", True),
         ("Clinic fits its 1,000th prosthesis", "Clinic fits its 1000th prosthesis", True),
         ("Clinic fits its 1,000th prosthesis", "Clinic fits its 100th prosthesis", False),
+        ("Plasma drive collects 900 litres", "Plasma drive collects nine hundred litres", True),
+        ("Plasma drive collects 900 litres", "Plasma drive collects eight hundred litres", False),
+        ("Town gets 2000 heaters", "Town gets two thousand heaters", True),
         (
             "Sea drones sink patrol boat off Crimea",
             "Naval drones sink patrol boat off Crimea",

@@ -56,6 +56,7 @@ NUMBER_WORDS = {
     for names in (CARDINALS, ORDINALS)
     for value, word in enumerate(names.split(), start=1)
 }
+SCALES = {"hundred": 100, "thousand": 1000}  # "nine hundred" = "900"; "billion" stays out too
 SIGNATURE_FORMAT = f"<{SLOTS}I"
 MASK64 = (1 << 64) - 1
 
@@ -206,12 +207,22 @@ def headline_facts(title: str) -> str:
     tokens = title.split()
     title_words = words(title)
     numbers = set(DIGITS.findall(" ".join(title_words)))  # "2.6bn" and "2.6 billion" agree
-    numbers.update(NUMBER_WORDS[w] for w in title_words if w in NUMBER_WORDS)
+    numbers.update(_spelled_numbers(title_words))
     names = {PLACE_OF[w] for w in title_words if w in PLACE_OF}
     capitalised = [t for t in tokens[1:] if t[:1].isupper()]
     if len(capitalised) * 2 <= len(tokens) - 1:
         names.update(PLACE_OF.get(w, w) for token in capitalised for w in words(token))
     return " ".join(sorted(numbers | names))
+
+
+def _spelled_numbers(title_words: list[str]) -> list[str]:
+    """Numbers written in words, as digits: "second" = "2", "nine hundred" = "900"."""
+    numbers = []
+    for word, following in itertools.zip_longest(title_words, title_words[1:]):
+        if word in NUMBER_WORDS:
+            value = int(NUMBER_WORDS[word]) * SCALES.get(following, 1)
+            numbers.append(str(value))
+    return numbers
 
 
 def _digest(data: bytes) -> str:
