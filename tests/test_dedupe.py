@@ -178,6 +178,8 @@ def test_twins_claimed_at_the_same_moment_make_one_story(connection):
         ("Plasma drive collects 900 litres", "Plasma drive collects nine hundred litres", True),
         ("Plasma drive collects 900 litres", "Plasma drive collects eight hundred litres", False),
         ("Town gets 2000 heaters", "Town gets two thousand heaters", True),
+        ("Kyiv gets first Brazilian-made shells", "Kyiv gets first Brazilian-built shells", True),
+        ("Kyiv gets first Brazilian-made shells", "Kyiv gets first Chilean-made shells", False),
         (
             "Sea drones sink patrol boat off Crimea",
             "Naval drones sink patrol boat off Crimea",

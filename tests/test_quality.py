@@ -26,9 +26,10 @@ ROWS = [json.loads(line) for line in LABELLED.read_text().splitlines() if line.s
 VARIANT_KINDS = {
     "repeat", "tracking", "headline", "boilerplate", "longer", "numbers", "punctuation", "word",
 }  # fmt: skip
-# (split, macro-F1 floor): rules and model measured 0.892 on the held-out part, on its only
-# run; the tuning part (0.95) guards against config edits that undo what was tuned.
-TOPIC_FLOORS = [("test", 0.85), ("tune", 0.90)]
+# (split, macro-F1 floor): rules and model measured 0.921 on the held-out part, on its only
+# run (0.892 on the part before); the tuning part (0.95) guards against config edits that
+# undo what was tuned.
+TOPIC_FLOORS = [("test", 0.88), ("tune", 0.90)]
 
 
 def entry(row: dict) -> Entry:

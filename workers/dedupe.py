@@ -44,6 +44,7 @@ TRACKING_PARAMS = re.compile(
     re.IGNORECASE,
 )
 DIGITS = re.compile(r"\d+")
+TOKEN_PARTS = re.compile(r"[\W_]+")
 # Number words as digits: "three" = "3", "second" = "2" (scale words like "billion" are left
 # out, so that "2.6bn" and "2.6 billion" still agree).
 CARDINALS = (
@@ -211,7 +212,11 @@ def headline_facts(title: str) -> str:
     names = {PLACE_OF[w] for w in title_words if w in PLACE_OF}
     capitalised = [t for t in tokens[1:] if t[:1].isupper()]
     if len(capitalised) * 2 <= len(tokens) - 1:
-        names.update(PLACE_OF.get(w, w) for token in capitalised for w in words(token))
+        # Only a token's capitalised parts are names: "Brazilian-made" names Brazil, not "made".
+        parts = [part for token in capitalised for part in TOKEN_PARTS.split(token)]
+        names.update(
+            PLACE_OF.get(w, w) for part in parts if part[:1].isupper() for w in words(part)
+        )
     return " ".join(sorted(numbers | names))
 
 
