@@ -18,8 +18,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.models import ALL_TOPICS, Feed, Subscription, Topic, TopicModel
-from workers.encoder import DIMENSIONS, ENCODER_ID
+from monitor.models import (
+    ALL_TOPICS,
+    DIMENSIONS,
+    ENCODER_ID,
+    Feed,
+    Subscription,
+    Topic,
+    TopicModel,
+)
 
 DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -111,22 +118,30 @@ def load_config(directory: Path) -> Config:
 
 
 class _Reader:
-    """Typed access to one TOML file that records problems instead of raising."""
+    """Typed access to one TOML (or, by its suffix, JSON) file that records problems instead
+    of raising. A `hint` ends every problem of the file: how to fix any of them."""
 
-    def __init__(self, path: Path, problems: list[Problem], required: bool = True):
-        self.path, self.problems = path, problems
+    def __init__(self, path: Path, problems: list[Problem], required: bool = True, hint: str = ""):
+        self.path, self.problems, self.hint = path, problems, hint
         self.data: dict[str, Any] = {}
+        parse, form = (json.loads, "JSON") if path.suffix == ".json" else (tomllib.loads, "TOML")
         try:
-            self.data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = parse(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             if required:
                 self.problem("-", "file is missing; create it (see the shipped config/ folder)")
-        except tomllib.TOMLDecodeError as exc:
-            self.problem("-", f"not valid TOML ({exc}); fix the syntax")
         except UnicodeDecodeError:
             self.problem("-", "not UTF-8 text; save the file as UTF-8")
+        except ValueError as exc:  # tomllib's and json's decode errors both are
+            self.problem("-", f"not valid {form} ({exc}); fix the syntax")
+        else:
+            if isinstance(data, dict):
+                self.data = data
+            else:
+                self.problem("-", f"must be a {form} object")
 
     def problem(self, key: str, message: str) -> None:
+        message = f"{message}; {self.hint}" if self.hint else message
         self.problems.append(Problem(str(self.path), key, message))
 
     def get(
@@ -418,48 +433,40 @@ def _topic_model(
     path: Path, topics: tuple[Topic, ...], problems: list[Problem]
 ) -> TopicModel | None:
     """The learned model beside the rules, if `newsmon classify --train` wrote one."""
-    retrain = "retrain with `newsmon classify --train LABELLED.jsonl`, or delete the file"
+    if not path.exists():
+        return None
     found_before = len(problems)
-
-    def problem(key: str, message: str) -> None:
-        problems.append(Problem(str(path), key, f"{message}; {retrain}"))
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    hint = "retrain with `newsmon classify --train LABELLED.jsonl`, or delete the file"
+    reader = _Reader(path, problems, hint=hint)
+    if len(problems) > found_before:
         return None
-    except (ValueError, UnicodeDecodeError) as exc:
-        problem("-", f"not valid JSON ({exc})")
-        return None
-    if not isinstance(data, dict):
-        problem("-", "must be a JSON object")
-        return None
-    if data.get("encoder") != ENCODER_ID:
-        problem("encoder", f"trained on {data.get('encoder')!r}, but newsmon runs {ENCODER_ID!r}")
-    threshold = data.get("threshold")
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, int | float)
-        or not 0 < threshold < 1
-    ):
-        problem("threshold", "must be a probability between 0 and 1, e.g. 0.7")
-    table = data.get("topics")
-    if not isinstance(table, dict) or not table:
-        problem("topics", "must map each topic to its weights")
-        table = {}
+    reader.require(reader.data, "encoder", "", str, _encoder)
+    threshold = reader.require(reader.data, "threshold", "", NUMBER, _probability)
+    table = reader.require(reader.data, "topics", "", dict, _mapping) or {}
     known = {t.name for t in topics}
     weights = {}
-    for name, values in table.items():
+    for name in table:
         if name not in known:
-            problem(f"topics.{name}", "is not a topic of topics.toml")
-        elif (
-            not isinstance(values, list)
-            or len(values) != DIMENSIONS + 1
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-        ):
-            problem(f"topics.{name}", f"must be {DIMENSIONS + 1} numbers")
-        else:
+            reader.problem(f"topics.{name}", "is not a topic of topics.toml")
+        elif values := reader.get(table, name, "topics.", list, check=_weights):
             weights[name] = tuple(float(v) for v in values)
     if len(problems) > found_before:
         return None
     return TopicModel(ENCODER_ID, float(threshold), weights)
+
+
+def _encoder(value: str) -> str | None:
+    return None if value == ENCODER_ID else f"trained on {value!r}, but newsmon runs {ENCODER_ID!r}"
+
+
+def _probability(value: float) -> str | None:
+    return None if 0 < value < 1 else "must be a probability between 0 and 1, e.g. 0.7"
+
+
+def _mapping(value: dict[str, Any]) -> str | None:
+    return None if value else "must map each topic to its weights"
+
+
+def _weights(value: list[Any]) -> str | None:
+    numbers = all(isinstance(v, NUMBER) and not isinstance(v, bool) for v in value)
+    return None if numbers and len(value) == DIMENSIONS + 1 else f"must be {DIMENSIONS + 1} numbers"

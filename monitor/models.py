@@ -33,6 +33,12 @@ class Topic:
     ignore: tuple[str, ...] = ()
 
 
+# The sentence encoder a topic model reads (workers/encoder.py), and its vectors' length.
+# Here, not there, so that checking a config needs no inference runtime.
+ENCODER_ID = "all-minilm-l6-v2-int8"
+DIMENSIONS = 384
+
+
 @dataclass(frozen=True, slots=True)
 class TopicModel:
     """Topics learned from labelled lines (`topic_model.json`), read beside the rules.

@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from monitor.config import ConfigError, load_config, load_topic_model, load_topics
-from monitor.models import Topic
+from monitor.models import DIMENSIONS, ENCODER_ID, Topic
 from tests.conftest import REPO
 from workers.classify import Classifier
-from workers.encoder import DIMENSIONS, ENCODER_ID, MAX_TOKENS, SentenceEncoder, shipped
+from workers.encoder import MAX_TOKENS, SentenceEncoder, shipped
 from workers.topic_model import LearnedTopics, train
 
 # Two topics no shipped rule knows, to show that a user's own topic can be learned too.

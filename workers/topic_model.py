@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.models import TopicModel
-from workers.encoder import ENCODER_ID, SentenceEncoder
+from monitor.models import ENCODER_ID, TopicModel
+from workers.encoder import SentenceEncoder
 
 # Chosen on replayed held-out parts (bench/README.md): 0.7 adds topics the rules miss
 # without adding many false ones; weaker regularisation than 1/16 overfits the labelled lines.
