@@ -31,7 +31,7 @@ import redis
 from monitor import keys
 from monitor.models import Entry
 from workers.places import PLACE_OF
-from workers.text import words
+from workers.text import NON_WORD, words
 
 SLOTS = 64
 BANDS = 16
@@ -44,7 +44,6 @@ TRACKING_PARAMS = re.compile(
     re.IGNORECASE,
 )
 DIGITS = re.compile(r"\d+")
-TOKEN_PARTS = re.compile(r"[\W_]+")
 # Number words as digits: "three" = "3", "second" = "2" (scale words like "billion" are left
 # out, so that "2.6bn" and "2.6 billion" still agree).
 CARDINALS = (
@@ -213,7 +212,7 @@ def headline_facts(title: str) -> str:
     capitalised = [t for t in tokens[1:] if t[:1].isupper()]
     if len(capitalised) * 2 <= len(tokens) - 1:
         # Only a token's capitalised parts are names: "Brazilian-made" names Brazil, not "made".
-        parts = [part for token in capitalised for part in TOKEN_PARTS.split(token)]
+        parts = [part for token in capitalised for part in NON_WORD.split(token)]
         names.update(
             PLACE_OF.get(w, w) for part in parts if part[:1].isupper() for w in words(part)
         )
