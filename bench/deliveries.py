@@ -23,13 +23,11 @@ from pathlib import Path
 from pipeline import copy_shipped_topics
 from receiver import arrivals
 from receiver import start as start_receiver
-from rq import Queue, SimpleWorker
 
-from monitor import keys
 from monitor.config import load_config
 from monitor.models import Alert, Entry
 from monitor.redis_server import EmbeddedRedis, connect
-from workers import runtime
+from workers import runtime, worker
 from workers.jobs import schedule_deliveries
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -89,20 +87,19 @@ def main() -> None:
     receiver, port = start_receiver(log_path)
     config_dir = write_config(tmp / "config", port)
     connection = connect(url)
-    runtime.install(runtime.Runtime.build(load_config(config_dir), connection))
+    rt = runtime.Runtime.build(load_config(config_dir), connection)
+    runtime.install(rt)
 
-    schedule_deliveries({"fast": alerts(args.alerts, "fast")}, attempt=1, delay_seconds=0)
+    schedule_deliveries(rt, {"fast": alerts(args.alerts, "fast")}, attempt=1, delay_seconds=0)
     started = time.perf_counter()
-    SimpleWorker([Queue(keys.DELIVERIES_QUEUE, connection=connection)], connection=connection).work(
-        burst=True, logging_level="ERROR"
-    )
+    worker.run(connection, "bench.burst", burst=True)
     delivered = len(arrivals(log_path, "/fast"))
     rate = delivered / (time.perf_counter() - started)
     print(f"signed deliveries, one worker process, healthy receiver: {rate:8.0f} /s ({delivered})")
 
     connection.flushdb()
     log_path.write_text("")
-    worker = subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "monitor", "worker", "--config", str(config_dir)],
         env={
             **os.environ,
@@ -120,12 +117,12 @@ def main() -> None:
         batch = {sid: alerts(1, sid, offset) for sid in ("fast", "hang")}
         for alert in batch["fast"]:
             sent[alert.id] = time.time()
-        schedule_deliveries(batch, attempt=1, delay_seconds=0)
+        schedule_deliveries(rt, batch, attempt=1, delay_seconds=0)
         offset += 1
         time.sleep(0.1)
     time.sleep(3)
-    worker.terminate()
-    worker.wait()
+    process.terminate()
+    process.wait()
     received = arrivals(log_path, "/fast")
     hang_requests = len(arrivals(log_path, "/hang"))
     latencies = sorted((received[i][0] - t) * 1000 for i, t in sent.items() if i in received)

@@ -19,6 +19,7 @@ import structlog
 from pipeline import rules_only_flag, synthetic_entries, write_config
 
 from monitor.config import load_config
+from monitor.documents import entry_document
 from monitor.enqueue import BATCH_SIZE
 from monitor.redis_server import EmbeddedRedis, connect
 from workers import runtime
@@ -48,7 +49,7 @@ def main() -> None:
         entries = synthetic_entries(step, seed=chunk_start)
         started = time.perf_counter()
         for start in range(0, step, BATCH_SIZE):
-            process_entries(entries[start : start + BATCH_SIZE])
+            process_entries([entry_document(e) for e in entries[start : start + BATCH_SIZE]])
         working += time.perf_counter() - started
         connection.delete("rq:queue:newsmon-deliveries")  # the alerts are not the point here
         print(

@@ -18,14 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
-from rq import Queue, SimpleWorker
 
-from monitor import keys
+from monitor import keys, queues
 from monitor.config import load_config
-from monitor.enqueue import BATCH_SIZE, PROCESS_JOB
+from monitor.documents import entry_document
+from monitor.enqueue import BATCH_SIZE
 from monitor.models import Entry
 from monitor.redis_server import EmbeddedRedis, connect
-from workers import runtime
+from workers import runtime, worker
 from workers.fanout import alerts_for
 from workers.normalise import normalise
 
@@ -124,13 +124,12 @@ def main() -> None:
 
     def through_rq(batch_size: int) -> float:
         connection.flushdb()
-        queue = Queue(keys.ENTRIES_QUEUE, connection=connection)
+        queue = queues.queue(keys.ENTRIES_QUEUE, connection)
         for start in range(0, count, batch_size):
-            queue.enqueue_call(
-                PROCESS_JOB, args=(entries[start : start + batch_size],), result_ttl=0
-            )
+            batch = [entry_document(e) for e in entries[start : start + batch_size]]
+            queue.enqueue_call(queues.PROCESS_JOB, args=(batch,), result_ttl=0)
         started = time.perf_counter()
-        SimpleWorker([queue], connection=connection).work(burst=True, logging_level="ERROR")
+        worker.run(connection, "bench.burst", burst=True)
         return count / (time.perf_counter() - started)
 
     print(f"{count} synthetic entries, one subscription to every topic; best of 3 runs")

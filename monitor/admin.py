@@ -172,7 +172,7 @@ def replay(args: argparse.Namespace, config: Config) -> int:
         if rt.endpoints.health(subscription).disabled_reason:
             rt.endpoints.enable(subscription_id)
             print(f"re-enabled subscription {subscription_id}")
-    queued = schedule_deliveries(by_subscription, attempt=1, delay_seconds=0)
+    queued = schedule_deliveries(rt, by_subscription, attempt=1, delay_seconds=0)
     print(f"replaying {queued} alert(s)")
     return 0
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import structlog
 
 from monitor import __version__, admin, log
 from monitor.config import (
@@ -179,34 +176,12 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
 
 def _worker(args: argparse.Namespace, config: Config) -> int:
-    from rq import Queue, SimpleWorker
+    from workers import runtime, worker
+    from workers.recovery import worker_name
 
-    from monitor import keys
-    from monitor.processes import die_with_parent
-    from workers import runtime
-    from workers.recovery import release_dead_workers_jobs, worker_name
-
-    # RQ forks its scheduler as a child; without this a worker killed outright leaves it
-    # running, still holding the scheduler lock of newsmon's queues.
-    os.register_at_fork(after_in_child=die_with_parent)
     connection = connect(redis_url(config))
     runtime.install(runtime.Runtime.build(config, connection))
-    released = release_dead_workers_jobs(connection)
-    # Deliveries first: finishing alerts in flight beats starting new entries.
-    queues = [
-        Queue(name, connection=connection) for name in (keys.DELIVERIES_QUEUE, keys.ENTRIES_QUEUE)
-    ]
-    # SimpleWorker runs jobs in-process: no fork per job, and the HTTP connection pool and
-    # compiled topic rules stay warm across jobs. Jobs are batches, so RQ's cost is shared.
-    worker = SimpleWorker(
-        queues, connection=connection, name=worker_name(), maintenance_interval=60
-    )
-    structlog.get_logger().info(
-        "worker.started", worker=worker.name, burst=args.burst, released_jobs=released
-    )
-    worker.work(burst=args.burst, with_scheduler=True, logging_level="WARNING")
-    structlog.get_logger().info("worker.stopped", worker=worker.name)
-    return 0
+    return worker.run(connection, worker_name(), args.burst)
 
 
 def _classify(args: argparse.Namespace, config: None) -> int:

@@ -18,16 +18,13 @@ from dataclasses import dataclass, replace
 
 import redis
 import structlog
-from rq import Queue, Retry
 
-from monitor import keys, stats
+from monitor import keys, queues, stats
+from monitor.documents import entry_document
 from monitor.models import Entry, Feed
 
 BATCH_SIZE = 200
-PROCESS_JOB = "workers.jobs.process_entries"
 JOB_TIMEOUT_SECONDS = 600
-# A worker killed mid-job leaves the job "abandoned"; RQ re-runs it while retries remain.
-JOB_RETRY = Retry(max=5, interval=[1, 5, 30, 60, 300])
 
 # Marks the feed's current items seen (refreshing their place, so trimming only ever drops
 # keys that have left the feed), stores their digests, and trims both to the bound.
@@ -73,7 +70,7 @@ class EntryQueue:
     def __init__(self, connection: redis.Redis, seen_per_feed: int):
         self.connection = connection
         self.seen_per_feed = seen_per_feed
-        self.queue = Queue(keys.ENTRIES_QUEUE, connection=connection)
+        self.queue = queues.queue(keys.ENTRIES_QUEUE, connection)
         self.remember = connection.register_script(REMEMBER_SCRIPT)
 
     def _check(
@@ -118,10 +115,10 @@ class EntryQueue:
             for start in range(0, len(changed), BATCH_SIZE):
                 batch = changed[start : start + BATCH_SIZE]
                 job = self.queue.enqueue_call(
-                    PROCESS_JOB,
-                    args=(batch,),
+                    queues.PROCESS_JOB,
+                    args=([entry_document(e) for e in batch],),
                     timeout=JOB_TIMEOUT_SECONDS,
-                    retry=JOB_RETRY,
+                    retry=queues.JOB_RETRY,
                     result_ttl=0,
                     description=f"process {len(batch)} entries of {feed.name}",
                     pipeline=pipe,

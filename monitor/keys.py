@@ -71,6 +71,24 @@ def heartbeats(role: str) -> str:
     return f"{PREFIX}heartbeat:{role}"
 
 
-DEAD_LETTERS = f"{PREFIX}dead"  # hash: alert id -> dead letter JSON (what, why, when)
-DEAD_LETTER_ALERTS = f"{PREFIX}dead:alerts"  # hash: alert id -> the pickled Alert, for replay
+DEAD_LETTERS = f"{PREFIX}dead"  # hash: alert id -> dead letter JSON (why, when, the alert)
 DEAD_LETTERS_ORDER = f"{PREFIX}dead:order"  # sorted set: alert id by time of death
+
+
+def dead_letters_of(subscription_id: str) -> str:
+    """Sorted set: one subscription's dead letters by time of death (same ids, same bound)."""
+    return f"{PREFIX}dead:subscription:{subscription_id}"
+
+
+CLAIMING_WORKERS = f"{PREFIX}workers"  # set: names of workers that claim jobs (recovery.py)
+
+
+def claimed(worker_name: str) -> str:
+    """List: job ids a worker has taken off a queue and RQ has not yet recorded as started;
+    emptied as each starts, and given back to its queue when the worker is gone."""
+    return f"{PREFIX}worker:{worker_name}:claimed"
+
+
+def releasing(worker_name: str) -> str:
+    """String, expiring in seconds: one worker is giving back a gone worker's jobs."""
+    return f"{PREFIX}worker:{worker_name}:releasing"

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from rq import Queue, Worker
 
-from monitor import keys
+from monitor import keys, queues
 from monitor.config import Config
 
 MINUTES_KEPT = 120
@@ -110,17 +110,17 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         if int(state.get("errors", 0) or 0) > 0
     ]
     endpoints = Endpoints(connection)
-    dead_letters = DeadLetters(connection, config.settings.dead_letter_days * 86400).list()
+    dead_letters = DeadLetters(connection, config.settings.dead_letter_days * 86400)
     subscriptions = {}
     for subscription, counts in zip(config.subscriptions, subscription_counts, strict=True):
         subscriptions[subscription.id] = {
             "status": endpoints.health(subscription).status,
             **{name: counts.get(name, 0) for name in SUBSCRIPTION_COUNTERS},
-            "dead_letters": sum(d["subscription_id"] == subscription.id for d in dead_letters),
+            "dead_letters": dead_letters.count(subscription.id),
         }
     return {
         "queues": {
-            name: _queue_depths(Queue(name, connection=connection))
+            name: _queue_depths(queues.queue(name, connection))
             for name in (keys.ENTRIES_QUEUE, keys.DELIVERIES_QUEUE)
         },
         "per_minute": {

@@ -17,12 +17,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
 
-from monitor import keys
 from monitor.config import Config, load_config
 from monitor.redis_server import EmbeddedRedis, connect
-from workers import runtime
+from workers import runtime, worker
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks docs' example key
@@ -147,10 +145,7 @@ def write_config(
 def run_worker(config: Config, connection: redis.Redis) -> None:
     """Drain newsmon's queues with a real RQ worker in this process."""
     runtime.install(runtime.Runtime.build(config, connection))
-    queues = [
-        Queue(name, connection=connection) for name in (keys.DELIVERIES_QUEUE, keys.ENTRIES_QUEUE)
-    ]
-    SimpleWorker(queues, connection=connection).work(burst=True)
+    worker.run(connection, "tests.burst", burst=True)
 
 
 def load(directory: Path) -> Config:

@@ -14,15 +14,20 @@ from datetime import UTC, datetime
 
 import pytest
 import structlog
-from rq import Queue
 from standardwebhooks import Webhook
 
-from monitor import keys
+from monitor import keys, queues
+from monitor.documents import alert_document, read_alert
 from monitor.models import Alert, Entry
 from tests.conftest import SECRET, load, write_config
 from workers import jobs, runtime
 from workers.deliver import retry_after_seconds
 from workers.signing import new_secret
+
+
+def documents(alerts: list[Alert]) -> list[dict]:
+    """Alerts as a delivery job carries them."""
+    return [alert_document(alert) for alert in alerts]
 
 
 def make_alerts(count: int, subscription_id: str = "hook") -> list[Alert]:
@@ -69,21 +74,24 @@ def install(
 
 def scheduled(connection) -> list[tuple[float, list, int]]:
     """(seconds from now, alerts, attempt) of each delivery job waiting in RQ's schedule."""
-    queue = Queue(keys.DELIVERIES_QUEUE, connection=connection)
+    queue = queues.queue(keys.DELIVERIES_QUEUE, connection)
     registry = queue.scheduled_job_registry
     now = time.time()
     jobs_ = [
         (score - now, queue.fetch_job(job_id.decode()))
         for job_id, score in connection.zrange(registry.key, 0, -1, withscores=True)
     ]
-    return sorted(((delay, job.args[1], job.args[2]) for delay, job in jobs_), key=lambda j: j[0])
+    return sorted(
+        ((delay, [read_alert(d) for d in job.args[1]], job.args[2]) for delay, job in jobs_),
+        key=lambda j: j[0],
+    )
 
 
 def test_503_schedules_each_failed_message_for_its_next_attempt(tmp_path, connection, http_server):
     http_server.route("/hook", (503, {}, b"busy"))
     install(tmp_path, connection, {"hook": http_server.url_for("/hook")})
     with structlog.testing.capture_logs() as logs:
-        result = jobs.deliver_alerts("hook", make_alerts(2), attempt=1)
+        result = jobs.deliver_alerts("hook", documents(make_alerts(2)), attempt=1)
     assert result == {"delivered": 0, "retrying": 2, "untried": 0}
     ((delay, alerts, attempt),) = scheduled(connection)
     assert attempt == 2 and len(alerts) == 2
@@ -94,7 +102,7 @@ def test_503_schedules_each_failed_message_for_its_next_attempt(tmp_path, connec
 def test_retry_after_longer_than_the_schedule_wins(tmp_path, connection, http_server):
     http_server.route("/hook", (429, {"retry-after": "300"}, b""))
     install(tmp_path, connection, {"hook": http_server.url_for("/hook")})
-    jobs.deliver_alerts("hook", make_alerts(1), attempt=1)
+    jobs.deliver_alerts("hook", documents(make_alerts(1)), attempt=1)
     ((delay, _, attempt),) = scheduled(connection)
     assert attempt == 2 and 295 <= delay <= 300
 
@@ -123,7 +131,7 @@ def test_other_4xx_and_3xx_fail_at_once(tmp_path, connection, http_server, statu
     http_server.route("/hook", (status, {"location": "http://127.0.0.1:9/x"}, b""))
     rt = install(tmp_path, connection, {"hook": http_server.url_for("/hook")})
     with structlog.testing.capture_logs() as logs:
-        jobs.deliver_alerts("hook", make_alerts(1), attempt=1)
+        jobs.deliver_alerts("hook", documents(make_alerts(1)), attempt=1)
     assert scheduled(connection) == []
     assert [e["event"] for e in logs] == ["alert.failed"]
     assert rt.dead_letters.list()[0]["reason"] == f"HTTP {status}"
@@ -136,8 +144,8 @@ def test_410_disables_the_subscription_until_re_enabled(tmp_path, connection, ht
         tmp_path, connection, {"hook": http_server.url_for("/hook")}, settings="max_in_flight = 1\n"
     )
     with structlog.testing.capture_logs() as logs:
-        jobs.deliver_alerts("hook", make_alerts(3), attempt=1)
-        jobs.deliver_alerts("hook", make_alerts(2)[1:], attempt=1)  # later alerts
+        jobs.deliver_alerts("hook", documents(make_alerts(3)), attempt=1)
+        jobs.deliver_alerts("hook", documents(make_alerts(2)[1:]), attempt=1)  # later alerts
     assert len(http_server.requests) == 1
     assert "subscription.disabled" in [e["event"] for e in logs]
     assert (
@@ -156,7 +164,7 @@ def test_a_hanging_endpoint_holds_a_worker_only_for_one_round(tmp_path, connecti
     http_server.route("/hang", lambda request: (release.wait(5), (200, {}, b""))[1])
     install(tmp_path, connection, {"hook": http_server.url_for("/hang")})
     started = time.monotonic()
-    result = jobs.deliver_alerts("hook", make_alerts(20), attempt=1)
+    result = jobs.deliver_alerts("hook", documents(make_alerts(20)), attempt=1)
     took = time.monotonic() - started
     # max_in_flight (4) requests time out together after 1 s; the other 16 are not tried.
     assert result == {"delivered": 0, "retrying": 4, "untried": 16}
@@ -166,7 +174,7 @@ def test_a_hanging_endpoint_holds_a_worker_only_for_one_round(tmp_path, connecti
     # The endpoint is now in its own backoff: the next job is deferred without a request.
     requests_so_far = len(http_server.requests)
     with structlog.testing.capture_logs() as logs:
-        assert jobs.deliver_alerts("hook", make_alerts(1), attempt=1) == {"deferred": 1}
+        assert jobs.deliver_alerts("hook", documents(make_alerts(1)), attempt=1) == {"deferred": 1}
     assert len(http_server.requests) == requests_so_far
     assert logs[0]["event"] == "delivery.deferred"
     release.set()
@@ -189,7 +197,7 @@ def test_a_receiver_that_closes_the_connection_is_retried(tmp_path, connection):
     threading.Thread(target=hang_up, daemon=True).start()
     install(tmp_path, connection, {"hook": f"http://127.0.0.1:{listener.getsockname()[1]}/"})
     with structlog.testing.capture_logs() as logs:
-        jobs.deliver_alerts("hook", make_alerts(1), attempt=1)
+        jobs.deliver_alerts("hook", documents(make_alerts(1)), attempt=1)
     listener.close()
     # Which error the client sees depends on how far its request got before the hang-up.
     assert logs[0]["event"] == "alert.retry"
@@ -204,11 +212,11 @@ def test_an_endpoint_failing_too_long_is_disabled(tmp_path, connection, http_ser
         {"hook": http_server.url_for("/hook")},
         settings="disable_after_hours = 0.0001\n",
     )  # 0.36 s
-    jobs.deliver_alerts("hook", make_alerts(1), attempt=1)
+    jobs.deliver_alerts("hook", documents(make_alerts(1)), attempt=1)
     connection.hset(keys.endpoint("hook"), "blocked_until", 0)  # its next try is due now
     time.sleep(0.5)
     with structlog.testing.capture_logs() as logs:
-        jobs.deliver_alerts("hook", make_alerts(1), attempt=2)
+        jobs.deliver_alerts("hook", documents(make_alerts(1)), attempt=2)
     disabled = [e for e in logs if e["event"] == "subscription.disabled"]
     assert disabled and disabled[0]["reason"].startswith("failing for")
     assert rt.endpoints.health(rt.subscription("hook")).disabled_reason
@@ -218,7 +226,7 @@ def test_every_secret_signs_each_delivery(tmp_path, connection, http_server):
     old, new = SECRET, new_secret()
     http_server.route("/hook", (204, {}, b""))
     install(tmp_path, connection, {"hook": http_server.url_for("/hook")}, secret=[new, old])
-    jobs.deliver_alerts("hook", make_alerts(1), attempt=1)
+    jobs.deliver_alerts("hook", documents(make_alerts(1)), attempt=1)
     (request,) = http_server.requests
     assert len(request.headers["webhook-signature"].split()) == 2
     for secret in (old, new):

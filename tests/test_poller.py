@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import structlog
-from rq import Queue
 
-from monitor import keys
+from monitor import keys, queues
+from monitor.documents import read_entry
 from monitor.models import Feed
 from monitor.parse import parse_feed
 from monitor.poller import UNHEALTHY_AFTER_ERRORS, Poller
@@ -39,8 +39,8 @@ def due_in(connection, feed: Feed) -> float:
 
 
 def queued_entries(connection) -> list:
-    jobs = Queue(keys.ENTRIES_QUEUE, connection=connection).get_jobs()
-    return [entry for job in jobs for entry in job.args[0]]
+    jobs = queues.queue(keys.ENTRIES_QUEUE, connection).get_jobs()
+    return [read_entry(document) for job in jobs for document in job.args[0]]
 
 
 def test_enqueues_only_new_entries_and_uses_conditional_get(tmp_path, connection, http_server):

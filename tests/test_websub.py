@@ -10,9 +10,9 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from rq import Queue
 
-from monitor import keys
+from monitor import keys, queues
+from monitor.documents import read_entry
 from monitor.poller import Poller
 from monitor.serve import make_server
 from tests.conftest import load, write_config
@@ -37,8 +37,8 @@ def serve_url(connection, tmp_path):
 
 
 def queued_titles(connection) -> list[str]:
-    jobs = Queue(keys.ENTRIES_QUEUE, connection=connection).get_jobs()
-    return [entry.title for job in jobs for entry in job.args[0]]
+    jobs = queues.queue(keys.ENTRIES_QUEUE, connection).get_jobs()
+    return [read_entry(document).title for job in jobs for document in job.args[0]]
 
 
 def test_subscribe_verify_and_take_signed_pushes(tmp_path, connection, http_server, serve_url):

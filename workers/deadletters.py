@@ -1,15 +1,20 @@
 """Dead letters: alerts that could not be delivered, kept (bounded in time and count) so that
-none is silently lost and an operator can list and replay them."""
+none is silently lost and an operator can list and replay them.
+
+Each is one versioned JSON record holding why it died and the alert's own document, so a
+replay sends the same body under the same webhook-id, whatever newsmon version wrote it.
+Trimming happens when a letter is added; reads (`list`, `count`) never write.
+"""
 
 from __future__ import annotations
 
 import json
-import pickle
 import time
 
 import redis
 
 from monitor import keys
+from monitor.documents import VERSION, alert_document, read_alert
 from monitor.models import Alert
 
 
@@ -21,6 +26,7 @@ class DeadLetters:
     def add(self, alert: Alert, attempts: int, reason: str) -> None:
         now = time.time()
         record = {
+            "v": VERSION,
             "alert_id": alert.id,
             "subscription_id": alert.subscription_id,
             "entry_id": alert.entry.id,
@@ -28,11 +34,12 @@ class DeadLetters:
             "attempts": attempts,
             "reason": reason,
             "died_at": now,
+            "alert": alert_document(alert),
         }
         with self.connection.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.DEAD_LETTERS, alert.id, json.dumps(record))
-            pipe.hset(keys.DEAD_LETTER_ALERTS, alert.id, pickle.dumps(alert))
+            pipe.hset(keys.DEAD_LETTERS, alert.id, json.dumps(record, ensure_ascii=False))
             pipe.zadd(keys.DEAD_LETTERS_ORDER, {alert.id: now})
+            pipe.zadd(keys.dead_letters_of(alert.subscription_id), {alert.id: now})
             pipe.execute()
         self._trim(now)
 
@@ -50,30 +57,36 @@ class DeadLetters:
         if expired:
             self._remove(expired)
 
+    def _records(self, ids: list) -> list[dict]:
+        raw = self.connection.hmget(keys.DEAD_LETTERS, ids) if ids else []
+        return [json.loads(r) for r in raw if r]
+
     def _remove(self, ids: list) -> None:
+        subscriptions = {r["subscription_id"] for r in self._records(ids)}
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.hdel(keys.DEAD_LETTERS, *ids)
-            pipe.hdel(keys.DEAD_LETTER_ALERTS, *ids)
             pipe.zrem(keys.DEAD_LETTERS_ORDER, *ids)
+            for subscription_id in subscriptions:
+                pipe.zrem(keys.dead_letters_of(subscription_id), *ids)
             pipe.execute()
 
     def list(self, subscription_id: str | None = None, since: float | None = None) -> list[dict]:
         """Dead letters, oldest first, optionally of one subscription and died since a time."""
-        self._trim(time.time())
-        ids = self.connection.zrangebyscore(keys.DEAD_LETTERS_ORDER, since or "-inf", "+inf")
-        records = (
-            [json.loads(r) for r in self.connection.hmget(keys.DEAD_LETTERS, ids) if r]
-            if ids
-            else []
+        order = (
+            keys.dead_letters_of(subscription_id) if subscription_id else keys.DEAD_LETTERS_ORDER
         )
-        return [r for r in records if subscription_id in (None, r["subscription_id"])]
+        oldest = max(since or 0, time.time() - self.keep_seconds)
+        records = self._records(self.connection.zrangebyscore(order, oldest, "+inf"))
+        return [{k: v for k, v in r.items() if k not in ("v", "alert")} for r in records]
+
+    def count(self, subscription_id: str) -> int:
+        """How many of this subscription's dead letters are kept: one read, no decoding."""
+        oldest = time.time() - self.keep_seconds
+        return self.connection.zcount(keys.dead_letters_of(subscription_id), oldest, "+inf")
 
     def take(self, alert_ids: list[str]) -> list[Alert]:
         """Remove these dead letters and return their alerts, to be sent again."""
-        if not alert_ids:
-            return []
-        alerts = [
-            pickle.loads(a) for a in self.connection.hmget(keys.DEAD_LETTER_ALERTS, alert_ids) if a
-        ]
-        self._remove(alert_ids)
-        return alerts
+        records = self._records(alert_ids)
+        if records:
+            self._remove([r["alert_id"] for r in records])
+        return [read_alert(r["alert"]) for r in records]

@@ -17,14 +17,14 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from rq import Queue
 
-from monitor import keys, stats
-from monitor.enqueue import JOB_RETRY
+from monitor import keys, queues, stats
+from monitor.documents import Document, alert_document, read_alert, read_entry
 from monitor.models import Alert, Entry, Subscription
 from workers import runtime
 from workers.fanout import alerts_for
 from workers.normalise import normalise
+from workers.runtime import Runtime
 
 log = structlog.get_logger()
 
@@ -33,20 +33,20 @@ log = structlog.get_logger()
 # Both sizes balance latency against RQ's per-job cost (see bench/latency.py, pipeline.py).
 SLICE = 50
 DELIVERY_CHUNK = 100
-DELIVER_JOB = "workers.jobs.deliver_alerts"
 
 
-def process_entries(entries: list[Entry]) -> dict[str, int]:
+def process_entries(documents: list[Document]) -> dict[str, int]:
     """The new entries of one fetch, a slice at a time: each slice's alerts are queued as soon
     as it is done, so other workers deliver them while this one goes on with the rest."""
+    rt = runtime.current()
+    entries = [read_entry(document) for document in documents]
     totals: Counter[str] = Counter()
     for start in range(0, len(entries), SLICE):
-        totals.update(_process_slice(entries[start : start + SLICE]))
+        totals.update(_process_slice(rt, entries[start : start + SLICE]))
     return dict(totals)
 
 
-def _process_slice(entries: list[Entry]) -> Counter[str]:
-    rt = runtime.current()
+def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     now = datetime.now(UTC)
     alerts: dict[str, list[Alert]] = defaultdict(list)
     counts: Counter[str] = Counter(entries_processed=len(entries))
@@ -75,7 +75,7 @@ def _process_slice(entries: list[Entry]) -> Counter[str]:
         bound.info("entry.classified", topics=list(entry.topics), title=entry.title[:120])
         for alert in alerts_for(entry, rt.config.subscriptions, now):
             alerts[alert.subscription_id].append(alert)
-    counts["alerts_enqueued"] = schedule_deliveries(alerts, attempt=1, delay_seconds=0)
+    counts["alerts_enqueued"] = schedule_deliveries(rt, alerts, attempt=1, delay_seconds=0)
     stats.record(rt.connection, counts)
     for subscription_alerts in alerts.values():
         for alert in subscription_alerts:
@@ -90,10 +90,11 @@ def _process_slice(entries: list[Entry]) -> Counter[str]:
     return counts
 
 
-def schedule_deliveries(alerts: dict[str, list[Alert]], attempt: int, delay_seconds: float) -> int:
+def schedule_deliveries(
+    rt: Runtime, alerts: dict[str, list[Alert]], attempt: int, delay_seconds: float
+) -> int:
     """Queue delivery jobs, per subscription and in chunks, now or after `delay_seconds`."""
-    rt = runtime.current()
-    queue = Queue(keys.DELIVERIES_QUEUE, connection=rt.connection)
+    queue = queues.queue(keys.DELIVERIES_QUEUE, rt.connection)
     per_message_seconds = rt.config.settings.delivery_timeout_seconds + 1
     when = datetime.now(UTC) + timedelta(seconds=delay_seconds)
     count = 0
@@ -103,11 +104,11 @@ def schedule_deliveries(alerts: dict[str, list[Alert]], attempt: int, delay_seco
             for start in range(0, len(subscription_alerts), DELIVERY_CHUNK):
                 chunk = subscription_alerts[start : start + DELIVERY_CHUNK]
                 job = queue.create_job(
-                    DELIVER_JOB,
-                    args=(subscription_id, chunk, attempt),
+                    queues.DELIVER_JOB,
+                    args=(subscription_id, [alert_document(a) for a in chunk], attempt),
                     # Longer than the worst case, so RQ never runs one delivery twice at once.
                     timeout=int(len(chunk) * per_message_seconds) + 60,
-                    retry=JOB_RETRY,
+                    retry=queues.JOB_RETRY,
                     result_ttl=0,
                     description=f"deliver {len(chunk)} to {subscription_id}, attempt {attempt}",
                 )
@@ -120,20 +121,23 @@ def schedule_deliveries(alerts: dict[str, list[Alert]], attempt: int, delay_seco
     return count
 
 
-def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> dict[str, int]:
+def deliver_alerts(subscription_id: str, documents: list[Document], attempt: int) -> dict[str, int]:
     """Send one subscription's alerts; each message is retried, deferred or dead-lettered alone."""
     rt = runtime.current()
+    alerts = [read_alert(document) for document in documents]
     settings = rt.config.settings
     schedule = settings.retry_schedule_seconds
     subscription = rt.subscription(subscription_id)
     if subscription is None:
-        return _dead_letter(alerts, attempt - 1, "subscription no longer in subscriptions.toml")
+        return _dead_letter(rt, alerts, attempt - 1, "subscription no longer in subscriptions.toml")
     health = rt.endpoints.health(subscription)
     if health.disabled_reason:
-        return _dead_letter(alerts, attempt - 1, f"subscription disabled: {health.disabled_reason}")
+        return _dead_letter(
+            rt, alerts, attempt - 1, f"subscription disabled: {health.disabled_reason}"
+        )
     if (wait := health.blocked_for()) > 0:
         # The endpoint is failing: this batch waits its turn, and spends no attempt doing so.
-        schedule_deliveries({subscription_id: alerts}, attempt, wait)
+        schedule_deliveries(rt, {subscription_id: alerts}, attempt, wait)
         log.info(
             "delivery.deferred",
             subscription=subscription_id,
@@ -185,12 +189,14 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
     if counts["alerts_delivered"]:
         rt.endpoints.succeeded(subscription_id)
     if gone:
-        return _disable(subscription, "the endpoint answered 410 Gone", retry + untried, attempt)
+        return _disable(
+            rt, subscription, "the endpoint answered 410 Gone", retry + untried, attempt
+        )
     if retry or untried:
         failed_rounds, failing_for = rt.endpoints.failed(subscription_id)
         if failing_for > settings.disable_after_hours * 3600:
             reason = f"failing for {failing_for / 3600:.1f} hours"
-            return _disable(subscription, reason, retry + untried, attempt)
+            return _disable(rt, subscription, reason, retry + untried, attempt)
         # The endpoint backs off along the schedule by its own failed rounds too, so a dead
         # endpoint is probed ever more rarely. Full jitter: a random wait up to the step,
         # unless Retry-After asks for more.
@@ -198,9 +204,9 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
         delay = max(random.uniform(0, step), retry_after)
         rt.endpoints.block(subscription_id, delay)
         if retry:
-            schedule_deliveries({subscription_id: retry}, attempt + 1, delay)
+            schedule_deliveries(rt, {subscription_id: retry}, attempt + 1, delay)
         if untried:
-            schedule_deliveries({subscription_id: untried}, attempt, delay)
+            schedule_deliveries(rt, {subscription_id: untried}, attempt, delay)
     return {
         "delivered": counts["alerts_delivered"],
         "retrying": len(retry),
@@ -209,9 +215,9 @@ def deliver_alerts(subscription_id: str, alerts: list[Alert], attempt: int) -> d
 
 
 def _disable(
-    subscription: Subscription, reason: str, pending: list[Alert], attempt: int
+    rt: Runtime, subscription: Subscription, reason: str, pending: list[Alert], attempt: int
 ) -> dict[str, int]:
-    runtime.current().endpoints.disable(subscription, reason)
+    rt.endpoints.disable(subscription, reason)
     log.error(
         "subscription.disabled",
         subscription=subscription.id,
@@ -219,12 +225,11 @@ def _disable(
         reason=reason,
         dead_lettered=len(pending),
     )
-    return _dead_letter(pending, attempt, f"subscription disabled: {reason}")
+    return _dead_letter(rt, pending, attempt, f"subscription disabled: {reason}")
 
 
-def _dead_letter(alerts: list[Alert], attempts: int, reason: str) -> dict[str, int]:
+def _dead_letter(rt: Runtime, alerts: list[Alert], attempts: int, reason: str) -> dict[str, int]:
     """Keep undeliverable alerts for `newsmon deliveries replay`."""
-    rt = runtime.current()
     stats.record(
         rt.connection, {"alerts_dead": len(alerts)}, alerts[0].subscription_id if alerts else ""
     )

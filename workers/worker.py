@@ -1,0 +1,144 @@
+"""`newsmon worker`: one RQ worker on newsmon's queues that loses no job and outlives Redis.
+
+- Jobs are claimed (recovery.ClaimingQueue) and leave the claim list only once RQ has them
+  in its started registry, so a worker killed at any moment leaves every job it held where
+  another worker finds it (recovery.release_dead_workers).
+- RQ's scheduler (retries and deferred deliveries) runs in a thread of this process rather
+  than a forked child, beside the sweep that gives back a dead worker's jobs; both ride out
+  a Redis outage and move scheduled work again within seconds of Redis coming back.
+- When Redis goes away mid-job, RQ's work loop ends; this one waits for Redis, gives back
+  the job it held and starts again, instead of exiting into a restart loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any
+
+import redis
+import structlog
+from rq import SimpleWorker
+from rq.job import Job
+from rq.scheduler import RQScheduler
+
+from monitor import keys, queues
+from monitor.outage import UNAVAILABLE, wait_for_redis
+from workers import recovery
+
+log = structlog.get_logger()
+
+SCHEDULER_INTERVAL_SECONDS = 1
+SWEEP_SECONDS = 10
+RESTART_PAUSE_SECONDS = 1.0
+
+
+class ClaimingWorker(SimpleWorker):
+    """SimpleWorker runs jobs in-process: no fork per job, and the HTTP connection pool and
+    the topic model stay warm across jobs. Jobs are batches, so RQ's cost is shared."""
+
+    queue_class = recovery.ClaimingQueue
+
+    def __init__(self, connection: redis.Redis, name: str, stopping: threading.Event):
+        self.claims = keys.claimed(name)
+        self.stopping = stopping
+        super().__init__(
+            [
+                recovery.ClaimingQueue(
+                    queue_name,
+                    connection=connection,
+                    serializer=queues.SERIALIZER,
+                    claims=self.claims,
+                    stopping=stopping,
+                )
+                for queue_name in queues.PRIORITY
+            ],
+            connection=connection,
+            name=name,
+            serializer=queues.SERIALIZER,
+            maintenance_interval=60,
+        )
+
+    def register_birth(self) -> None:
+        super().register_birth()
+        recovery.register(self.connection, self.name)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        super().heartbeat(timeout, pipeline)
+        # Again at each beat: a worker that was paused long enough to be released is noted
+        # once more, so a later death of it is noticed too.
+        (pipeline if pipeline is not None else self.connection).sadd(
+            keys.CLAIMING_WORKERS, self.name
+        )
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        super().prepare_job_execution(job, remove_from_intermediate_queue=False)
+        # Only now, with the job in RQ's started registry, may it leave the claim list.
+        self.connection.lrem(self.claims, 1, job.id)
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        self.stopping.set()
+        super().request_stop(signum, frame)
+
+
+def run(connection: redis.Redis, name: str, burst: bool) -> int:
+    """Work until stopped (or, with `burst`, until the queues are empty)."""
+    stopping = threading.Event()
+    released = recovery.release_dead_workers(connection, starting=name)
+    log.info("worker.started", worker=name, burst=burst, released_jobs=released)
+    background = threading.Thread(
+        target=_schedule_and_sweep, args=(connection, name, stopping), daemon=True
+    )
+    if burst:
+        _move_scheduled(RQScheduler(queues.PRIORITY, connection, serializer=queues.SERIALIZER))
+    else:
+        background.start()
+    while True:
+        worker = ClaimingWorker(connection, name, stopping)
+        # UNAVAILABLE: RQ's work loop ended on it, and its teardown could not reach Redis.
+        with contextlib.suppress(UNAVAILABLE):
+            worker.work(burst=burst, logging_level="WARNING")
+        if burst or stopping.is_set():
+            break
+        # RQ's loop ended on an error it has logged: wait for Redis if that was the cause,
+        # give back the job this worker held, and start again under the same name.
+        if not wait_for_redis(connection, stopping) or stopping.wait(RESTART_PAUSE_SECONDS):
+            break
+        worker.register_death()
+        recovery.release_worker(connection, name)
+        log.warning("worker.restarted", worker=name)
+    stopping.set()
+    if background.is_alive():
+        background.join()
+    log.info("worker.stopped", worker=name)
+    return 0
+
+
+def _schedule_and_sweep(connection: redis.Redis, name: str, stopping: threading.Event) -> None:
+    scheduler = RQScheduler(
+        queues.PRIORITY,
+        connection,
+        interval=SCHEDULER_INTERVAL_SECONDS,
+        serializer=queues.SERIALIZER,
+        name=name,
+    )
+    next_sweep = 0.0
+    while not stopping.wait(SCHEDULER_INTERVAL_SECONDS):
+        try:
+            _move_scheduled(scheduler)
+            if time.monotonic() >= next_sweep:
+                if released := recovery.release_dead_workers(connection):
+                    log.warning("worker.jobs_released", worker=name, released_jobs=released)
+                next_sweep = time.monotonic() + SWEEP_SECONDS
+        except UNAVAILABLE:
+            wait_for_redis(connection, stopping)
+    with contextlib.suppress(UNAVAILABLE):  # else the locks expire by themselves
+        scheduler.release_locks()
+
+
+def _move_scheduled(scheduler: RQScheduler) -> None:
+    """Due retries and deferred deliveries onto their queues, when this process holds (or
+    takes over) the scheduler lock; one process at a time does it."""
+    if scheduler.acquire_locks():
+        scheduler.enqueue_scheduled_jobs()
