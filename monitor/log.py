@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 
 import structlog
 
@@ -65,3 +66,20 @@ def configure(fmt: str | None = None, level: str | None = None) -> None:
     # for those (alert.delivered, feed.fetched ...) with the ids that matter.
     for library in ("rq", "httpx"):
         logging.getLogger(library).setLevel(max(LEVELS[level_name], logging.WARNING))
+    _log_uncaught_exceptions()
+
+
+def _log_uncaught_exceptions() -> None:
+    """An exception nothing caught, in any thread, is one JSON line too, not a traceback."""
+    log = structlog.get_logger()
+
+    def in_main(kind: type[BaseException], value: BaseException, traceback: object) -> None:
+        log.critical("process.crashed", exc_info=(kind, value, traceback))
+
+    def in_thread(args: threading.ExceptHookArgs) -> None:
+        thread = args.thread.name if args.thread else None
+        exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+        log.critical("thread.crashed", thread=thread, exc_info=exc_info)
+
+    sys.excepthook = in_main
+    threading.excepthook = in_thread
