@@ -25,6 +25,7 @@ from monitor.config import Config, Settings
 from monitor.enqueue import EntryQueue
 from monitor.fetch import Fetcher, FetchError, FetchResult
 from monitor.models import Feed
+from monitor.outage import UNAVAILABLE, wait_for_redis
 from monitor.parse import ParsedFeed, ParseError, parse_feed
 from monitor.schedule import Schedule, decayed_count, next_interval
 
@@ -99,36 +100,42 @@ class Poller:
         async with _Fetching(self.settings) as fetching:
             try:
                 while not stop.is_set():
-                    now = time.time()
-                    if now - last_beat >= 1:
-                        await asyncio.to_thread(stats.heartbeat, self.connection, "poller")
-                        last_beat = now
-                    # Again now and then: while a new config rolls out, pollers on the old
-                    # one drop the new feeds from the schedule, and this puts them back.
-                    if now - last_sync >= SYNC_SECONDS:
-                        await asyncio.to_thread(
-                            self.schedule.sync, self.feeds, now, MAX_START_SPREAD_SECONDS
+                    try:
+                        now = time.time()
+                        if now - last_beat >= 1:
+                            await asyncio.to_thread(stats.heartbeat, self.connection, "poller")
+                            last_beat = now
+                        # Again now and then: while a new config rolls out, pollers on the old
+                        # one drop the new feeds from the schedule, and this puts them back.
+                        if now - last_sync >= SYNC_SECONDS:
+                            await asyncio.to_thread(
+                                self.schedule.sync, self.feeds, now, MAX_START_SPREAD_SECONDS
+                            )
+                            last_sync = now
+                        room = self.settings.fetch_concurrency - len(tasks)
+                        wait = IDLE_WAIT_SECONDS
+                        # Claims go in batches (one Lua call serves many feeds) unless idle.
+                        if room >= min_claim or not tasks:
+                            claimed = await asyncio.to_thread(self._claim, now, room)
+                            for feed, state in claimed:
+                                tasks.add(asyncio.create_task(self._poll(fetching, feed, state)))
+                            if len(claimed) < room:  # nothing else is due: sleep until then
+                                wait = await asyncio.to_thread(self._idle_wait)
+                        if not tasks:
+                            await asyncio.sleep(wait)
+                            continue
+                        done, tasks = await asyncio.wait(
+                            tasks, timeout=wait, return_when=asyncio.FIRST_COMPLETED
                         )
-                        last_sync = now
-                    room = self.settings.fetch_concurrency - len(tasks)
-                    wait = IDLE_WAIT_SECONDS
-                    # Claims go in batches (one Lua call serves many feeds) unless idle.
-                    if room >= min_claim or not tasks:
-                        claimed = await asyncio.to_thread(self._claim, now, room)
-                        for feed, state in claimed:
-                            tasks.add(asyncio.create_task(self._poll(fetching, feed, state)))
-                        if len(claimed) < room:  # nothing else is due: sleep until something is
-                            wait = await asyncio.to_thread(self._idle_wait)
-                    if not tasks:
-                        await asyncio.sleep(wait)
-                        continue
-                    done, tasks = await asyncio.wait(
-                        tasks, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    for task in done:
-                        task.result()  # a Redis failure stops the poller, loudly
+                        # Each read, so none is reported "never retrieved"; the first raised.
+                        if errors := [e for t in done if (e := t.exception()) is not None]:
+                            raise errors[0]
+                    except UNAVAILABLE:
+                        # A poll whose enqueue failed marked nothing seen and kept its lease:
+                        # its feed is fetched again once the lease runs out.
+                        await asyncio.to_thread(wait_for_redis, self.connection, stop)
             finally:
-                await asyncio.gather(*tasks)
+                await asyncio.gather(*tasks, return_exceptions=True)
         log.info("poller.stopped")
 
     def _idle_wait(self) -> float:

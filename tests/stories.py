@@ -9,6 +9,7 @@ numbers) must stay apart.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -270,3 +271,75 @@ def json_feed(items: list[Item], title: str = "Daily") -> bytes:
             ],
         }
     ).encode()
+
+
+_WORDS = (
+    "harbour",
+    "council",
+    "orchard",
+    "bridge",
+    "ledger",
+    "meadow",
+    "convoy",
+    "furnace",
+    "quarry",
+    "lantern",
+    "archive",
+    "basalt",
+    "cellar",
+    "thistle",
+    "saddle",
+    "glacier",
+    "pylon",
+    "tannery",
+    "beacon",
+    "granary",
+    "ferry",
+    "cobalt",
+    "willow",
+    "turbine",
+    "parish",
+    "kiln",
+    "estuary",
+    "gallery",
+    "rampart",
+    "citadel",
+    "foundry",
+    "marsh",
+    "spindle",
+    "vineyard",
+    "causeway",
+    "boiler",
+    "canal",
+    "barracks",
+    "dune",
+    "lagoon",
+    "plateau",
+    "hamlet",
+    "mill",
+    "abbey",
+    "depot",
+    "jetty",
+    "forge",
+    "terrace",
+    "reservoir",
+    "tunnel",
+)
+
+
+def unrelated_items(count: int, prefix: str = "u") -> list[Item]:
+    """`count` items that share no story: each headline is its own random draw of words."""
+    draw = random.Random(prefix)
+    items = []
+    for number in range(count):
+        words = draw.sample(_WORDS, 9)
+        items.append(
+            Item(
+                f"unrelated-{prefix}{number}",
+                f"{prefix}-{number}",
+                " ".join(words[:6]).capitalize(),
+                " ".join(words[3:]).capitalize() + ".",
+                f"{SITE}/{prefix}/{number}",
+            )
+        )
+    return items

@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 import structlog
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.scheduler import RQScheduler
 
@@ -60,6 +60,26 @@ class ClaimingWorker(SimpleWorker):
             maintenance_interval=60,
         )
 
+    # RQ's own wait between reconnection tries doubles up to a minute; newsmon's is shorter,
+    # so that work moves again within seconds of Redis coming back.
+    max_connection_wait_time = 2.0
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        # Waits out an outage here, with one line for it, rather than in RQ's loop, which
+        # logs every try.
+        if not wait_for_redis(self.connection, self.stopping):
+            return None
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, thread: Any) -> None:
+        # RQ's listener for `rq` commands logs every two seconds while Redis is away.
+        if isinstance(exc, UNAVAILABLE):
+            wait_for_redis(self.connection, self.stopping)
+        else:
+            super()._pubsub_exception_handler(exc, pubsub, thread)
+
     def register_birth(self) -> None:
         super().register_birth()
         recovery.register(self.connection, self.name)
@@ -91,7 +111,11 @@ def run(connection: redis.Redis, name: str, burst: bool) -> int:
         target=_schedule_and_sweep, args=(connection, name, stopping), daemon=True
     )
     if burst:
-        _move_scheduled(RQScheduler(queues.PRIORITY, connection, serializer=queues.SERIALIZER))
+        scheduler = RQScheduler(
+            queues.PRIORITY, connection, logging_level="WARNING", serializer=queues.SERIALIZER
+        )
+        _move_scheduled(scheduler)
+        scheduler.release_locks()
     else:
         background.start()
     while True:
@@ -120,6 +144,7 @@ def _schedule_and_sweep(connection: redis.Redis, name: str, stopping: threading.
         queues.PRIORITY,
         connection,
         interval=SCHEDULER_INTERVAL_SECONDS,
+        logging_level="WARNING",
         serializer=queues.SERIALIZER,
         name=name,
     )
