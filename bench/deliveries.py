@@ -1,11 +1,12 @@
 """Delivery throughput, and a healthy endpoint's latency while another endpoint hangs.
 
-    python bench/deliveries.py [--alerts N] [--seconds S]
+    python bench/deliveries.py [--alerts N] [--seconds S] [--workers W] [--timeout T]
 
 1. N signed deliveries through RQ, drained by one worker process, to a local receiver.
-2. For S seconds, 10 alerts/s to each of two subscriptions, one `newsmon worker` process:
-   one endpoint answers at once, the other hangs past the 2 s delivery timeout. Prints the
-   healthy endpoint's enqueue-to-receipt latency (p50/p99) and what the hanging one cost.
+2. For S seconds, 10 alerts/s to each of two subscriptions, W `newsmon worker` processes
+   (default 2): one endpoint answers at once, the other accepts and never answers within
+   the T s delivery timeout (default 15, the shipped setting). Prints the healthy endpoint's
+   enqueue-to-receipt latency (p50/p95/p99) and what the hanging one cost.
 """
 
 from __future__ import annotations
@@ -56,11 +57,13 @@ def alerts(count: int, subscription_id: str, offset: int = 0) -> list[Alert]:
     ]
 
 
-def write_config(directory: Path, port: int) -> Path:
+def write_config(directory: Path, port: int, timeout: float) -> Path:
     directory.mkdir()
     copy_shipped_topics(directory)
     (directory / "feeds.toml").write_text("")
-    (directory / "newsmon.toml").write_text("[delivery]\ntimeout_seconds = 2\nmax_in_flight = 4\n")
+    (directory / "newsmon.toml").write_text(
+        f"[delivery]\ntimeout_seconds = {timeout}\nmax_in_flight = 4\n"
+    )
     (directory / "subscriptions.toml").write_text(
         "".join(
             f'[[subscriptions]]\nid = "{sid}"\nurl = "http://127.0.0.1:{port}/{sid}"\n'
@@ -72,9 +75,12 @@ def write_config(directory: Path, port: int) -> Path:
 
 
 def main() -> None:
+    os.environ.setdefault("NEWSMON_ALLOW_PRIVATE_TARGETS", "1")  # the receivers are local
     parser = argparse.ArgumentParser()
     parser.add_argument("--alerts", type=int, default=3000)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=15.0)
     args = parser.parse_args()
 
     import structlog
@@ -85,7 +91,7 @@ def main() -> None:
     url = server.start()
     log_path = tmp / "arrivals.log"
     receiver, port = start_receiver(log_path)
-    config_dir = write_config(tmp / "config", port)
+    config_dir = write_config(tmp / "config", port, args.timeout)
     connection = connect(url)
     rt = runtime.Runtime.build(load_config(config_dir), connection)
     runtime.install(rt)
@@ -99,17 +105,20 @@ def main() -> None:
 
     connection.flushdb()
     log_path.write_text("")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "worker", "--config", str(config_dir)],
-        env={
-            **os.environ,
-            "REDIS_URL": url,
-            "NEWSMON_ALLOW_PRIVATE_TARGETS": "1",
-            "NEWSMON_LOG_LEVEL": "error",
-        },
-        stdout=subprocess.DEVNULL,
-    )
-    time.sleep(1.5)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "monitor", "worker", "--config", str(config_dir)],
+            env={
+                **os.environ,
+                "REDIS_URL": url,
+                "NEWSMON_ALLOW_PRIVATE_TARGETS": "1",
+                "NEWSMON_LOG_LEVEL": "error",
+            },
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(args.workers)
+    ]
+    time.sleep(3)
     sent: dict[str, float] = {}
     offset = 0
     deadline = time.perf_counter() + args.seconds
@@ -121,15 +130,19 @@ def main() -> None:
         offset += 1
         time.sleep(0.1)
     time.sleep(3)
-    process.terminate()
-    process.wait()
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait()
     received = arrivals(log_path, "/fast")
     hang_requests = len(arrivals(log_path, "/hang"))
     latencies = sorted((received[i][0] - t) * 1000 for i, t in sent.items() if i in received)
+    p95 = latencies[int(len(latencies) * 0.95) - 1]
     p99 = latencies[int(len(latencies) * 0.99) - 1]
     print(
-        f"healthy endpoint while another hangs: {len(latencies)}/{len(sent)} delivered, "
-        f"p50 {statistics.median(latencies):.0f} ms, p99 {p99:.0f} ms; "
+        f"healthy endpoint while another hangs, {args.workers} workers, {args.timeout:g} s "
+        f"timeout: {len(latencies)}/{len(sent)} delivered, "
+        f"p50 {statistics.median(latencies):.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms; "
         f"the hanging endpoint got {hang_requests} requests in {args.seconds} s"
     )
     receiver.terminate()

@@ -53,6 +53,11 @@ def endpoint(subscription_id: str) -> str:
     return f"{PREFIX}endpoint:{subscription_id}"
 
 
+def endpoint_turn(subscription_id: str) -> str:
+    """String, expiring: the worker now sending to this endpoint (Endpoints.take_turn)."""
+    return f"{PREFIX}endpoint:{subscription_id}:turn"
+
+
 STATS_TOTAL = f"{PREFIX}stats:total"  # hash: counter -> count since the start
 
 

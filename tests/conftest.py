@@ -48,6 +48,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    received: float = field(default_factory=time.time)
 
 
 Response = tuple[int, dict[str, str], bytes]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -11,10 +12,15 @@ from standardwebhooks import Webhook
 
 from monitor.poller import Poller
 from tests.conftest import SECRET, load, write_config
+from tests.helpers import make_alerts
 from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, rss
+from workers import runtime
 from workers.deadletters import DeadLetters
+from workers.jobs import schedule_deliveries
 
 RSS = {"content-type": "application/rss+xml"}
+TIMEOUT_SECONDS = 2
+HANG_SECONDS = 4
 
 
 def setup(tmp_path, connection, http_server, answer, items=3, schedule="[0, 1, 1]", settings=""):
@@ -197,3 +203,48 @@ def test_a_hanging_endpoint_does_not_hold_up_a_healthy_one(
     # one round of timeouts; its backlog waits in its own schedule.
     assert took < 5
     assert sum(r.path == "/hang" for r in http_server.requests) <= 2
+
+
+def test_a_hanging_endpoint_holds_one_worker_and_delays_no_one_else(
+    tmp_path, connection, http_server, redis_url, start_process
+):
+    in_flight = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def hang(request):
+        with lock:
+            in_flight["now"] += 1
+            in_flight["most"] = max(in_flight["most"], in_flight["now"])
+        time.sleep(HANG_SECONDS)  # past the delivery timeout: the worker gives up first
+        with lock:
+            in_flight["now"] -= 1
+        return 200, {}, b""
+
+    http_server.route("/fast", (200, {}, b""))
+    http_server.route("/hang", hang)
+    directory = write_config(
+        tmp_path / "config",
+        subscriptions=[
+            {"id": sid, "url": http_server.url_for(f"/{sid}"), "topics": ["*"], "secret": SECRET}
+            for sid in ("fast", "hang")
+        ],
+        settings=f"[delivery]\ntimeout_seconds = {TIMEOUT_SECONDS}\nmax_in_flight = 1\n",
+    )
+    rt = runtime.Runtime.build(load(directory), connection)
+    env = {"REDIS_URL": redis_url}
+    workers = [start_process("worker", "--config", str(directory), env=env) for _ in range(2)]
+    for worker in workers:
+        worker.wait_for(lambda w=worker: "worker.started" in [e["event"] for e in w.events()])
+    for round_ in range(10):  # each round: one job per endpoint, as a slice of entries makes
+        alerts = {sid: make_alerts(1, sid, offset=round_) for sid in ("hang", "fast")}
+        schedule_deliveries(rt, alerts, attempt=1, delay_seconds=0)
+        time.sleep(0.1)
+    fast = lambda: [r for r in http_server.requests if r.path == "/fast"]  # noqa: E731
+    workers[0].wait_for(lambda: len(fast()) == 10)
+    first_hang = next(r for r in http_server.requests if r.path == "/hang")
+    # Every other subscriber's alert arrived before the hanging endpoint's first timeout,
+    # and the endpoint never had more requests open than its limit, across both workers.
+    assert max(r.received for r in fast()) < first_hang.received + TIMEOUT_SECONDS
+    assert in_flight["most"] == 1
+    for worker in workers:
+        assert worker.stop() == 0

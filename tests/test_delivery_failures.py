@@ -17,40 +17,12 @@ import structlog
 from standardwebhooks import Webhook
 
 from monitor import keys, queues
-from monitor.documents import alert_document, read_alert
-from monitor.models import Alert, Entry
+from monitor.documents import read_alert
 from tests.conftest import SECRET, load, write_config
+from tests.helpers import documents, make_alerts
 from workers import jobs, runtime
 from workers.deliver import retry_after_seconds
 from workers.signing import new_secret
-
-
-def documents(alerts: list[Alert]) -> list[dict]:
-    """Alerts as a delivery job carries them."""
-    return [alert_document(alert) for alert in alerts]
-
-
-def make_alerts(count: int, subscription_id: str = "hook") -> list[Alert]:
-    now = datetime.now(UTC)
-    return [
-        Alert(
-            Alert.make_id(f"e{i}", subscription_id),
-            subscription_id,
-            ("frontline",),
-            Entry(
-                f"e{i}",
-                "blog",
-                "https://e.org/f",
-                f"k{i}",
-                f"Title {i}",
-                f"https://e.org/{i}",
-                "Summary",
-                story_id=f"st_e{i}",
-            ),
-            now,
-        )
-        for i in range(count)
-    ]
 
 
 def install(

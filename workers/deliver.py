@@ -22,6 +22,9 @@ from monitor.netguard import blocked_reason, http_client
 from workers.signing import signed_headers
 
 RETRYABLE_STATUS = {408, 429}
+# A receiver that does not accept a connection within this is down: no need to wait out the
+# whole timeout, which is for a receiver that is slow to answer.
+CONNECT_TIMEOUT_SECONDS = 3.0
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -64,7 +67,9 @@ class Deliverer:
     """A pooled HTTP client for webhook endpoints; keeps connections alive between messages."""
 
     def __init__(self, timeout_seconds: float, max_in_flight: int):
-        self.client = http_client(timeout=timeout_seconds, follow_redirects=False)
+        connect = min(timeout_seconds, CONNECT_TIMEOUT_SECONDS)
+        timeout = httpx.Timeout(timeout_seconds, connect=connect)
+        self.client = http_client(timeout=timeout, follow_redirects=False)
         self.pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="deliver")
 
     def send_all(

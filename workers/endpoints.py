@@ -4,10 +4,15 @@ and which are disabled. Shared by all workers through one Redis hash per subscri
 A failing endpoint's backlog waits in its own schedule (`blocked_until`) instead of holding
 workers; one that keeps failing for `disable_after_hours`, or answers 410 Gone, is disabled
 until its URL changes in subscriptions.toml or an operator re-enables it.
+
+One worker at a time sends to an endpoint (`take_turn`, a lease in Redis shared by every
+worker process): an endpoint that hangs holds at most one worker until its timeout, and
+the other workers go on delivering to everyone else.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -37,9 +42,41 @@ class Health:
         return max(self.blocked_until - time.time(), 0.0)
 
 
+# A turn taken moments ago is likely a healthy endpoint's quick batch: worth a short wait.
+# One held longer is a slow or hanging endpoint: the batch waits in the schedule instead,
+# the longer the turn has lasted (at least a second), so a hung endpoint is not polled.
+BRIEF_WAIT_SECONDS = 0.2
+POLL_SECONDS = 0.01
+
+RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class Endpoints:
     def __init__(self, connection: redis.Redis):
         self.connection = connection
+        self._release = connection.register_script(RELEASE_SCRIPT)
+
+    def take_turn(self, subscription_id: str, hold_seconds: float) -> tuple[str | None, float]:
+        """This worker's turn to send to the endpoint, for at most `hold_seconds`: (token, 0)
+        when it may send now (give the token back with `end_turn`), else (None, seconds to
+        wait before trying again) while another worker has the turn."""
+        key = keys.endpoint_turn(subscription_id)
+        token = f"{secrets.token_hex(8)} {time.time()}"
+        deadline = time.monotonic() + BRIEF_WAIT_SECONDS
+        while True:
+            if self.connection.set(key, token, nx=True, px=max(int(hold_seconds * 1000), 1)):
+                return token, 0.0
+            holder = self.connection.get(key)
+            held_for = time.time() - float(holder.split()[1]) if holder else 0.0
+            if held_for >= BRIEF_WAIT_SECONDS or time.monotonic() >= deadline:
+                return None, max(held_for, 1.0)
+            time.sleep(POLL_SECONDS)
+
+    def end_turn(self, subscription_id: str, token: str) -> None:
+        self._release(keys=[keys.endpoint_turn(subscription_id)], args=[token])
 
     def health(self, subscription: Subscription) -> Health:
         raw = self.connection.hgetall(keys.endpoint(subscription.id))

@@ -12,6 +12,7 @@ an entry that already claimed its keys, and alert ids are derived from entry and
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,9 @@ log = structlog.get_logger()
 # Both sizes balance latency against RQ's per-job cost (see bench/latency.py, pipeline.py).
 SLICE = 50
 DELIVERY_CHUNK = 100
+# A worker killed mid-send leaves its turn at an endpoint taken until this after the worst
+# case of its batch.
+TURN_MARGIN_SECONDS = 5
 
 
 def process_entries(documents: list[Document]) -> dict[str, int]:
@@ -126,7 +130,6 @@ def deliver_alerts(subscription_id: str, documents: list[Document], attempt: int
     rt = runtime.current()
     alerts = [read_alert(document) for document in documents]
     settings = rt.config.settings
-    schedule = settings.retry_schedule_seconds
     subscription = rt.subscription(subscription_id)
     if subscription is None:
         return _dead_letter(rt, alerts, attempt - 1, "subscription no longer in subscriptions.toml")
@@ -136,18 +139,41 @@ def deliver_alerts(subscription_id: str, documents: list[Document], attempt: int
             rt, alerts, attempt - 1, f"subscription disabled: {health.disabled_reason}"
         )
     if (wait := health.blocked_for()) > 0:
-        # The endpoint is failing: this batch waits its turn, and spends no attempt doing so.
-        schedule_deliveries(rt, {subscription_id: alerts}, attempt, wait)
-        log.info(
-            "delivery.deferred",
-            subscription=subscription_id,
-            alerts=len(alerts),
-            seconds=round(wait, 1),
-        )
-        return {"deferred": len(alerts)}
-
+        return _defer(rt, subscription_id, alerts, attempt, wait, "endpoint failing")
     # A failing endpoint is probed one message at a time; a healthy one gets max_in_flight.
     limit = 1 if health.failing_since is not None else settings.max_in_flight_per_endpoint
+    longest = math.ceil(len(alerts) / limit) * (settings.delivery_timeout_seconds + 1)
+    token, wait = rt.endpoints.take_turn(subscription_id, longest + TURN_MARGIN_SECONDS)
+    if token is None:
+        return _defer(rt, subscription_id, alerts, attempt, wait, "endpoint busy")
+    try:
+        return _send(rt, subscription, alerts, attempt, limit)
+    finally:
+        # Held until the endpoint's state is written, so the next turn sees a failure.
+        rt.endpoints.end_turn(subscription_id, token)
+
+
+def _defer(
+    rt: Runtime, subscription_id: str, alerts: list[Alert], attempt: int, wait: float, why: str
+) -> dict[str, int]:
+    """This batch waits `wait` seconds in the schedule, and spends no attempt doing so."""
+    schedule_deliveries(rt, {subscription_id: alerts}, attempt, wait)
+    log.info(
+        "delivery.deferred",
+        subscription=subscription_id,
+        alerts=len(alerts),
+        seconds=round(wait, 1),
+        reason=why,
+    )
+    return {"deferred": len(alerts)}
+
+
+def _send(
+    rt: Runtime, subscription: Subscription, alerts: list[Alert], attempt: int, limit: int
+) -> dict[str, int]:
+    subscription_id = subscription.id
+    settings = rt.config.settings
+    schedule = settings.retry_schedule_seconds
     outcomes = rt.deliverer.send_all(subscription, alerts, limit, stop_after_failures=limit)
     retry: list[Alert] = []
     untried: list[Alert] = []

@@ -37,7 +37,7 @@ from monitor.outage import UNAVAILABLE, wait_for_redis
 
 # How long an idle worker blocks on the entries queue before it looks at the deliveries
 # queue again: the most a delivery queued while every worker is idle waits.
-IDLE_BLOCK_SECONDS = 0.2
+IDLE_BLOCK_SECONDS = 0.1
 RELEASE_LOCK_SECONDS = 30
 
 # Each claimed job whose job hash says it is still queued goes back to the front of its
