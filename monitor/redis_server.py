@@ -114,6 +114,14 @@ class EmbeddedRedis:
             self.process.kill()
             self.process.wait()
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def exited(self) -> bool:
+        """True when the server this object started has exited."""
+        return self.process is not None and self.process.poll() is not None
+
     def kill(self) -> None:
         """Stop abruptly, as a crash would (tests use it to prove that AOF keeps the work)."""
         if self.process is not None and self.process.poll() is None:

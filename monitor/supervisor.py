@@ -3,7 +3,8 @@
 Each child runs in its own session, so Ctrl-C reaches only this supervisor, which then
 stops the children once and in order: SIGTERM to poller and workers (the poller finishes
 the fetch in flight, a worker finishes its job), and Redis last, after they have exited.
-Jobs still queued stay in Redis (AOF) for the next start. A child that dies is restarted.
+Jobs still queued stay in Redis (AOF) for the next start. A child that dies is restarted, and
+so is the embedded Redis, on the same AOF; the others wait for it (monitor/outage.py).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def run(config: Config, workers: int) -> int:
         except RuntimeError as exc:
             log.error("redis.failed", reason=str(exc), data_dir=str(embedded.data_dir))
             return 1
-        log.info("redis.started", url=url, data_dir=str(embedded.data_dir))
+        log.info("redis.started", url=url, data_dir=str(embedded.data_dir), pid=embedded.pid)
     env = {**os.environ, "REDIS_URL": url}
     base = [sys.executable, "-m", "monitor"]
     config_path = str(config.directory)
@@ -64,10 +65,14 @@ def run(config: Config, workers: int) -> int:
         Child(f"worker-{i + 1}", [*base, "worker", "--config", config_path], env)
         for i in range(workers)
     ]
+    exit_code = 0
     try:
         for child in children:
             child.start()
         while not stop.wait(0.5):
+            if embedded and embedded.exited() and not _restart_redis(embedded):
+                exit_code = 1
+                break
             for child in children:
                 code = child.process.poll() if child.process else None
                 if code is not None and time.monotonic() - child.started > RESTART_DELAY_SECONDS:
@@ -80,7 +85,18 @@ def run(config: Config, workers: int) -> int:
             embedded.stop()
             log.info("redis.stopped")
     log.info("run.stopped")
-    return 0
+    return exit_code
+
+
+def _restart_redis(embedded: EmbeddedRedis) -> bool:
+    log.error("redis.exited", restarting=True, data_dir=str(embedded.data_dir))
+    try:
+        embedded.start()
+    except RuntimeError as exc:
+        log.error("redis.failed", reason=str(exc), data_dir=str(embedded.data_dir))
+        return False
+    log.info("redis.started", url=embedded.url, data_dir=str(embedded.data_dir), pid=embedded.pid)
+    return True
 
 
 def _stop_children(children: list[Child]) -> None:

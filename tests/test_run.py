@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from pathlib import Path
 
+from monitor.models import Entry
 from monitor.poller import Poller
 from monitor.redis_server import EmbeddedRedis, connect
 from monitor.redis_server import answers as redis_answers
 from tests.conftest import SECRET, load, write_config
-from tests.stories import ROUND_ONE_LIVEBLOG, rss
+from tests.stories import ROUND_ONE_LIVEBLOG, rss, unrelated_items
 
 RSS = {"content-type": "application/rss+xml"}
 
@@ -135,6 +137,32 @@ def test_a_killed_run_leaves_no_process_behind(tmp_path, http_server, start_proc
     while any(_alive(pid) for pid in children) or _answers(load(directory)):
         assert time.monotonic() < deadline, "children of a killed run are still running"
         time.sleep(0.1)
+
+
+def test_a_crashed_embedded_redis_is_restarted_and_nothing_else_is(
+    tmp_path, http_server, start_process, monkeypatch
+):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    directory = run_config(tmp_path, http_server)
+    hooks = lambda: [r for r in http_server.requests if r.path == "/hook"]  # noqa: E731
+    run = start_process("run", "--config", str(directory), "--workers", "1")
+    run.wait_for(lambda: len(hooks()) == len(ROUND_ONE_LIVEBLOG))
+    redis_pid = next(e["pid"] for e in run.events() if e["event"] == "redis.started")
+    os.kill(redis_pid, signal.SIGKILL)
+    run.wait_for(lambda: sum(e["event"] == "redis.started" for e in run.events()) == 2)
+    later = unrelated_items(3, prefix="after-restart")
+    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG + later)))
+    run.wait_for(
+        lambda: (
+            {json.loads(r.body)["data"]["entry"]["id"] for r in hooks()}
+            >= {Entry.make_id("blog", item.guid) for item in later}
+        ),
+        timeout=60,
+    )
+    events = [e["event"] for e in run.events()]
+    assert "process.exited" not in events  # poller and worker waited for Redis
+    assert "redis.unavailable" in events and "redis.recovered" in events
+    assert run.stop() == 0
 
 
 def _alive(pid: int) -> bool:
