@@ -14,6 +14,8 @@ import threading
 
 import structlog
 
+from monitor.redact import redact_urls
+
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -37,6 +39,7 @@ def configure(fmt: str | None = None, level: str | None = None) -> None:
 
     shared = [
         structlog.contextvars.merge_contextvars,
+        redact_urls,  # after the merge: a URL bound in a context var is a value like any other
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -66,6 +69,7 @@ def configure(fmt: str | None = None, level: str | None = None) -> None:
     # for those (alert.delivered, feed.fetched ...) with the ids that matter.
     for library in ("rq", "httpx"):
         logging.getLogger(library).setLevel(max(LEVELS[level_name], logging.WARNING))
+    logging.captureWarnings(True)  # Python's warnings too, as JSON lines rather than stderr text
     _log_uncaught_exceptions()
 
 
