@@ -22,15 +22,19 @@ import structlog
 from monitor import keys, queues, stats
 from monitor.documents import entry_document
 from monitor.models import Entry, Feed
+from monitor.schedule import KEEP_SECONDS
 
 BATCH_SIZE = 200
 JOB_TIMEOUT_SECONDS = 600
 
 # Marks the feed's current items seen (refreshing their place, so trimming only ever drops
-# keys that have left the feed), stores their digests, and trims both to the bound.
+# keys that have left the feed), stores their digests, and trims both to the bound. The
+# feed's keys then live at least `keep` seconds more: extended, never shortened, since the
+# last poll's Schedule.set_due may have set a later expiry (a long interval). A state hash
+# that does not exist yet gets its expiry from the set_due that follows its first poll.
 REMEMBER_SCRIPT = """
--- KEYS: seen zset, digests hash. ARGV: now, bound, then key, digest pairs.
-for i = 3, #ARGV, 2 do
+-- KEYS: seen zset, digests hash, state hash. ARGV: now, bound, keep, then key, digest pairs.
+for i = 4, #ARGV, 2 do
   redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
@@ -40,6 +44,11 @@ while excess > 0 do
   redis.call('ZREM', KEYS[1], unpack(old))
   redis.call('HDEL', KEYS[2], unpack(old))
   excess = excess - #old
+end
+for _, key in ipairs(KEYS) do
+  if redis.call('TTL', key) < tonumber(ARGV[3]) then
+    redis.call('EXPIRE', key, ARGV[3])
+  end
 end
 return 0
 """
@@ -67,9 +76,12 @@ def digest(entry: Entry) -> str:
 
 
 class EntryQueue:
-    def __init__(self, connection: redis.Redis, seen_per_feed: int):
+    def __init__(
+        self, connection: redis.Redis, seen_per_feed: int, keep_seconds: int = KEEP_SECONDS
+    ):
         self.connection = connection
         self.seen_per_feed = seen_per_feed
+        self.keep_seconds = keep_seconds
         self.queue = queues.queue(keys.ENTRIES_QUEUE, connection)
         self.remember = connection.register_script(REMEMBER_SCRIPT)
 
@@ -127,8 +139,12 @@ class EntryQueue:
             if unique:
                 pairs = [v for e, d in zip(unique, digests, strict=True) for v in (e.key, d)]
                 self.remember(
-                    keys=[keys.feed_seen(feed.name), keys.feed_digests(feed.name)],
-                    args=[time.time(), self.seen_per_feed, *pairs],
+                    keys=[
+                        keys.feed_seen(feed.name),
+                        keys.feed_digests(feed.name),
+                        keys.feed_state(feed.name),
+                    ],
+                    args=[time.time(), self.seen_per_feed, self.keep_seconds, *pairs],
                     client=pipe,
                 )
             pipe.hset(keys.feed_state(feed.name), mapping=dict(state))

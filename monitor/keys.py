@@ -1,7 +1,9 @@
 """Every Redis key newsmon uses, built in one place. All live under the `newsmon:` prefix.
 
 Bounds: per-feed state is one hash, one schedule entry, and a seen-set and digest hash
-trimmed to `seen_per_feed`;
+trimmed to `seen_per_feed`; the three keys expire a week after the feed's next due time
+(every poll pushes that on), and a feed gone from feeds.toml loses them and its schedule
+entry a grace period after it left (schedule.py);
 dedupe keys expire with the dedupe window; one endpoint hash per subscription; dead letters
 are trimmed to `dead_letter_days` and to DEAD_LETTERS_KEPT.
 RQ's own keys (`rq:*`) hold the queues named below.
@@ -20,7 +22,8 @@ def feed_state(feed_name: str) -> str:
 
 
 def feed_seen(feed_name: str) -> str:
-    """Sorted set: item keys already enqueued, scored by when first seen."""
+    """Sorted set: item keys already enqueued, scored by when last seen in the feed; trimmed
+    to `seen_per_feed`, oldest first."""
     return f"{PREFIX}feed:{feed_name}:seen"
 
 
@@ -29,7 +32,16 @@ def feed_digests(feed_name: str) -> str:
     return f"{PREFIX}feed:{feed_name}:digests"
 
 
+def feed_keys(feed_name: str) -> list[str]:
+    """A feed's own keys (all but its schedule entry): what expires, and what a removed feed
+    loses once its grace period is over."""
+    return [feed_state(feed_name), feed_seen(feed_name), feed_digests(feed_name)]
+
+
 SCHEDULE = f"{PREFIX}schedule"  # sorted set: feed name -> when it is next due (unix time)
+# Sorted set: feed name -> when a poller first found it gone from feeds.toml; a feed leaves it
+# when a poller has it configured again, or when its keys are dropped after the grace period.
+FEEDS_REMOVED = f"{PREFIX}feeds:removed"
 
 
 def dedupe_exact(kind: str, digest: str) -> str:
