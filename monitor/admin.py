@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from monitor.config import Config
 from monitor.models import Alert
+from monitor.redact import redact_url
 from monitor.redis_server import connect, redis_url
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def list_feeds(args: argparse.Namespace, config: Config) -> int:
         )
         row = {
             "feed": feed.name,
-            "url": feed.url,
+            "url": redact_url(feed.url),
             "health": health,
             "errors": errors,
             "last_status": state.get("last_status", ""),
@@ -191,7 +192,7 @@ def list_subscriptions(args: argparse.Namespace, config: Config) -> int:
         else:
             status = "ok"
         topics = ",".join(sorted(subscription.topics))
-        print(f"{subscription.id:<16} {status}  [{topics}] {subscription.url}")
+        print(f"{subscription.id:<16} {status}  [{topics}] {redact_url(subscription.url)}")
     return 0
 
 

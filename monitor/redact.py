@@ -1,0 +1,58 @@
+"""Credentials out of what newsmon shows: URLs in log lines and CLI output.
+
+Feed and webhook URLs may carry a password (`https://user:pass@host/`) or a token in the
+query (`?token=...`); WebSub callbacks carry ours. Operators need to see which host and path
+a line is about, never the credential, so user-info becomes `***@` and every query value
+(and any fragment) becomes `***`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import MutableMapping
+from typing import Any
+
+MASK = "***"
+URL_KEYS = frozenset({"url", "moved_to", "hub", "topic", "callback"})
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+
+
+def redact_url(url: str) -> str:
+    """The URL with user-info, query values and fragment masked; scheme, host, port and path
+    kept. Split by hand, not by urllib, which raises on some malformed URLs (a bad IPv6
+    bracket, a port out of range): a log line must never fail because of what it shows."""
+    rest, hash_sign, _fragment = url.partition("#")
+    rest, question, query = rest.partition("?")
+    scheme = SCHEME.match(rest)
+    head = scheme.group() if scheme else ""
+    rest = rest[len(head) :]
+    if rest.startswith("//"):
+        # The authority ends at the first "/" (RFC 3986; "?" and "#" are already split off),
+        # and the user-info at its last "@", as urllib and httpx read it.
+        authority, slash, path = rest[2:].partition("/")
+        _userinfo, at, host = authority.rpartition("@")
+        rest = "//" + (f"{MASK}@" if at else "") + host + slash + path
+    masked_query = "&".join(_mask_param(param) for param in query.split("&")) if query else ""
+    return head + rest + question + masked_query + (hash_sign and hash_sign + MASK)
+
+
+def _mask_param(param: str) -> str:
+    """`name=value` keeps its name; a bare item may itself be the secret, so it goes whole."""
+    name, equals, _value = param.partition("=")
+    if not equals:
+        return MASK if param else ""
+    return f"{name}={MASK}"
+
+
+def is_url_key(key: str) -> bool:
+    return key in URL_KEYS or key.endswith("_url")
+
+
+def redact_urls(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: every string under a key that holds a URL, redacted."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and is_url_key(key):
+            event_dict[key] = redact_url(value)
+    return event_dict
