@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from monitor.cli import main
 from monitor.config import ConfigError, load_config
 from tests.conftest import REPO, SECRET, write_config
 
@@ -46,7 +51,7 @@ def test_shipped_config_is_valid():
             "",
             "feeds.toml",
             "feeds[0].interval_seconds",
-            "greater than 0",
+            "at least 1 and at most 604800 seconds",
         ),
         (
             [{**GOOD_FEED, "intervall": 5}],
@@ -149,3 +154,157 @@ def test_check_lists_every_problem_and_exits_2(tmp_path):
         text=True,
     )
     assert ok.returncode == 0 and "8 topics" in ok.stdout
+
+
+def _check(directory: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`newsmon check --config DIRECTORY` in this process: its exit code and its stderr."""
+    code = main(["check", "--config", str(directory)])
+    return code, capsys.readouterr().err
+
+
+def _model_with(**changes: object) -> str:
+    """The shipped topic_model.json with some fields replaced, as JSON text."""
+    model = json.loads((REPO / "config" / "topic_model.json").read_text())
+    return json.dumps({**model, **changes})
+
+
+def _first_weights(value: object) -> dict[str, list[object]]:
+    model = json.loads((REPO / "config" / "topic_model.json").read_text())
+    first, *_ = model["topics"]
+    return {**model["topics"], first: [value, *model["topics"][first][1:]]}
+
+
+FEED = '[[feeds]]\nname = "blog"\nurl = "https://example.org/feed.xml"\n'
+SUB = f'[[subscriptions]]\nid = "ops"\nurl = "https://hooks.example.org/x"\nsecret = "{SECRET}"\n'
+TOPIC = '[topics.x]\nthreshold = 2\n[topics.x.terms]\n"war" = 2\n'
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+# (file written, its text, file named, key named, what the message says)
+MALFORMED = [
+    # Tracebacks before: urlsplit, hashing a list, the parsers' recursion, float(10**400).
+    ("feeds.toml", '[[feeds]]\nname = "a"\nurl = "http://[::1/feed"\n', "feeds.toml",
+     "feeds[0].url", "Invalid IPv6 URL"),
+    ("subscriptions.toml", SUB + "topics = [[1]]\n", "subscriptions.toml",
+     "subscriptions[0].topics", "list of strings"),
+    ("subscriptions.toml", SUB + "topics = [{ a = 1 }]\n", "subscriptions.toml",
+     "subscriptions[0].topics", "list of strings"),
+    ("newsmon.toml", f"x = {DEEP}\n", "newsmon.toml", "-", "nest too deeply"),
+    ("feeds.toml", f"x = {DEEP}\n", "feeds.toml", "-", "nest too deeply"),
+    ("topic_model.json", DEEP, "topic_model.json", "-", "nest too deeply"),
+    ("topic_model.json", _model_with(topics=_first_weights(10**400)), "topic_model.json",
+     "topics.diplomacy", "each from -1000 to 1000"),
+    ("newsmon.toml", '[storage]\ndata_dir = "~no-such-user-x/data"\n', "newsmon.toml",
+     "storage.data_dir", "no such user"),
+    # Accepted before, and then broke a worker or the poller.
+    ("newsmon.toml", "[delivery]\ntimeout_seconds = inf\n", "newsmon.toml",
+     "delivery.timeout_seconds", "at most 300 seconds"),
+    ("newsmon.toml", "[delivery]\ntimeout_seconds = nan\n", "newsmon.toml",
+     "delivery.timeout_seconds", "at most 300 seconds"),
+    ("newsmon.toml", "[poller]\ntimeout_seconds = 1e9\n", "newsmon.toml",
+     "poller.timeout_seconds", "at most 300 seconds"),
+    ("newsmon.toml", "[dedupe]\nwindow_hours = inf\n", "newsmon.toml",
+     "dedupe.window_hours", "at most 720 hours (30 days)"),
+    ("newsmon.toml", "[dedupe]\nwindow_hours = 0.0001\n", "newsmon.toml",
+     "dedupe.window_hours", "at least 0.01"),
+    ("newsmon.toml", "[delivery]\nretry_schedule_seconds = [0, 100000000000000000]\n",
+     "newsmon.toml", "delivery.retry_schedule_seconds", "604800 (7 days)"),
+    ("newsmon.toml", "[delivery]\nretry_schedule_seconds = [" + "0, " * 101 + "]\n",
+     "newsmon.toml", "delivery.retry_schedule_seconds", "at most 100"),
+    ("newsmon.toml", "[delivery]\ndisable_after_hours = inf\n", "newsmon.toml",
+     "delivery.disable_after_hours", "at most 720 hours"),
+    ("newsmon.toml", "[delivery]\ndead_letter_days = 1e300\n", "newsmon.toml",
+     "delivery.dead_letter_days", "at most 365 days"),
+    ("newsmon.toml", "[delivery]\nmax_in_flight = 1000000\n", "newsmon.toml",
+     "delivery.max_in_flight", "at most 100"),
+    ("newsmon.toml", "[poller]\nconcurrency = 10000000000\n", "newsmon.toml",
+     "poller.concurrency", "at most 1000"),
+    ("newsmon.toml", "[poller]\nper_host = 100000\n", "newsmon.toml",
+     "poller.per_host", "at most 100"),
+    ("newsmon.toml", "[poller]\nseen_per_feed = 10000000000000\n", "newsmon.toml",
+     "poller.seen_per_feed", "at most 1000000"),
+    ("newsmon.toml", "[poller]\nmax_body_bytes = 100000000000000\n", "newsmon.toml",
+     "poller.max_body_bytes", "1 GiB"),
+    ("newsmon.toml", "[poller]\nmax_interval_seconds = 99999999999999999999\n", "newsmon.toml",
+     "poller.max_interval_seconds", "7 days"),
+    ("newsmon.toml", '[storage]\ndata_dir = "a\\u0000b"\n', "newsmon.toml",
+     "storage.data_dir", "NUL"),
+    ("newsmon.toml", '[websub]\ncallback_url = "https://e.org:99999/websub"\n', "newsmon.toml",
+     "websub.callback_url", "Port out of range"),
+    ("feeds.toml", '[[feeds]]\nname = "a"\nurl = "http://e.org:99999/feed"\n', "feeds.toml",
+     "feeds[0].url", "Port out of range"),
+    ("feeds.toml", '[[feeds]]\nname = "a"\nurl = "http://exa mple.org/feed"\n', "feeds.toml",
+     "feeds[0].url", "spaces"),
+    ("feeds.toml", FEED + "interval_seconds = 100000000000000000000\n", "feeds.toml",
+     "feeds[0].interval_seconds", "7 days"),
+    ("feeds.toml", '[[feeds]]\nname = "blog\\n"\nurl = "https://e.org/f"\n', "feeds.toml",
+     "feeds[0].name", "1-64 letters"),
+    ("subscriptions.toml", SUB.replace("hooks.example.org", "\u2603.-") + 'topics = ["*"]\n',
+     "subscriptions.toml", "subscriptions[0].url", "IDNA"),
+    ("topics.toml", TOPIC + '"peace" = inf\n', "topics.toml", "topics.x.terms.peace",
+     "at most 1000"),
+    ("topics.toml", TOPIC + '"!!!" = 1\n', "topics.toml", "topics.x.terms", "has no words"),
+    ("topics.toml", TOPIC.replace("threshold = 2", 'threshold = 2\nignore = ["--"]'),
+     "topics.toml", "topics.x.ignore", "has no words"),
+    ("topics.toml", TOPIC.replace("threshold = 2", "threshold = inf"), "topics.toml",
+     "topics.x.threshold", "at most 1000"),
+    ("topic_model.json", _model_with(topics=_first_weights(float("inf"))), "topic_model.json",
+     "topics.diplomacy", "each from -1000 to 1000"),
+    # A key no bare name can show is quoted, control characters escaped.
+    ("newsmon.toml", '"" = 1\n', "newsmon.toml", '""', "unknown key"),
+    ("newsmon.toml", '"\\u001b[2J" = 1\n', "newsmon.toml", '"\\u001b[2J"', "unknown key"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "file", "key", "says"),
+    MALFORMED,
+    ids=[f"{file} {key} {says}" for _, _, file, key, says in MALFORMED],
+)
+def test_malformed_config_exits_2_naming_file_key_and_fix(
+    tmp_path, capsys, name, text, file, key, says
+):
+    directory = write_config(tmp_path, [GOOD_FEED], [GOOD_SUB])
+    (directory / name).write_text(text)
+    code, err = _check(directory, capsys)
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert f"{file}: {key}: " in err and says in err, err
+
+
+@pytest.mark.parametrize(
+    "name", ["newsmon.toml", "feeds.toml", "topics.toml", "subscriptions.toml", "topic_model.json"]
+)
+def test_a_config_file_that_is_a_folder_or_a_socket_is_named(tmp_path, capsys, monkeypatch, name):
+    directory = write_config(tmp_path / "folder", [GOOD_FEED], [GOOD_SUB])
+    (directory / name).unlink()
+    (directory / name).mkdir()
+    code, err = _check(directory, capsys)
+    assert code == 2 and f"{name}: -: is a folder, not a file" in err, err
+
+    directory = write_config(tmp_path / "socket", [GOOD_FEED], [GOOD_SUB])
+    (directory / name).unlink()
+    monkeypatch.chdir(directory)  # a unix socket's path is short: bind it by its own name
+    with socket.socket(socket.AF_UNIX) as bound:
+        bound.bind(name)
+        code, err = _check(directory, capsys)
+    assert code == 2 and f"{name}: -: is not a regular file" in err, err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+@pytest.mark.parametrize("name", ["feeds.toml", "topic_model.json"])
+def test_an_unreadable_config_file_is_named(tmp_path, capsys, name):
+    directory = write_config(tmp_path, [GOOD_FEED], [GOOD_SUB])
+    (directory / name).chmod(0)
+    code, err = _check(directory, capsys)
+    assert code == 2 and f"{name}: -: cannot be read" in err, err
+
+
+@pytest.mark.parametrize(
+    "name", ["newsmon.toml", "feeds.toml", "topics.toml", "subscriptions.toml", "topic_model.json"]
+)
+def test_a_config_file_not_in_utf8_is_named(tmp_path, capsys, name):
+    directory = write_config(tmp_path, [GOOD_FEED], [GOOD_SUB])
+    (directory / name).write_bytes('x = "caf\xe9"\n'.encode("latin-1"))
+    code, err = _check(directory, capsys)
+    assert code == 2 and f"{name}: -: not UTF-8 text" in err, err
