@@ -156,9 +156,11 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
 def _queue_depths(queue: Queue) -> dict[str, int]:
     return {
         "queued": queue.count,
-        "scheduled": queue.scheduled_job_registry.count,
-        "started": queue.started_job_registry.count,
-        "failed": queue.failed_job_registry.count,
+        # Counted as they stand: RQ's `.count` would clean the registries up, a write (and
+        # the retry of abandoned jobs) on every scrape.
+        "scheduled": queue.scheduled_job_registry.get_job_count(cleanup=False),
+        "started": queue.started_job_registry.get_job_count(cleanup=False),
+        "failed": queue.failed_job_registry.get_job_count(cleanup=False),
     }
 
 

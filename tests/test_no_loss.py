@@ -90,7 +90,8 @@ def test_every_alert_arrives_though_the_workers_die(
     for request in hooks(http_server):
         Webhook(SECRET).verify(request.body, request.headers)
     assert {r.headers["webhook-id"] for r in hooks(http_server)} == expected_ids()
-    assert sum(e["released_jobs"] for e in events_of(second, "worker.started")) >= 1
+    if moment != "after_pop":  # a frozen worker may or may not have claimed the job by then
+        assert sum(e["released_jobs"] for e in events_of(second, "worker.started")) >= 1
     for worker in second:
         assert worker.stop() == 0
     assert connection.llen(keys.ENTRIES_QUEUE.join(("rq:queue:", ""))) == 0

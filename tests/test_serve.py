@@ -250,12 +250,6 @@ def test_metrics_is_a_read_of_constant_size_per_subscription(served, connection)
     assert len(data_commands(during)) == len(data_commands(before))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stats._queue_depths counts RQ registries with .count, which runs RQ's cleanup "
-    "(ZREMRANGEBYSCORE, and re-queues or fails abandoned jobs): it needs "
-    "get_job_count(cleanup=False)",
-)
 def test_metrics_sends_no_write_command(served, connection):
     base = served()
     write_commands = {

@@ -20,6 +20,7 @@ import redis
 
 from monitor import keys
 from monitor.models import Subscription
+from workers.recovery import exited_here, worker_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +65,16 @@ class Endpoints:
         when it may send now (give the token back with `end_turn`), else (None, seconds to
         wait before trying again) while another worker has the turn."""
         key = keys.endpoint_turn(subscription_id)
-        token = f"{secrets.token_hex(8)} {time.time()}"
+        token = f"{secrets.token_hex(8)} {time.time()} {worker_name()}"
         deadline = time.monotonic() + BRIEF_WAIT_SECONDS
         while True:
             if self.connection.set(key, token, nx=True, px=max(int(hold_seconds * 1000), 1)):
                 return token, 0.0
-            holder = self.connection.get(key)
+            holder = (self.connection.get(key) or b"").decode()
+            if holder and exited_here(holder.split()[2]):
+                # Its worker was killed mid-send: the turn is free now, not when it expires.
+                self._release(keys=[key], args=[holder])
+                continue
             held_for = time.time() - float(holder.split()[1]) if holder else 0.0
             if held_for >= BRIEF_WAIT_SECONDS or time.monotonic() >= deadline:
                 return None, max(held_for, 1.0)

@@ -179,8 +179,11 @@ def release_worker(connection: redis.Redis, name: str) -> int:
 def _gone(connection: redis.Redis, name: str) -> bool:
     """A worker is gone when RQ's registration of it has expired, or, on this host, when its
     process has exited."""
-    if not connection.exists(Worker.redis_worker_namespace_prefix + name):
-        return True
+    return not connection.exists(Worker.redis_worker_namespace_prefix + name) or exited_here(name)
+
+
+def exited_here(name: str) -> bool:
+    """True when the process called `name` ("<host>.<pid>") ran on this host and has exited."""
     host, _, pid = name.rpartition(".")
     return host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
 
