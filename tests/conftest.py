@@ -20,6 +20,7 @@ import redis
 
 from monitor.config import Config, load_config
 from monitor.redis_server import EmbeddedRedis, connect
+from monitor.serve import bound_port, make_server, start, stop_server
 from workers import runtime, worker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,3 +212,19 @@ def start_process(tmp_path: Path) -> Iterator[Callable[..., Process]]:
         if process.popen.poll() is None:
             process.popen.kill()
             process.popen.wait()
+
+
+@pytest.fixture
+def serve_url(connection: redis.Redis) -> Iterator[Callable[..., str]]:
+    """`newsmon serve` on a free port of 127.0.0.1, on `client` (else the test's Redis);
+    returns its base URL."""
+    running = []
+
+    def begin(config: Config, client: redis.Redis | None = None) -> str:
+        server = make_server("127.0.0.1", 0, client or connection, config)
+        running.append((server, start(server)))
+        return f"http://127.0.0.1:{bound_port(server)}"
+
+    yield begin
+    for server, thread in running:
+        stop_server(server, thread)

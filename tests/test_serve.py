@@ -19,7 +19,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from monitor import keys, serve
-from monitor.serve import bound_port, make_server, start, stop_server
 from tests.conftest import SECRET, load, write_config
 from tests.helpers import make_alerts
 from workers.deadletters import DeadLetters
@@ -28,19 +27,13 @@ HOOK = {"id": "hook", "url": "https://hooks.example/in", "topics": ["*"], "secre
 
 
 @pytest.fixture
-def served(tmp_path, connection) -> Iterator[Callable[..., str]]:
-    """Start `newsmon serve` on a free port; returns its base URL."""
-    running = []
+def served(tmp_path, connection, serve_url) -> Callable[..., str]:
+    """Start `newsmon serve` with one subscription on a free port; returns its base URL."""
 
     def begin(client: redis.Redis = connection) -> str:
-        config = load(write_config(tmp_path / "config", subscriptions=[HOOK]))
-        server = make_server("127.0.0.1", 0, client, config)
-        running.append((server, start(server)))
-        return f"http://127.0.0.1:{bound_port(server)}"
+        return serve_url(load(write_config(tmp_path / "config", subscriptions=[HOOK])), client)
 
-    yield begin
-    for server, thread in running:
-        stop_server(server, thread)
+    return begin
 
 
 def raw_connection(base: str) -> socket.socket:

@@ -17,28 +17,12 @@ import pytest
 from monitor import keys, queues, websub
 from monitor.documents import read_entry
 from monitor.poller import Poller
-from monitor.serve import bound_port, make_server, start, stop_server
 from tests.conftest import load, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, rss
 
 TEN_YEARS = 315_360_000
 FEED_URL = "https://news.example/liveblog.xml"
 HUB_URL = "https://hub.example/"
-
-
-@pytest.fixture
-def serve_url(connection):
-    """`newsmon serve` on a free port of 127.0.0.1; returns its base URL."""
-    running = []
-
-    def begin(config) -> str:
-        server = make_server("127.0.0.1", 0, connection, config)
-        running.append((server, start(server)))
-        return f"http://127.0.0.1:{bound_port(server)}"
-
-    yield begin
-    for server, thread in running:
-        stop_server(server, thread)
 
 
 def queued_titles(connection) -> list[str]:
