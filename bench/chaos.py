@@ -33,7 +33,7 @@ from xml.sax.saxutils import escape
 
 from pipeline import copy_shipped_topics
 
-from monitor.models import Entry
+from monitor.core.models import Entry
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -25,9 +25,9 @@ from pipeline import copy_shipped_topics
 from receiver import arrivals
 from receiver import start as start_receiver
 
-from monitor.config import load_config
-from monitor.models import Alert, Entry
-from monitor.redis_server import EmbeddedRedis, connect
+from monitor.core.config import load_config
+from monitor.core.models import Alert, Entry
+from monitor.ops.redis_server import EmbeddedRedis, connect
 from workers import runtime, worker
 from workers.jobs import schedule_deliveries
 
@@ -96,7 +96,13 @@ def main() -> None:
     rt = runtime.Runtime.build(load_config(config_dir), connection)
     runtime.install(rt)
 
-    schedule_deliveries(rt, {"fast": alerts(args.alerts, "fast")}, attempt=1, delay_seconds=0)
+    schedule_deliveries(
+        rt.connection,
+        rt.config.settings,
+        {"fast": alerts(args.alerts, "fast")},
+        attempt=1,
+        delay_seconds=0,
+    )
     started = time.perf_counter()
     worker.run(connection, "bench.burst", burst=True)
     delivered = len(arrivals(log_path, "/fast"))
@@ -126,7 +132,7 @@ def main() -> None:
         batch = {sid: alerts(1, sid, offset) for sid in ("fast", "hang")}
         for alert in batch["fast"]:
             sent[alert.id] = time.time()
-        schedule_deliveries(rt, batch, attempt=1, delay_seconds=0)
+        schedule_deliveries(rt.connection, rt.config.settings, batch, attempt=1, delay_seconds=0)
         offset += 1
         time.sleep(0.1)
     time.sleep(3)

@@ -29,9 +29,9 @@ from pipeline import copy_shipped_topics, rules_only_flag, synthetic_entries
 from receiver import arrivals
 from receiver import start as start_receiver
 
-from monitor.config import load_config
-from monitor.poller import Poller
-from monitor.redis_server import EmbeddedRedis, connect
+from monitor.core.config import load_config
+from monitor.ops.redis_server import EmbeddedRedis, connect
+from monitor.poller.loop import Poller
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

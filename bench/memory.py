@@ -18,10 +18,10 @@ from pathlib import Path
 import structlog
 from pipeline import rules_only_flag, synthetic_entries, write_config
 
-from monitor.config import load_config
-from monitor.documents import entry_document
-from monitor.enqueue import BATCH_SIZE
-from monitor.redis_server import EmbeddedRedis, connect
+from monitor.core.config import load_config
+from monitor.core.documents import entry_document
+from monitor.ops.redis_server import EmbeddedRedis, connect
+from monitor.poller.seen import BATCH_SIZE
 from workers import runtime
 from workers.jobs import process_entries
 

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import structlog
 
-from monitor import keys, queues
-from monitor.config import load_config
-from monitor.documents import entry_document
-from monitor.enqueue import BATCH_SIZE
-from monitor.models import Entry
-from monitor.redis_server import EmbeddedRedis, connect
+from monitor.core import keys, queues
+from monitor.core.config import load_config
+from monitor.core.documents import entry_document
+from monitor.core.models import Entry
+from monitor.ops.redis_server import EmbeddedRedis, connect
+from monitor.poller.seen import BATCH_SIZE
 from workers import runtime, worker
-from workers.fanout import alerts_for
-from workers.normalise import normalise
+from workers.pipeline.match import alerts_for
+from workers.pipeline.normalise import normalise
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 COMMON_WORDS = (

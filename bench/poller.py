@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from monitor import keys
-from monitor.redis_server import EmbeddedRedis, connect
+from monitor.core import keys
+from monitor.ops.redis_server import EmbeddedRedis, connect
 
 HOSTS = 100
 

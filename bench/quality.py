@@ -22,22 +22,15 @@ from pathlib import Path
 
 from pipeline import synthetic_entries
 
-from monitor.config import load_config
-from monitor.models import Entry
-from monitor.redis_server import EmbeddedRedis, connect
-from workers.classify import Classifier, TopicScore
-from workers.dedupe import (
-    Deduper,
-    Doc,
-    fingerprint,
-    shingles,
-    signature,
-    similarity,
-    text_similarity,
-)
-from workers.evaluation import Evaluation, evaluate, evaluate_stories
-from workers.normalise import normalise
-from workers.text import words
+from monitor.core.config import load_config
+from monitor.core.models import Entry
+from monitor.core.text import words
+from monitor.ops.redis_server import EmbeddedRedis, connect
+from workers.ml.evaluation import Evaluation, evaluate, evaluate_stories
+from workers.pipeline.classify import Classifier, TopicScore
+from workers.pipeline.dedupe import Deduper, Doc, fingerprint, text_similarity
+from workers.pipeline.normalise import normalise
+from workers.pipeline.similarity import shingles, signature, similarity
 
 REPO = Path(__file__).resolve().parent.parent
 LABELLED = REPO / "tests" / "fixtures" / "labelled.jsonl"

@@ -30,14 +30,14 @@ import structlog
 from pipeline import vocabulary
 from rq.job import Job
 
-from monitor import keys
-from monitor.config import Settings
-from monitor.enqueue import EntryQueue
-from monitor.models import Entry, Feed
-from monitor.redis_server import EmbeddedRedis, connect
-from monitor.schedule import KEEP_SECONDS, REMOVED_GRACE_SECONDS, Schedule
-from workers.dedupe import Deduper
-from workers.normalise import normalise
+from monitor.core import keys
+from monitor.core.config import Settings
+from monitor.core.models import Entry, Feed
+from monitor.ops.redis_server import EmbeddedRedis, connect
+from monitor.poller.schedule import KEEP_SECONDS, REMOVED_GRACE_SECONDS, Schedule
+from monitor.poller.seen import EntryQueue
+from workers.pipeline.dedupe import Deduper
+from workers.pipeline.normalise import normalise
 
 DAY = 24 * 3600
 SHOWN = 20  # items in each feed document

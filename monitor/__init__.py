@@ -1,4 +1,7 @@
-"""newsmon: a stream-processing news monitor."""
+"""newsmon: a stream-processing news monitor.
 
-__version__ = "0.2.0"
-PROJECT_URL = "https://github.com/newsmon/newsmon"
+monitor.core is what every process shares (models, config, keys, logging, HTTP);
+monitor.poller turns feeds into queued entries; monitor.ops is the operator's side (the
+`newsmon` command, the web process, the supervisor). The workers package takes the entries
+from there. The layers are a contract: see [tool.importlinter] in pyproject.toml.
+"""

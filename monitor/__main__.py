@@ -1,3 +1,3 @@
-from monitor.cli import main
+from monitor.ops.cli import main
 
 raise SystemExit(main())

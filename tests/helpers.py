@@ -1,11 +1,215 @@
-"""Helpers shared by test modules (fixtures live in conftest.py)."""
+"""What test modules share (fixtures live in conftest.py, the fixtures' text in stories.py)."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-from monitor.documents import alert_document
-from monitor.models import Alert, Entry
+import redis
+
+from monitor.core.config import Config, load_config
+from monitor.core.documents import alert_document
+from monitor.core.models import Alert, Entry
+from monitor.poller.loop import Poller
+from tests.stories import ROUND_ONE_LIVEBLOG, rss
+from workers import runtime, worker
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks docs' example key
+RSS = {"content-type": "application/rss+xml"}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    received: float = field(default_factory=time.time)
+
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class LocalServer:
+    """An HTTP server on 127.0.0.1 whose answers a test sets per path, recording every request."""
+
+    routes: dict[str, Callable[[Request], Response]] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    url: str = ""
+
+    def route(self, path: str, answer: Callable[[Request], Response] | Response) -> None:
+        self.routes[path] = answer if callable(answer) else (lambda _request: answer)
+
+    def url_for(self, path: str) -> str:
+        return self.url + path
+
+
+def serve_locally() -> Iterator[LocalServer]:
+    """A LocalServer, running until the generator is closed (the `http_server` fixture)."""
+    state = LocalServer()
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            request = Request(
+                self.command,
+                self.path,
+                {k.lower(): v for k, v in self.headers.items()},
+                self.rfile.read(length),
+            )
+            with lock:
+                state.requests.append(request)
+            route = state.routes.get(self.path.split("?")[0])
+            status, headers, body = route(request) if route else (404, {}, b"not found")
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # a client hanging up early (a size cap, a timeout) is expected here
+
+    server = Server(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def write_config(
+    directory: Path, feeds: list[dict] = (), subscriptions: list[dict] = (), settings: str = ""
+) -> Path:
+    """A config folder with the shipped topics and the given feeds and subscriptions."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("topics.toml", "topic_model.json"):
+        shutil.copy(REPO / "config" / name, directory / name)
+    (directory / "feeds.toml").write_text(
+        "".join(
+            "[[feeds]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in feed.items())
+            for feed in feeds
+        )
+    )
+    (directory / "subscriptions.toml").write_text(
+        "".join(
+            "[[subscriptions]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in sub.items())
+            for sub in subscriptions
+        )
+    )
+    (directory / "newsmon.toml").write_text(settings)
+    return directory
+
+
+def run_worker(config: Config, connection: redis.Redis) -> None:
+    """Drain newsmon's queues with a real RQ worker in this process."""
+    runtime.install(runtime.Runtime.build(config, connection))
+    worker.run(connection, "tests.burst", burst=True)
+
+
+def load(directory: Path) -> Config:
+    return load_config(directory)
+
+
+class Process:
+    """A newsmon command run as a real child process, its JSON log lines kept for assertions."""
+
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str]):
+        self.log_path = log_path
+        self.log_file = log_path.open("wb")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "monitor", *args],
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            cwd=REPO,
+        )
+
+    def events(self) -> list[dict]:
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out; log:\n{self.log_path.read_text(errors='replace')[-3000:]}"
+                )
+            if self.popen.poll() is not None:
+                raise AssertionError(
+                    f"exited {self.popen.returncode}; log:\n"
+                    f"{self.log_path.read_text(errors='replace')[-3000:]}"
+                )
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, as a process manager sends it; returns the exit code."""
+        self.popen.send_signal(signal.SIGTERM)
+        return self.finish(timeout)
+
+    def finish(self, timeout: float = 60) -> int:
+        """Wait for the process to exit on its own; returns the exit code."""
+        code = self.popen.wait(timeout=timeout)
+        self.log_file.close()
+        return code
+
+
+def make_poller(
+    tmp_path: Path,
+    connection: redis.Redis,
+    http_server: LocalServer,
+    *paths: str,
+    settings: str = "",
+) -> Poller:
+    """A poller of one feed per path of `http_server`, each named after its path."""
+    feeds = [
+        {"name": path.strip("/").replace(".", "-"), "url": http_server.url_for(path)}
+        for path in paths
+    ]
+    return Poller(
+        load(write_config(tmp_path / "config", feeds=feeds, settings=settings)), connection
+    )
+
+
+def run_config(tmp_path: Path, http_server: LocalServer) -> Path:
+    """A config folder: one live blog polled every second, one subscription to everything."""
+    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG)))
+    http_server.route("/hook", (200, {}, b""))
+    return write_config(
+        tmp_path / "config",
+        feeds=[{"name": "blog", "url": http_server.url_for("/blog.xml"), "interval_seconds": 1}],
+        subscriptions=[
+            {"id": "all", "url": http_server.url_for("/hook"), "topics": ["*"], "secret": SECRET}
+        ],
+        settings=f'[storage]\ndata_dir = "{tmp_path / "data"}"\n',
+    )
 
 
 def documents(alerts: list[Alert]) -> list[dict]:

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
-from monitor.config import load_config
-from monitor.models import Entry, Topic
-from tests.conftest import REPO
+from monitor.core.config import load_config
+from monitor.core.models import Entry, Topic
+from tests.helpers import REPO
 from tests.stories import DAILY_ITEMS, ROUND_TWO_LIVEBLOG, STORY_TOPICS, WIRE_ITEMS
-from workers.classify import Classifier
-from workers.normalise import normalise
+from workers.pipeline.classify import Classifier
+from workers.pipeline.normalise import normalise
 
 
 @pytest.fixture(scope="module")

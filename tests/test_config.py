@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import main
-from monitor.config import ConfigError, load_config
-from tests.conftest import REPO, SECRET, write_config
+from monitor.core.config import ConfigError, load_config
+from monitor.ops.cli import main
+from tests.helpers import REPO, SECRET, write_config
 
 GOOD_FEED = {"name": "blog", "url": "https://example.org/feed.xml"}
 GOOD_SUB = {

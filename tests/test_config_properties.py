@@ -29,13 +29,13 @@ import redis
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from monitor.cli import main
-from monitor.config import NAME_PATTERN, SETTINGS_KEYS, TOPIC_MODEL, Config, load_config
-from monitor.models import DIMENSIONS, ENCODER_ID
-from monitor.poller import Poller
-from tests.conftest import REPO, SECRET
-from workers.classify import Classifier
-from workers.text import words
+from monitor.core.config import NAME_PATTERN, SETTINGS_KEYS, TOPIC_MODEL, Config, load_config
+from monitor.core.models import DIMENSIONS, ENCODER_ID
+from monitor.core.text import words
+from monitor.ops.cli import main
+from monitor.poller.loop import Poller
+from tests.helpers import REPO, SECRET
+from workers.pipeline.classify import Classifier
 
 EXAMPLES = settings(
     max_examples=int(os.environ.get("NEWSMON_PROPERTY_EXAMPLES", "150")),

@@ -6,20 +6,11 @@ import threading
 
 import pytest
 
-from monitor.models import Entry
+from monitor.core.models import Entry
 from tests.stories import GAS, KHARKIV, WIRE_ITEMS
-from workers.dedupe import (
-    Deduper,
-    Doc,
-    canonical_link,
-    fingerprint,
-    headline_facts,
-    pack_doc,
-    similarity,
-    text_similarity,
-    unpack_doc,
-)
-from workers.normalise import normalise
+from workers.pipeline.dedupe import Deduper, Doc, fingerprint, pack_doc, text_similarity, unpack_doc
+from workers.pipeline.normalise import normalise
+from workers.pipeline.similarity import canonical_link, headline_facts, similarity
 
 
 def entry(title: str, summary: str = "", link: str = "", feed: str = "f", key: str = "") -> Entry:

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from standardwebhooks import Webhook
 
-from monitor.poller import Poller
-from tests.conftest import SECRET, load, write_config
-from tests.helpers import make_alerts
+from monitor.poller.loop import Poller
+from tests.helpers import SECRET, load, make_alerts, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, rss
 from workers import runtime
-from workers.deadletters import DeadLetters
+from workers.delivery.deadletters import DeadLetters
 from workers.jobs import schedule_deliveries
 
 RSS = {"content-type": "application/rss+xml"}
@@ -237,7 +236,7 @@ def test_a_hanging_endpoint_holds_one_worker_and_delays_no_one_else(
         worker.wait_for(lambda w=worker: "worker.started" in [e["event"] for e in w.events()])
     for round_ in range(10):  # each round: one job per endpoint, as a slice of entries makes
         alerts = {sid: make_alerts(1, sid, offset=round_) for sid in ("hang", "fast")}
-        schedule_deliveries(rt, alerts, attempt=1, delay_seconds=0)
+        schedule_deliveries(rt.connection, rt.config.settings, alerts, attempt=1, delay_seconds=0)
         time.sleep(0.1)
     fast = lambda: [r for r in http_server.requests if r.path == "/fast"]  # noqa: E731
     workers[0].wait_for(lambda: len(fast()) == 10)

@@ -16,13 +16,12 @@ import pytest
 import structlog
 from standardwebhooks import Webhook
 
-from monitor import keys, queues
-from monitor.documents import read_alert
-from tests.conftest import SECRET, load, write_config
-from tests.helpers import documents, make_alerts
+from monitor.core import keys, queues
+from monitor.core.documents import read_alert
+from monitor.core.http import retry_after_seconds
+from tests.helpers import SECRET, documents, load, make_alerts, write_config
 from workers import jobs, runtime
-from workers.deliver import retry_after_seconds
-from workers.signing import new_secret
+from workers.delivery.signing import new_secret
 
 
 def install(

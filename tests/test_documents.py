@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor import documents, keys, queues
-from monitor.documents import DocumentError, alert_document, read_alert
-from monitor.models import Alert, Entry
-from monitor.poller import Poller
-from tests.conftest import SECRET, load, run_worker, write_config
+from monitor.core import documents, keys, queues
+from monitor.core.documents import DocumentError, alert_document, read_alert
+from monitor.core.models import Alert, Entry
+from monitor.poller.loop import Poller
+from tests.helpers import SECRET, load, run_worker, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
-from workers.deadletters import DeadLetters
+from workers.delivery.deadletters import DeadLetters
 
 text = st.text(max_size=40)
 entries = st.builds(

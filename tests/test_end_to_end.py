@@ -9,8 +9,8 @@ from dataclasses import replace
 import structlog
 from standardwebhooks import Webhook
 
-from monitor.poller import Poller
-from tests.conftest import SECRET, load, run_worker, write_config
+from monitor.poller.loop import Poller
+from tests.helpers import SECRET, load, run_worker, write_config
 from tests.stories import (
     DAILY_ITEMS,
     ROUND_ONE_LIVEBLOG,

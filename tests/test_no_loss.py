@@ -13,10 +13,10 @@ import time
 import pytest
 from standardwebhooks import Webhook
 
-from monitor import keys
-from monitor.models import Alert, Entry
-from monitor.poller import Poller
-from tests.conftest import SECRET, load, write_config
+from monitor.core import keys
+from monitor.core.models import Alert, Entry
+from monitor.poller.loop import Poller
+from tests.helpers import SECRET, load, write_config
 from tests.stories import rss, unrelated_items
 
 RSS = {"content-type": "application/rss+xml"}

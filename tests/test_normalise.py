@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.models import Entry
-from workers.normalise import normalise
+from monitor.core.models import Entry
+from workers.pipeline.normalise import normalise
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import json
 
 import httpx
 
+from tests.helpers import run_config
 from tests.stories import ROUND_ONE_LIVEBLOG
-from tests.test_run import run_config
 
 
 def test_stats_healthz_and_metrics_of_a_running_monitor(

@@ -12,25 +12,13 @@ from pathlib import Path
 import pytest
 import structlog
 
-from monitor import keys, queues
-from monitor.documents import read_entry
-from monitor.models import Feed
-from monitor.parse import parse_feed
-from monitor.poller import UNHEALTHY_AFTER_ERRORS, Poller
-from tests.conftest import load, write_config
+from monitor.core import keys, queues
+from monitor.core.documents import read_entry
+from monitor.core.models import Feed
+from monitor.poller.loop import UNHEALTHY_AFTER_ERRORS
+from monitor.poller.parse import parse_feed
+from tests.helpers import RSS, make_poller
 from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, atom, json_feed, rss
-
-RSS = {"content-type": "application/rss+xml"}
-
-
-def make_poller(tmp_path, connection, http_server, *paths: str, settings: str = "") -> Poller:
-    feeds = [
-        {"name": path.strip("/").replace(".", "-"), "url": http_server.url_for(path)}
-        for path in paths
-    ]
-    return Poller(
-        load(write_config(tmp_path / "config", feeds=feeds, settings=settings)), connection
-    )
 
 
 def due_in(connection, feed: Feed) -> float:

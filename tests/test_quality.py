@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import load_config
-from monitor.models import Entry
-from tests.conftest import REPO
-from workers.classify import Classifier
-from workers.dedupe import Deduper
-from workers.evaluation import evaluate, evaluate_stories
-from workers.normalise import normalise
+from monitor.core.config import load_config
+from monitor.core.models import Entry
+from tests.helpers import REPO
+from workers.ml.evaluation import evaluate, evaluate_stories
+from workers.pipeline.classify import Classifier
+from workers.pipeline.dedupe import Deduper
+from workers.pipeline.normalise import normalise
 
 LABELLED = Path(__file__).parent / "fixtures" / "labelled.jsonl"
 ROWS = [json.loads(line) for line in LABELLED.read_text().splitlines() if line.strip()]

@@ -12,7 +12,7 @@ import threading
 
 from rq import Queue, SimpleWorker
 
-from monitor import keys, queues
+from monitor.core import keys, queues
 from workers import recovery
 
 

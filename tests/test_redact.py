@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.redact import redact_url, redact_urls
-from tests.conftest import SECRET, write_config
+from monitor.core.redact import redact_url, redact_urls
+from tests.helpers import SECRET, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
 # Secrets are upper case and every other part lower case, so a secret found in the output

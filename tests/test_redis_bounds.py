@@ -8,15 +8,14 @@ import time
 
 import pytest
 
-from monitor import keys
-from monitor.enqueue import EntryQueue
-from monitor.models import Feed
-from monitor.parse import parse_feed
-from monitor.poller import Poller
-from monitor.schedule import KEEP_SECONDS, REMOVED_GRACE_SECONDS, Schedule
-from tests.conftest import SECRET, load, run_worker, write_config
+from monitor.core import keys
+from monitor.core.models import Feed
+from monitor.poller.loop import Poller
+from monitor.poller.parse import parse_feed
+from monitor.poller.schedule import KEEP_SECONDS, REMOVED_GRACE_SECONDS, Schedule
+from monitor.poller.seen import EntryQueue
+from tests.helpers import RSS, SECRET, load, make_poller, run_worker, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, WIRE_ITEMS, atom, rss
-from tests.test_poller import RSS, make_poller
 
 DAY = 24 * 3600
 

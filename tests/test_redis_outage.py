@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import time
 
-from monitor.redis_server import EmbeddedRedis, connect
-from tests.conftest import SECRET, write_config
+from monitor.ops.redis_server import EmbeddedRedis, connect
+from tests.helpers import SECRET, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
 RSS = {"content-type": "application/rss+xml"}

@@ -8,27 +8,12 @@ import signal
 import time
 from pathlib import Path
 
-from monitor.models import Entry
-from monitor.poller import Poller
-from monitor.redis_server import EmbeddedRedis, connect
-from monitor.redis_server import answers as redis_answers
-from tests.conftest import SECRET, load, write_config
+from monitor.core.models import Entry
+from monitor.ops.redis_server import EmbeddedRedis, connect
+from monitor.ops.redis_server import answers as redis_answers
+from monitor.poller.loop import Poller
+from tests.helpers import RSS, load, run_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss, unrelated_items
-
-RSS = {"content-type": "application/rss+xml"}
-
-
-def run_config(tmp_path, http_server):
-    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG)))
-    http_server.route("/hook", (200, {}, b""))
-    return write_config(
-        tmp_path / "config",
-        feeds=[{"name": "blog", "url": http_server.url_for("/blog.xml"), "interval_seconds": 1}],
-        subscriptions=[
-            {"id": "all", "url": http_server.url_for("/hook"), "topics": ["*"], "secret": SECRET}
-        ],
-        settings=f'[storage]\ndata_dir = "{tmp_path / "data"}"\n',
-    )
 
 
 def without_redis_url() -> dict[str, str]:

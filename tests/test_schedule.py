@@ -9,10 +9,10 @@ from collections import defaultdict
 
 import pytest
 
-from monitor import keys
-from monitor.models import Feed
-from monitor.schedule import Schedule, decayed_count, next_interval
-from tests.conftest import write_config
+from monitor.core import keys
+from monitor.core.models import Feed
+from monitor.poller.schedule import Schedule, decayed_count, next_interval
+from tests.helpers import write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
 BOUNDS = (60, 3600)
@@ -72,7 +72,7 @@ def test_old_entries_fade_from_the_rate():
 
 
 def test_rss_ttl_holds_the_next_poll_back(tmp_path, connection, http_server):
-    from tests.test_poller import make_poller
+    from tests.helpers import make_poller
 
     http_server.route(
         "/slow.xml",

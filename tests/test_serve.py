@@ -18,10 +18,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from monitor import keys, serve
-from tests.conftest import SECRET, load, write_config
-from tests.helpers import make_alerts
-from workers.deadletters import DeadLetters
+from monitor.core import keys
+from monitor.ops import serve
+from tests.helpers import SECRET, load, make_alerts, write_config
+from workers.delivery.deadletters import DeadLetters
 
 HOOK = {"id": "hook", "url": "https://hooks.example/in", "topics": ["*"], "secret": SECRET}
 

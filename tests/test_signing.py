@@ -9,10 +9,10 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from monitor.models import Alert, Entry
-from tests.conftest import SECRET
-from workers.deliver import alert_body
-from workers.signing import new_secret, signed_headers
+from monitor.core.models import Alert, Entry
+from tests.helpers import SECRET
+from workers.delivery.send import alert_body
+from workers.delivery.signing import new_secret, signed_headers
 
 ALERT = Alert(
     "msg_1",

@@ -6,12 +6,11 @@ import asyncio
 
 import pytest
 
-from monitor import netguard
-from monitor.fetch import Fetcher, FetchError
-from monitor.models import Subscription
-from tests.conftest import SECRET
-from tests.test_delivery_failures import make_alerts
-from workers.deliver import Deliverer
+from monitor.core import http
+from monitor.core.models import Subscription
+from monitor.poller.fetch import Fetcher, FetchError
+from tests.helpers import SECRET, make_alerts
+from workers.delivery.send import Deliverer
 
 
 def fetch(url: str):
@@ -51,12 +50,12 @@ def guard_on(monkeypatch):
     ],
 )
 def test_non_public_addresses(address):
-    assert not netguard.is_public(address)
+    assert not http.is_public(address)
 
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"])
 def test_public_addresses(address):
-    assert netguard.is_public(address)
+    assert http.is_public(address)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "10.1.2.3", "169.254.169.254", "localhost"])
@@ -79,7 +78,7 @@ def test_feeds_on_private_targets_are_refused(guard_on, http_server):
 
 def test_a_redirect_to_a_private_address_is_refused(guard_on, http_server, monkeypatch):
     # Let this test's own server count as public, so that only the redirect's target is not.
-    monkeypatch.setattr(netguard, "is_public", lambda address: address == "127.0.0.1")
+    monkeypatch.setattr(http, "is_public", lambda address: address == "127.0.0.1")
     http_server.route("/feed.xml", (302, {"location": "http://10.20.30.40/internal"}, b""))
     with pytest.raises(FetchError, match=r"non-public address 10\.20\.30\.40"):
         fetch(http_server.url_for("/feed.xml"))

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from monitor.config import ConfigError, load_config, load_topic_model, load_topics
-from monitor.models import DIMENSIONS, ENCODER_ID, Topic
-from tests.conftest import REPO
-from workers.classify import Classifier
-from workers.encoder import MAX_TOKENS, SentenceEncoder, shipped
-from workers.topic_model import LearnedTopics, train
+from monitor.core.config import ConfigError, load_config, load_topic_model, load_topics
+from monitor.core.models import DIMENSIONS, ENCODER_ID, Topic
+from tests.helpers import REPO
+from workers.ml.encoder import MAX_TOKENS, SentenceEncoder, shipped
+from workers.ml.topic_model import LearnedTopics, train
+from workers.pipeline.classify import Classifier
 
 # Two topics no shipped rule knows, to show that a user's own topic can be learned too.
 WEATHER = [

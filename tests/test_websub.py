@@ -14,10 +14,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 import pytest
 
-from monitor import keys, queues, websub
-from monitor.documents import read_entry
-from monitor.poller import Poller
-from tests.conftest import load, write_config
+from monitor.core import keys, queues
+from monitor.core.documents import read_entry
+from monitor.poller import websub
+from monitor.poller.loop import Poller
+from tests.helpers import load, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, rss
 
 TEN_YEARS = 315_360_000

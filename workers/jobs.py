@@ -17,14 +17,16 @@ import random
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
+import redis
 import structlog
 
-from monitor import keys, queues, stats
-from monitor.documents import Document, alert_document, read_alert, read_entry
-from monitor.models import Alert, Entry, Subscription
+from monitor.core import counters, keys, queues
+from monitor.core.config import Settings
+from monitor.core.documents import Document, alert_document, read_alert, read_entry
+from monitor.core.models import Alert, Entry, Subscription
 from workers import runtime
-from workers.fanout import alerts_for
-from workers.normalise import normalise
+from workers.pipeline.match import alerts_for
+from workers.pipeline.normalise import normalise
 from workers.runtime import Runtime
 
 log = structlog.get_logger()
@@ -79,8 +81,10 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
         bound.info("entry.classified", topics=list(entry.topics), title=entry.title[:120])
         for alert in alerts_for(entry, rt.config.subscriptions, now):
             alerts[alert.subscription_id].append(alert)
-    counts["alerts_enqueued"] = schedule_deliveries(rt, alerts, attempt=1, delay_seconds=0)
-    stats.record(rt.connection, counts)
+    counts["alerts_enqueued"] = schedule_deliveries(
+        rt.connection, rt.config.settings, alerts, attempt=1, delay_seconds=0
+    )
+    counters.record(rt.connection, counts)
     for subscription_alerts in alerts.values():
         for alert in subscription_alerts:
             log.info(
@@ -95,14 +99,18 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
 
 
 def schedule_deliveries(
-    rt: Runtime, alerts: dict[str, list[Alert]], attempt: int, delay_seconds: float
+    connection: redis.Redis,
+    settings: Settings,
+    alerts: dict[str, list[Alert]],
+    attempt: int,
+    delay_seconds: float,
 ) -> int:
     """Queue delivery jobs, per subscription and in chunks, now or after `delay_seconds`."""
-    queue = queues.queue(keys.DELIVERIES_QUEUE, rt.connection)
-    per_message_seconds = rt.config.settings.delivery_timeout_seconds + 1
+    queue = queues.queue(keys.DELIVERIES_QUEUE, connection)
+    per_message_seconds = settings.delivery_timeout_seconds + 1
     when = datetime.now(UTC) + timedelta(seconds=delay_seconds)
     count = 0
-    with rt.connection.pipeline(transaction=True) as pipe:
+    with connection.pipeline(transaction=True) as pipe:
         pipe.multi()
         for subscription_id, subscription_alerts in alerts.items():
             for start in range(0, len(subscription_alerts), DELIVERY_CHUNK):
@@ -157,7 +165,7 @@ def _defer(
     rt: Runtime, subscription_id: str, alerts: list[Alert], attempt: int, wait: float, why: str
 ) -> dict[str, int]:
     """This batch waits `wait` seconds in the schedule, and spends no attempt doing so."""
-    schedule_deliveries(rt, {subscription_id: alerts}, attempt, wait)
+    schedule_deliveries(rt.connection, rt.config.settings, {subscription_id: alerts}, attempt, wait)
     log.info(
         "delivery.deferred",
         subscription=subscription_id,
@@ -211,7 +219,7 @@ def _send(
             bound.error(event, reason=outcome.reason, http_status=outcome.http_status)
             rt.dead_letters.add(alert, attempt, outcome.reason)
             gone = gone or outcome.http_status == 410
-    stats.record(rt.connection, counts, subscription_id)
+    counters.record(rt.connection, counts, subscription_id)
     if counts["alerts_delivered"]:
         rt.endpoints.succeeded(subscription_id)
     if gone:
@@ -230,9 +238,13 @@ def _send(
         delay = max(random.uniform(0, step), retry_after)
         rt.endpoints.block(subscription_id, delay)
         if retry:
-            schedule_deliveries(rt, {subscription_id: retry}, attempt + 1, delay)
+            schedule_deliveries(
+                rt.connection, rt.config.settings, {subscription_id: retry}, attempt + 1, delay
+            )
         if untried:
-            schedule_deliveries(rt, {subscription_id: untried}, attempt, delay)
+            schedule_deliveries(
+                rt.connection, rt.config.settings, {subscription_id: untried}, attempt, delay
+            )
     return {
         "delivered": counts["alerts_delivered"],
         "retrying": len(retry),
@@ -256,7 +268,7 @@ def _disable(
 
 def _dead_letter(rt: Runtime, alerts: list[Alert], attempts: int, reason: str) -> dict[str, int]:
     """Keep undeliverable alerts for `newsmon deliveries replay`."""
-    stats.record(
+    counters.record(
         rt.connection, {"alerts_dead": len(alerts)}, alerts[0].subscription_id if alerts else ""
     )
     dead_letters = rt.dead_letters

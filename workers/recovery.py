@@ -18,8 +18,6 @@ to 3.x for this; tests/test_recovery.py pins the behaviour):
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -32,8 +30,9 @@ from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
-from monitor import keys, queues
-from monitor.outage import UNAVAILABLE, wait_for_redis
+from monitor.core import keys, queues
+from monitor.core.outage import UNAVAILABLE, wait_for_redis
+from monitor.core.processes import exited_here
 
 # How long an idle worker blocks on the entries queue before it looks at the deliveries
 # queue again: the most a delivery queued while every worker is idle waits.
@@ -57,10 +56,6 @@ end
 redis.call('DEL', KEYS[1])
 return requeued
 """
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}.{os.getpid()}"
 
 
 class ClaimingQueue(Queue):
@@ -180,19 +175,3 @@ def _gone(connection: redis.Redis, name: str) -> bool:
     """A worker is gone when RQ's registration of it has expired, or, on this host, when its
     process has exited."""
     return not connection.exists(Worker.redis_worker_namespace_prefix + name) or exited_here(name)
-
-
-def exited_here(name: str) -> bool:
-    """True when the process called `name` ("<host>.<pid>") ran on this host and has exited."""
-    host, _, pid = name.rpartition(".")
-    return host == socket.gethostname() and pid.isdigit() and not _alive(int(pid))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 import redis
 from rq import get_current_job
 
-from monitor.config import Config, config_dir, load_config
-from monitor.models import Subscription
-from workers.classify import Classifier
-from workers.deadletters import DeadLetters
-from workers.dedupe import Deduper
-from workers.deliver import Deliverer
-from workers.endpoints import Endpoints
+from monitor.core.config import Config, config_dir, load_config
+from monitor.core.models import Subscription
+from workers.delivery.deadletters import DeadLetters
+from workers.delivery.endpoints import Endpoints
+from workers.delivery.send import Deliverer
+from workers.pipeline.classify import Classifier
+from workers.pipeline.dedupe import Deduper
 
 
 @dataclass

@@ -23,8 +23,8 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.scheduler import RQScheduler
 
-from monitor import keys, queues
-from monitor.outage import UNAVAILABLE, wait_for_redis
+from monitor.core import keys, queues
+from monitor.core.outage import UNAVAILABLE, wait_for_redis
 from workers import recovery
 
 log = structlog.get_logger()

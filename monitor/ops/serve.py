@@ -1,0 +1,258 @@
+"""`newsmon serve`: the small HTTP server for everything newsmon exposes over HTTP.
+
+GET /healthz   200 when Redis answers, a poller beat within a minute and a worker is
+               registered, else 503; the body says which check failed.
+GET /metrics   Prometheus text: the counters and gauges of `newsmon stats`, read from Redis
+               at scrape time, so one endpoint covers every process of the deployment.
+GET  /websub/FEED  a WebSub hub verifying our subscription to FEED (see websub.py)
+POST /websub/FEED  a WebSub hub pushing FEED's new document
+
+The WebSub route is public, so the server is Starlette on uvicorn with limits on what a
+client can hold: connections, time to send a request's head and a push's body, head size
+and body size. Handlers that call Redis are plain `def`s, which Starlette runs in its
+thread pool, so a slow Redis never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+import anyio
+import redis
+import structlog
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from monitor.core.config import Config
+from monitor.ops import CommandError, stats
+from monitor.poller.websub import Callback
+
+MAX_CONNECTIONS = 100  # beyond this uvicorn answers 503 at once
+MAX_HEAD_BYTES = 16 * 1024  # request line and headers; a hub's verification needs < 2 KiB
+HEAD_SECONDS = 10  # to send a request's line and headers once connected (or after a reply)
+BODY_SECONDS = 30  # to send a push's body, at most WebSub's 2 MiB
+KEEP_ALIVE_SECONDS = 5
+SHUTDOWN_SECONDS = 5  # a stop waits this long for requests in flight
+
+log = structlog.get_logger()
+
+
+class SnapshotCollector:
+    """Turns a stats snapshot into Prometheus metrics on each scrape."""
+
+    def __init__(self, connection: redis.Redis, config: Config):
+        self.connection, self.config = connection, config
+
+    def collect(self) -> Iterator[Metric]:
+        snap = stats.snapshot(self.connection, self.config)
+        for name, value in snap["totals"].items():
+            yield CounterMetricFamily(
+                f"newsmon_{name}", f"{name.replace('_', ' ')} since start", value=value
+            )
+        jobs = GaugeMetricFamily(
+            "newsmon_queue_jobs", "jobs per queue and state", labels=["queue", "state"]
+        )
+        for queue, depths in snap["queues"].items():
+            for state, value in depths.items():
+                jobs.add_metric([queue, state], value)
+        yield jobs
+        alerts = CounterMetricFamily(
+            "newsmon_subscription_alerts",
+            "delivery outcomes per subscription",
+            labels=["subscription", "outcome"],
+        )
+        status = GaugeMetricFamily(
+            "newsmon_subscription_status",
+            "1 for the subscription's current status",
+            labels=["subscription", "status"],
+        )
+        dead = GaugeMetricFamily(
+            "newsmon_dead_letters", "dead letters kept", labels=["subscription"]
+        )
+        for subscription, view in snap["subscriptions"].items():
+            for outcome in stats.SUBSCRIPTION_COUNTERS:
+                alerts.add_metric([subscription, outcome], view[outcome])
+            status.add_metric([subscription, view["status"]], 1)
+            dead.add_metric([subscription], view["dead_letters"])
+        yield from (alerts, status, dead)
+        feeds = GaugeMetricFamily("newsmon_feeds", "feeds by health", labels=["state"])
+        feeds.add_metric(["healthy"], snap["feeds"]["healthy"])
+        feeds.add_metric(["failing"], snap["feeds"]["failing"])
+        yield feeds
+        yield GaugeMetricFamily("newsmon_workers", "RQ workers registered", value=snap["workers"])
+        yield GaugeMetricFamily(
+            "newsmon_pollers", "pollers that beat within a minute", value=snap["pollers"]
+        )
+
+
+async def read_capped(request: Request, cap: int) -> bytes | None:
+    """The body, or None once it passes `cap` bytes: counted as it streams in, since a
+    content-length can be absent (chunked) and is only the client's word."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def make_app(connection: redis.Redis, config: Config) -> Starlette:
+    registry = CollectorRegistry()
+    registry.register(SnapshotCollector(connection, config))
+    callback = Callback(connection, config)
+    cap = callback.max_push_bytes
+
+    def healthz(request: Request) -> Response:
+        healthy, checks = stats.health(connection)
+        return JSONResponse({"healthy": healthy, **checks}, status_code=200 if healthy else 503)
+
+    def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    def websub_verify(request: Request) -> Response:
+        status, body = callback.verify(request.path_params["feed"], request.query_params)
+        return PlainTextResponse(body, status_code=status)
+
+    async def websub_push(request: Request) -> Response:
+        feed, signature = request.path_params["feed"], request.headers.get("x-hub-signature", "")
+        early = await run_in_threadpool(callback.early_answer, feed, signature)
+        if early is not None:
+            return Response(status_code=early)
+        declared = request.headers.get("content-length", "")
+        body = None
+        if not declared or (declared.isdigit() and int(declared) <= cap):
+            try:
+                with anyio.fail_after(BODY_SECONDS):
+                    body = await read_capped(request, cap)
+            except TimeoutError:
+                reason = f"body not sent in {BODY_SECONDS}s"
+                log.warning("websub.rejected", feed=feed, reason=reason)
+                return Response(status_code=408)
+            except ClientDisconnect:
+                return Response(status_code=400)
+        if body is None:
+            log.warning("websub.rejected", feed=feed, reason=f"body over the {cap}-byte cap")
+            return PlainTextResponse(f"a pushed document may have {cap} bytes\n", status_code=413)
+        content_type = request.headers.get("content-type", "")
+        status = await run_in_threadpool(callback.push, feed, body, content_type, signature)
+        return Response(status_code=status)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("not found: try /healthz or /metrics\n", status_code=404)
+
+    async def redis_down(request: Request, exc: Exception) -> Response:
+        log.warning("serve.failed", path=request.url.path, reason=f"redis: {exc}")
+        return PlainTextResponse("redis unavailable\n", status_code=503)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            # `path`, so a feed name with an (encoded) slash still reaches its feed.
+            Route("/websub/{feed:path}", websub_verify, methods=["GET"]),
+            Route("/websub/{feed:path}", websub_push, methods=["POST"]),
+        ],
+        exception_handlers={404: not_found, redis.RedisError: redis_down},
+    )
+
+
+class HeadDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol, with a deadline for each request's line and headers. uvicorn
+    closes a keep-alive connection that goes quiet, but not one that never finishes its
+    request head (any byte restarts its clock): MAX_CONNECTIONS of those would shut everyone
+    else out."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._head_deadline()
+
+    def _head_deadline(self) -> None:
+        waiting_after = self.cycle  # replaced as soon as a complete request head is parsed
+
+        def expire() -> None:
+            if self.cycle is waiting_after and not self.transport.is_closing():
+                self.transport.close()
+
+        self.loop.call_later(HEAD_SECONDS, expire)
+
+
+def make_server(host: str, port: int, connection: redis.Redis, config: Config) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(
+            make_app(connection, config),
+            host=host,
+            port=port,
+            http=HeadDeadlineProtocol,  # h11: the one with a head size limit
+            loop="asyncio",
+            lifespan="off",
+            ws="none",
+            log_config=None,  # uvicorn's lines go to the root handler: newsmon's JSON
+            # Its start-up narration is not newsmon's events (serve.started says it).
+            log_level=max(logging.getLogger().getEffectiveLevel(), logging.WARNING),
+            access_log=False,  # scrapes every few seconds would drown the log
+            server_header=False,
+            limit_concurrency=MAX_CONNECTIONS,
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+        )
+    )
+
+
+def start(server: uvicorn.Server) -> threading.Thread:
+    """Run the server in a thread of its own (uvicorn installs no signal handlers there; the
+    caller owns those) and return once it listens. Raises OSError if it cannot listen."""
+
+    def run() -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn exits if it cannot bind, saying why
+            server.run()
+
+    thread = threading.Thread(target=run, name="serve", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise OSError("newsmon serve could not listen; the line above says why")
+        time.sleep(0.01)
+    return thread
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    """The port a started server listens on (the one the OS chose, when asked for 0)."""
+    return server.servers[0].sockets[0].getsockname()[1]
+
+
+def stop_server(server: uvicorn.Server, thread: threading.Thread) -> None:
+    server.should_exit = True
+    thread.join()
+
+
+def serve(
+    host: str, port: int, connection: redis.Redis, config: Config, stop: threading.Event
+) -> None:
+    server = make_server(host, port, connection, config)
+    try:
+        thread = start(server)
+    except OSError as exc:
+        raise CommandError(f"serve: {exc}") from None
+    log.info("serve.started", host=host, port=bound_port(server))
+    while not stop.wait(1) and thread.is_alive():
+        pass
+    stop_server(server, thread)
+    log.info("serve.stopped")

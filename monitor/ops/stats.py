@@ -1,0 +1,138 @@
+"""The read side of the counters and heartbeats (`monitor.core.counters`): the snapshot that
+`newsmon stats`, `/healthz` and `/metrics` show.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+from rq import Queue, Worker
+
+from monitor.core import keys, queues
+from monitor.core.config import Config
+from monitor.core.counters import COUNTERS, SUBSCRIPTION_COUNTERS
+from workers.delivery.deadletters import DeadLetters
+from workers.delivery.endpoints import Endpoints
+
+RATE_MINUTES = 5
+HEARTBEAT_FRESH_SECONDS = 60
+
+
+def _ints(raw: dict[bytes, bytes]) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
+    """Everything an operator watches, as plain data (the JSON of `newsmon stats --json`)."""
+    now = time.time()
+    minute = int(now // 60)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.STATS_TOTAL)
+        for m in range(minute - RATE_MINUTES + 1, minute + 1):
+            pipe.hgetall(keys.stats_minute(m))
+        for feed in config.feeds:
+            pipe.hgetall(keys.feed_state(feed.name))
+        for subscription in config.subscriptions:
+            pipe.hgetall(keys.stats_subscription(subscription.id))
+        pipe.zrangebyscore(
+            keys.heartbeats("poller"), now - HEARTBEAT_FRESH_SECONDS, "+inf", withscores=True
+        )
+        replies = iter(pipe.execute())
+    totals = _ints(next(replies))
+    recent = [_ints(next(replies)) for _ in range(RATE_MINUTES)]
+    feed_states = [{k.decode(): v.decode() for k, v in next(replies).items()} for _ in config.feeds]
+    subscription_counts = [_ints(next(replies)) for _ in config.subscriptions]
+    pollers = next(replies)
+
+    # The last five minute buckets, the current one counting for the part of it that passed.
+    minutes_covered = RATE_MINUTES - 1 + (now % 60) / 60
+
+    def per_minute(name: str) -> float:
+        return round(sum(m.get(name, 0) for m in recent) / minutes_covered, 1)
+
+    processed = sum(m.get("entries_processed", 0) for m in recent)
+    failing_feeds = [
+        {
+            "feed": feed.name,
+            "errors": int(state.get("errors", 0)),
+            "last_error": state.get("last_error", ""),
+        }
+        for feed, state in zip(config.feeds, feed_states, strict=True)
+        if int(state.get("errors", 0) or 0) > 0
+    ]
+    endpoints = Endpoints(connection)
+    dead_letters = DeadLetters(connection, config.settings.dead_letter_days * 86400)
+    subscriptions = {}
+    for subscription, counts in zip(config.subscriptions, subscription_counts, strict=True):
+        subscriptions[subscription.id] = {
+            "status": endpoints.health(subscription).status,
+            **{name: counts.get(name, 0) for name in SUBSCRIPTION_COUNTERS},
+            "dead_letters": dead_letters.count(subscription.id),
+        }
+    return {
+        "queues": {
+            name: _queue_depths(queues.queue(name, connection))
+            for name in (keys.ENTRIES_QUEUE, keys.DELIVERIES_QUEUE)
+        },
+        "per_minute": {
+            name: per_minute(name)
+            for name in (
+                "entries_processed",
+                "entries_duplicate",
+                "alerts_delivered",
+                "alerts_retried",
+                "alerts_dead",
+                "feeds_failed",
+            )
+        },
+        "duplicate_ratio": round(sum(m.get("entries_duplicate", 0) for m in recent) / processed, 3)
+        if processed
+        else 0.0,
+        "totals": {name: totals.get(name, 0) for name in COUNTERS},
+        "subscriptions": subscriptions,
+        "feeds": {
+            "total": len(config.feeds),
+            "failing": len(failing_feeds),
+            "healthy": len(config.feeds) - len(failing_feeds),
+            "failing_feeds": failing_feeds,
+        },
+        "pollers": len(pollers),
+        "poller_heartbeat_age_seconds": round(now - max(s for _, s in pollers), 1)
+        if pollers
+        else None,
+        "workers": Worker.count(connection=connection),
+    }
+
+
+def _queue_depths(queue: Queue) -> dict[str, int]:
+    return {
+        "queued": queue.count,
+        # Counted as they stand: RQ's `.count` would clean the registries up, a write (and
+        # the retry of abandoned jobs) on every scrape.
+        "scheduled": queue.scheduled_job_registry.get_job_count(cleanup=False),
+        "started": queue.started_job_registry.get_job_count(cleanup=False),
+        "failed": queue.failed_job_registry.get_job_count(cleanup=False),
+    }
+
+
+def health(connection: redis.Redis) -> tuple[bool, dict[str, Any]]:
+    """Healthy when Redis answers, a poller beat within a minute and a worker is registered."""
+    try:
+        connection.ping()
+    except redis.RedisError as exc:
+        return False, {"redis": f"unreachable: {exc}"}
+    now = time.time()
+    beats: Iterable[tuple[bytes, float]] = connection.zrangebyscore(
+        keys.heartbeats("poller"), now - HEARTBEAT_FRESH_SECONDS, "+inf", withscores=True
+    )
+    newest = max((score for _, score in beats), default=None)
+    workers = Worker.count(connection=connection)
+    checks = {
+        "redis": "ok",
+        "poller": "ok" if newest else f"no heartbeat in the last {HEARTBEAT_FRESH_SECONDS}s",
+        "workers": "ok" if workers else "no worker registered",
+    }
+    return all(v == "ok" for v in checks.values()), {**checks, "worker_count": workers}

@@ -1,0 +1,162 @@
+"""New-entry check and enqueue: the poller's hand-over to the workers.
+
+An entry is new when its key is not in its feed's seen-set, and edited when its key is
+there but its title or summary changed (it then carries a `revision` and updates its story
+rather than starting one). New and edited entries go onto the entries queue in batches (one
+RQ job per batch, so RQ's per-job cost is shared), and in the same MULTI/EXEC the keys are
+marked seen and the feed's state (validators such as ETag and Last-Modified) is stored. So
+a crash can never mark an entry seen without its job being queued, nor make the next fetch
+answer 304 for entries that were never queued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import redis
+import structlog
+
+from monitor.core import keys, queues
+from monitor.core.counters import count
+from monitor.core.documents import entry_document
+from monitor.core.models import Entry, Feed
+from monitor.poller.schedule import KEEP_SECONDS
+
+BATCH_SIZE = 200
+JOB_TIMEOUT_SECONDS = 600
+
+# Marks the feed's current items seen (refreshing their place, so trimming only ever drops
+# keys that have left the feed), stores their digests, and trims both to the bound. The
+# feed's keys then live at least `keep` seconds more: extended, never shortened, since the
+# last poll's Schedule.set_due may have set a later expiry (a long interval). A state hash
+# that does not exist yet gets its expiry from the set_due that follows its first poll.
+REMEMBER_SCRIPT = """
+-- KEYS: seen zset, digests hash, state hash. ARGV: now, bound, keep, then key, digest pairs.
+for i = 4, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+while excess > 0 do
+  local old = redis.call('ZRANGE', KEYS[1], 0, math.min(excess, 1000) - 1)
+  redis.call('ZREM', KEYS[1], unpack(old))
+  redis.call('HDEL', KEYS[2], unpack(old))
+  excess = excess - #old
+end
+for _, key in ipairs(KEYS) do
+  if redis.call('TTL', key) < tonumber(ARGV[3]) then
+    redis.call('EXPIRE', key, ARGV[3])
+  end
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    new: list[Entry]
+    edited: list[Entry]
+    job_ids: list[str]
+
+    def log_entries(self, bound: structlog.typing.FilteringBoundLogger) -> None:
+        for entry in self.new:
+            bound.info("entry.enqueued", entry_id=entry.id, title=entry.title[:120])
+        for entry in self.edited:
+            bound.info(
+                "entry.edited", entry_id=entry.id, revision=entry.revision, title=entry.title[:120]
+            )
+
+
+def digest(entry: Entry) -> str:
+    """What an edit changes: the title and the summary."""
+    content = f"{entry.title}\0{entry.summary}".encode()
+    return hashlib.blake2b(content, digest_size=8).hexdigest()
+
+
+class EntryQueue:
+    def __init__(
+        self, connection: redis.Redis, seen_per_feed: int, keep_seconds: int = KEEP_SECONDS
+    ):
+        self.connection = connection
+        self.seen_per_feed = seen_per_feed
+        self.keep_seconds = keep_seconds
+        self.queue = queues.queue(keys.ENTRIES_QUEUE, connection)
+        self.remember = connection.register_script(REMEMBER_SCRIPT)
+
+    def _check(
+        self, feed: Feed, unique: list[Entry], digests: list[str]
+    ) -> tuple[list[Entry], list[Entry]]:
+        """Of a document's items (one per key, with their digests): those this feed has not
+        shown before, and those it has shown with another title or summary, each with its
+        `revision` set."""
+        if not unique:
+            return [], []
+        item_keys = [e.key for e in unique]
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.zmscore(keys.feed_seen(feed.name), item_keys)
+            pipe.hmget(keys.feed_digests(feed.name), item_keys)
+            scores, known_digests = pipe.execute()
+        new, edited = [], []
+        for entry, current, score, known in zip(
+            unique, digests, scores, known_digests, strict=True
+        ):
+            if score is None:
+                new.append(entry)
+            elif known is not None and known.decode() != current:
+                edited.append(replace(entry, revision=current))
+        return new, edited
+
+    def submit(
+        self,
+        feed: Feed,
+        entries: list[Entry],
+        state: Mapping[str, str | float | int],
+        counters: Mapping[str, int],
+    ) -> Submitted:
+        """Enqueue the new and edited entries of one document; store `state` in the feed's
+        hash and add `counters` to the stats in the same transaction."""
+        unique = _first_per_key(entries)
+        digests = [digest(e) for e in unique]
+        new, edited = self._check(feed, unique, digests)
+        changed = new + edited
+        job_ids = []
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.multi()
+            for start in range(0, len(changed), BATCH_SIZE):
+                batch = changed[start : start + BATCH_SIZE]
+                job = self.queue.enqueue_call(
+                    queues.PROCESS_JOB,
+                    args=([entry_document(e) for e in batch],),
+                    timeout=JOB_TIMEOUT_SECONDS,
+                    retry=queues.JOB_RETRY,
+                    result_ttl=0,
+                    description=f"process {len(batch)} entries of {feed.name}",
+                    pipeline=pipe,
+                )
+                job_ids.append(job.id)
+            if unique:
+                pairs = [v for e, d in zip(unique, digests, strict=True) for v in (e.key, d)]
+                self.remember(
+                    keys=[
+                        keys.feed_seen(feed.name),
+                        keys.feed_digests(feed.name),
+                        keys.feed_state(feed.name),
+                    ],
+                    args=[time.time(), self.seen_per_feed, self.keep_seconds, *pairs],
+                    client=pipe,
+                )
+            pipe.hset(keys.feed_state(feed.name), mapping=dict(state))
+            count(pipe, {**counters, "entries_enqueued": len(new), "entries_edited": len(edited)})
+            pipe.execute()
+        return Submitted(new, edited, job_ids)
+
+
+def _first_per_key(entries: list[Entry]) -> list[Entry]:
+    """A document that repeats an item counts its first appearance only."""
+    first: dict[str, Entry] = {}
+    for entry in entries:
+        first.setdefault(entry.key, entry)
+    return list(first.values())

@@ -1,0 +1,165 @@
+"""Classify step: which topics an entry belongs to, by the rules of `topics.toml`.
+
+Each topic has weighted terms, phrases to ignore, and a threshold. An entry gets every topic
+whose matched terms add up to the threshold (multi-label). Each distinct term counts once.
+Matching is on word sequences, so case, inflections ("drone strikes" = "drone strike",
+"evacuated" = "evacuate"), possessives and hyphenation ("front-line" = "front line" =
+"frontline") need no listing.
+A learned model (workers/topic_model.py), when `topic_model.json` is there, reads beside the
+rules: a topic also passes when the model is sure enough of it.
+An ignored phrase ("economic health") masks the words it covers for its topic, so a term
+inside it ("health") does not fire there; likewise a longer term hides the shorter terms
+inside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from monitor.core.models import Entry, Topic, TopicModel
+from monitor.core.text import words
+from workers.ml.encoder import shipped
+from workers.ml.topic_model import LearnedTopics
+
+VOWEL = re.compile("[aeiouy]")
+
+
+@functools.lru_cache(maxsize=50_000)
+def stem(word: str) -> str:
+    """A light inflection stemmer, so that a term written once matches its other forms.
+
+    Plurals ("talks" = "talk", "casualties" = "casualty"), verb endings ("shelled" =
+    "shelling" = "shell", "evacuated" = "evacuate", "planned" = "plan") and a final "e"
+    come off, so "drones" and "drone" both become "dron". Stems need not be words: terms
+    and text go through the same function, so they meet.
+    """
+    if len(word) > 4 and word.endswith(("ies", "ied")):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "shes", "ches", "xes")):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for ending in ("ing", "ed"):
+        base = word[: -len(ending)]
+        if word.endswith(ending) and len(base) >= 3 and VOWEL.search(base):
+            word = base[:-1] if base[-1] == base[-2] and base[-1] not in "aeioulsz" else base
+            break
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+def _variants(phrase: str) -> set[tuple[str, ...]]:
+    """The word sequences a phrase matches: "front line" also matches "frontline"."""
+    plain = words(phrase)
+    variants = {tuple(stem(w) for w in plain)}
+    if len(plain) > 1:
+        variants.add((stem("".join(plain)),))
+    return variants
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    words: tuple[str, ...]
+    topic: int
+    term: str
+    weight: float
+    ignore: bool
+
+
+@dataclass
+class TopicScore:
+    topic: str
+    score: float = 0.0
+    threshold: float = 0.0
+    matched: dict[str, float] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    model: float | None = None  # the learned model's probability, if it knows the topic
+    model_threshold: float = 1.0
+
+    @property
+    def passed_by_rules(self) -> bool:
+        return bool(self.matched) and self.score >= self.threshold
+
+    @property
+    def passed(self) -> bool:
+        by_model = self.model is not None and self.model >= self.model_threshold
+        return self.passed_by_rules or by_model
+
+
+class Classifier:
+    def __init__(self, topics: tuple[Topic, ...], model: TopicModel | None = None):
+        self.topics = topics
+        self.model = LearnedTopics(model, shipped()) if model else None
+        # Terms that stem alike ("wounded", "wounding") are one term, at the larger weight.
+        rules: dict[tuple[tuple[str, ...], int, bool], _Rule] = {}
+        for index, topic in enumerate(topics):
+            phrases = [(term, weight, False) for term, weight in topic.terms.items()]
+            phrases += [(phrase, 0.0, True) for phrase in topic.ignore]
+            for phrase, weight, ignore in phrases:
+                for variant in _variants(phrase):
+                    key = (variant, index, ignore)
+                    if key not in rules or abs(weight) > abs(rules[key].weight):
+                        rules[key] = _Rule(variant, index, phrase, weight, ignore)
+        self.rules_by_first_word: dict[str, list[_Rule]] = defaultdict(list)
+        for rule in rules.values():
+            self.rules_by_first_word[rule.words[0]].append(rule)
+
+    def explain(self, text: str) -> list[TopicScore]:
+        """Every topic's score for `text`, with the terms that fired and the phrases ignored."""
+        plain = words(text)
+        stems = [stem(w) for w in plain]
+        hits: list[tuple[int, int, _Rule]] = []
+        for start, word in enumerate(stems):
+            for rule in self.rules_by_first_word.get(word, ()):
+                end = start + len(rule.words)
+                if tuple(stems[start:end]) == rule.words:
+                    hits.append((start, end, rule))
+        # Only ignored phrases and terms of several words can hide another hit.
+        covers = defaultdict(list)
+        for start, end, rule in hits:
+            if rule.ignore or end - start > 1:
+                covers[rule.topic].append((start, end, rule.ignore))
+        scores = [TopicScore(t.name, threshold=t.threshold) for t in self.topics]
+        for start, end, rule in hits:
+            score = scores[rule.topic]
+            if rule.ignore:
+                if rule.term not in score.ignored:
+                    score.ignored.append(rule.term)
+                continue
+            # Words covered by an ignored phrase, or by a longer term of the same topic
+            # ("talk" inside "peace talks"), do not count again.
+            covered = any(
+                s <= start and end <= e and (ignore or e - s > end - start)
+                for s, e, ignore in covers[rule.topic]
+            )
+            if not covered and rule.term not in score.matched:
+                score.matched[rule.term] = rule.weight
+                score.score += rule.weight
+        if self.model:
+            self._add_model_probabilities(text, plain, scores, covers)
+        return scores
+
+    def _add_model_probabilities(
+        self, text: str, plain: list[str], scores: list[TopicScore], covers: dict[int, list]
+    ) -> None:
+        """The model reads what the rules read: a topic's ignored phrases are not its text,
+        so for that topic it reads the text's words without them."""
+        probabilities = self.model.probabilities(text)
+        for index, score in enumerate(scores):
+            ignored = [(start, end) for start, end, ignore in covers[index] if ignore]
+            if ignored and score.topic in probabilities:
+                kept = [w for i, w in enumerate(plain) if not any(s <= i < e for s, e in ignored)]
+                probabilities[score.topic] = self.model.probabilities(" ".join(kept))[score.topic]
+            score.model = probabilities.get(score.topic)
+            score.model_threshold = self.model.model.threshold
+
+    def topics_of(self, text: str) -> tuple[str, ...]:
+        return tuple(s.topic for s in self.explain(text) if s.passed)
+
+    def classify(self, entry: Entry) -> Entry:
+        return dataclasses.replace(entry, topics=self.topics_of(entry.text))

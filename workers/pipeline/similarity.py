@@ -1,0 +1,137 @@
+"""What dedupe compares, as pure functions of text: canonical links, MinHash signatures of
+word pairs, and the facts in a headline that tell two alike events apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from monitor.core.text import NON_WORD, words
+from workers.pipeline.places import PLACE_OF
+
+SLOTS = 64
+TRACKING_PARAMS = re.compile(
+    r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|yclid|_hsenc|_hsmi|"
+    r"cmpid|ocid|ncid|sr_share|at_\w+|ref|ref_src|smid|xtor)$",
+    re.IGNORECASE,
+)
+DIGITS = re.compile(r"\d+")
+# Number words as digits: "three" = "3", "second" = "2" (scale words like "billion" are left
+# out, so that "2.6bn" and "2.6 billion" still agree).
+CARDINALS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+)
+ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth"
+NUMBER_WORDS = {
+    word: str(value)
+    for names in (CARDINALS, ORDINALS)
+    for value, word in enumerate(names.split(), start=1)
+}
+SCALES = {"hundred": 100, "thousand": 1000}  # "nine hundred" = "900"; "billion" stays out too
+MASK64 = (1 << 64) - 1
+
+
+def canonical_link(url: str) -> str:
+    """The link with tracking parameters, default ports, 'www.' and scheme differences removed.
+
+    The fragment is kept: live blogs give each post the same page with its own anchor.
+    """
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    if parts.port and parts.port not in (80, 443):
+        host = f"{host}:{parts.port}"
+    query = sorted(
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not TRACKING_PARAMS.match(k)
+    )
+    path = parts.path.rstrip("/") or "/"
+    link = f"{host}{path}"
+    if query:
+        link += "?" + urlencode(query)
+    if parts.fragment:
+        link += "#" + parts.fragment
+    return link
+
+
+@functools.lru_cache(maxsize=50_000)
+def _word_hash(word: str) -> int:
+    # News vocabulary repeats, so each word is hashed once per worker, not once per shingle.
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+
+
+def _mix(h: int) -> int:
+    """splitmix64's finaliser: spreads the bits of a combined hash over all 64."""
+    h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & MASK64
+    return h ^ (h >> 31)
+
+
+def shingles(tokens: list[str]) -> set[int]:
+    """One 64-bit hash per word pair; per word for a text of one word."""
+    hashes = [_word_hash(t) for t in tokens]
+    pairs = {_mix((a * 0x9E3779B97F4A7C15 + b) & MASK64) for a, b in itertools.pairwise(hashes)}
+    return pairs or set(hashes)
+
+
+def signature(hashes: set[int]) -> tuple[int, ...]:
+    """MinHash by one-permutation hashing of shingle hashes: the minimum kept per slot."""
+    empty = 1 << 64
+    slots = [empty] * SLOTS
+    for h in hashes:
+        slot, value = h % SLOTS, h // SLOTS
+        if value < slots[slot]:
+            slots[slot] = value
+    if all(v == empty for v in slots):
+        return (0,) * SLOTS
+    # Densify: an empty slot borrows the nearest filled slot to its right, offset by the
+    # distance, so that two similar texts still agree on it as often as on filled ones.
+    result = []
+    for i, value in enumerate(slots):
+        distance = 0
+        while value == empty:
+            distance += 1
+            value = slots[(i + distance) % SLOTS]
+        result.append((value + distance * 0x9E3779B1) & 0xFFFFFFFF)
+    return tuple(result)
+
+
+def similarity(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """Estimated Jaccard similarity of the two shingle sets."""
+    return sum(x == y for x, y in zip(a, b, strict=True)) / SLOTS
+
+
+def headline_facts(title: str) -> str:
+    """What tells two alike headlines apart as different events: their numbers, written in
+    digits or words ("first reading" / "second reading"), and their names: capitalised words
+    after the first (places, people, days, months), and any known place, the first word too.
+    A place counts as the place it names ("Slovak" = "Slovakia"). A headline in Title Case
+    has every word capitalised, so there only its numbers and known places count."""
+    tokens = title.split()
+    title_words = words(title)
+    numbers = set(DIGITS.findall(" ".join(title_words)))  # "2.6bn" and "2.6 billion" agree
+    numbers.update(_spelled_numbers(title_words))
+    names = {PLACE_OF[w] for w in title_words if w in PLACE_OF}
+    capitalised = [t for t in tokens[1:] if t[:1].isupper()]
+    if len(capitalised) * 2 <= len(tokens) - 1:
+        # Only a token's capitalised parts are names: "Brazilian-made" names Brazil, not "made".
+        parts = [part for token in capitalised for part in NON_WORD.split(token)]
+        names.update(
+            PLACE_OF.get(w, w) for part in parts if part[:1].isupper() for w in words(part)
+        )
+    return " ".join(sorted(numbers | names))
+
+
+def _spelled_numbers(title_words: list[str]) -> list[str]:
+    """Numbers written in words, as digits: "second" = "2", "nine hundred" = "900"."""
+    numbers = []
+    for word, following in itertools.zip_longest(title_words, title_words[1:]):
+        if word in NUMBER_WORDS:
+            value = int(NUMBER_WORDS[word]) * SCALES.get(following, 1)
+            numbers.append(str(value))
+    return numbers
