@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from monitor.core.log import truncate_text
 from monitor.core.redact import redact_url, redact_urls
 from tests.helpers import SECRET, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
@@ -152,3 +153,10 @@ def test_log_lines_and_cli_output_show_no_credentials(
     output = listed.log_path.read_text()
     assert http_server.url_for("/hook") + "?token=***" in output
     assert not any(s in output for s in secrets)
+
+
+def test_long_text_a_feed_controls_is_cut_in_log_lines():
+    event = {"event": "entry.enqueued", "title": "x" * 5000, "reason": "short", "count": 7}
+    cut = truncate_text(None, "info", dict(event))
+    assert cut["title"] == "x" * 119 + "…"
+    assert cut["reason"] == "short" and cut["count"] == 7

@@ -62,9 +62,7 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
             # An item edited in place updates its story. Only the entry that was alerted for
             # the story (its first) sends the update, so one story still means one thread.
             alerted = duplicate is None and entry.starts_story
-            bound.info(
-                "story.updated", revision=entry.revision, alerted=alerted, title=entry.title[:120]
-            )
+            bound.info("story.updated", revision=entry.revision, alerted=alerted, title=entry.title)
             if not alerted:
                 continue
         elif duplicate:
@@ -74,11 +72,11 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
                 duplicate_of=duplicate.of,
                 reason=duplicate.reason,
                 similarity=round(duplicate.similarity, 3),
-                title=entry.title[:120],
+                title=entry.title,
             )
             continue
         entry = rt.classifier.classify(entry)
-        bound.info("entry.classified", topics=list(entry.topics), title=entry.title[:120])
+        bound.info("entry.classified", topics=list(entry.topics), title=entry.title)
         for alert in alerts_for(entry, rt.config.subscriptions, now):
             alerts[alert.subscription_id].append(alert)
     counts["alerts_enqueued"] = schedule_deliveries(

@@ -11,11 +11,16 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
 from monitor.core.redact import redact_urls
 
+# Text a feed or an endpoint controls is cut to this many characters in a log line: enough to
+# recognise it, and a hostile feed cannot make one line megabytes long.
+TEXT_LIMITS = {"title": 120, "reason": 300, "last_error": 300, "error": 300}
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -41,6 +46,7 @@ def configure(fmt: str | None = None, level: str | None = None) -> None:
     shared = [
         structlog.contextvars.merge_contextvars,
         redact_urls,  # after the merge: a URL bound in a context var is a value like any other
+        truncate_text,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -72,6 +78,17 @@ def configure(fmt: str | None = None, level: str | None = None) -> None:
         logging.getLogger(library).setLevel(max(LEVELS[level_name], logging.WARNING))
     logging.captureWarnings(True)  # Python's warnings too, as JSON lines rather than stderr text
     _log_uncaught_exceptions()
+
+
+def truncate_text(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: each field of TEXT_LIMITS cut to its length, marked with "…"."""
+    for key, limit in TEXT_LIMITS.items():
+        value = event_dict.get(key)
+        if isinstance(value, str) and len(value) > limit:
+            event_dict[key] = value[: limit - 1] + "…"
+    return event_dict
 
 
 def _log_uncaught_exceptions() -> None:

@@ -63,10 +63,10 @@ class Submitted:
 
     def log_entries(self, bound: structlog.typing.FilteringBoundLogger) -> None:
         for entry in self.new:
-            bound.info("entry.enqueued", entry_id=entry.id, title=entry.title[:120])
+            bound.info("entry.enqueued", entry_id=entry.id, title=entry.title)
         for entry in self.edited:
             bound.info(
-                "entry.edited", entry_id=entry.id, revision=entry.revision, title=entry.title[:120]
+                "entry.edited", entry_id=entry.id, revision=entry.revision, title=entry.title
             )
 
 
