@@ -3,7 +3,6 @@ child processes. What they are built from lives in tests/helpers.py."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from monitor.core.config import Config
 from monitor.ops.redis_server import EmbeddedRedis, connect
 from monitor.ops.serve import bound_port, make_server, start, stop_server
 from tests.helpers import LocalServer, Process, serve_locally
-
-os.environ["NEWSMON_ALLOW_PRIVATE_TARGETS"] = "1"
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +31,14 @@ def connection(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def http_server() -> Iterator[LocalServer]:
+def private_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SSRF guard off, for this test (and the processes it starts) only: its servers are
+    on 127.0.0.1. Every other test runs with the guard on, as newsmon ships."""
+    monkeypatch.setenv("NEWSMON_ALLOW_PRIVATE_TARGETS", "1")
+
+
+@pytest.fixture
+def http_server(private_targets: None) -> Iterator[LocalServer]:
     yield from serve_locally()
 
 

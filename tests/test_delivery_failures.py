@@ -151,7 +151,7 @@ def test_a_hanging_endpoint_holds_a_worker_only_for_one_round(tmp_path, connecti
     release.set()
 
 
-def test_a_receiver_that_closes_the_connection_is_retried(tmp_path, connection):
+def test_a_receiver_that_closes_the_connection_is_retried(tmp_path, connection, private_targets):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()

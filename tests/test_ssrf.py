@@ -27,7 +27,8 @@ def fetch(url: str):
 
 
 @pytest.fixture
-def guard_on(monkeypatch):
+def guard_on(private_targets, monkeypatch):
+    """The guard back on in a test whose local servers turned it off."""
     monkeypatch.delenv("NEWSMON_ALLOW_PRIVATE_TARGETS")
 
 
