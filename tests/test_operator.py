@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import httpx
 
-from tests.helpers import run_config
+from tests.helpers import REPO, SECRET, run_config, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG
 
 
@@ -72,3 +74,33 @@ def test_stats_healthz_and_metrics_of_a_running_monitor(
     down = httpx.get(f"{base}/healthz")
     assert down.status_code == 503 and down.json()["healthy"] is False
     assert serve.stop() == 0
+
+
+def test_operator_commands_never_load_the_encoder(tmp_path, connection, redis_url, monkeypatch):
+    """`subscriptions`, `deliveries`, `feeds` and `stats` read Redis only: none of them may
+    build a worker's runtime, whose encoder costs ~190 MiB and a hash check to load."""
+    directory = write_config(
+        tmp_path / "config",
+        feeds=[{"name": "blog", "url": "https://news.example/feed.xml"}],
+        subscriptions=[
+            {"id": "ops", "url": "https://hooks.example/in", "topics": ["*"], "secret": SECRET}
+        ],
+    )
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    commands = [
+        ["subscriptions", "list"],
+        ["deliveries", "dead"],
+        ["feeds", "--json"],
+        ["stats", "--json"],
+    ]
+    script = (
+        "import sys, json; from monitor.ops.cli import main; "
+        f"codes = [main([*c, '--config', {str(directory)!r}]) for c in {commands!r}]; "
+        "print(json.dumps([codes, 'onnxruntime' in sys.modules]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    codes, encoder_loaded = json.loads(result.stdout.splitlines()[-1])
+    assert codes == [0, 0, 0, 0]
+    assert encoder_loaded is False
