@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import structlog
 from pipeline import copy_shipped_topics
 from receiver import arrivals
 from receiver import start as start_receiver
@@ -82,8 +83,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=15.0)
     args = parser.parse_args()
-
-    import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     tmp = Path(tempfile.mkdtemp(prefix="newsmon-bench-"))

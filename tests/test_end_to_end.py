@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import structlog
 from standardwebhooks import Webhook
+from structlog.contextvars import merge_contextvars
 
 from monitor.poller.loop import Poller
 from tests.helpers import SECRET, load, run_worker, write_config
@@ -63,7 +64,8 @@ def test_rounds_of_feeds_alert_once_per_story_per_subscription(tmp_path, connect
     poller = Poller(config, connection)
     items_by_link = {i.link: i for i in [*ROUND_TWO_LIVEBLOG, *WIRE_ITEMS, *DAILY_ITEMS]}
 
-    with structlog.testing.capture_logs() as logs:
+    # The context merged in, as in the JSON lines: jobs bind their entries' ids there.
+    with structlog.testing.capture_logs(processors=[merge_contextvars]) as logs:
         poller.poll_feeds([config.feeds[0]])[0]  # round one: the live blog's first five items
         run_worker(config, connection)
         http_server.route(

@@ -8,23 +8,31 @@ next step of the retry schedule, under the same webhook-id.
 
 Both jobs are safe to run twice (a worker killed mid-job is re-run by RQ): dedupe recognises
 an entry that already claimed its keys, and alert ids are derived from entry and subscription.
+
+Each job binds its ids (and each entry's, as the loop reaches it) to structlog's context, so
+every log line of the job carries them; they are unbound when it ends, as RQ runs many jobs
+one after another in a process.
 """
 
 from __future__ import annotations
 
-import math
-import random
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import redis
 import structlog
+from rq import get_current_job
+from structlog.contextvars import bound_contextvars
 
 from monitor.core import counters, keys, queues
 from monitor.core.config import Settings
 from monitor.core.documents import Document, alert_document, read_alert, read_entry
 from monitor.core.models import Alert, Entry, Subscription
 from workers import runtime
+from workers.delivery.endpoints import EndpointStatus
+from workers.delivery.rounds import Round, sort_round
 from workers.pipeline.match import alerts_for
 from workers.pipeline.normalise import normalise
 from workers.runtime import Runtime
@@ -36,20 +44,26 @@ log = structlog.get_logger()
 # Both sizes balance latency against RQ's per-job cost (see bench/latency.py, pipeline.py).
 SLICE = 50
 DELIVERY_CHUNK = 100
-# A worker killed mid-send leaves its turn at an endpoint taken until this after the worst
-# case of its batch.
-TURN_MARGIN_SECONDS = 5
+
+
+@contextmanager
+def _job_context(**ids: object) -> Iterator[None]:
+    """The RQ job's id and `ids` on every log line inside, and on none after."""
+    job = get_current_job()
+    with bound_contextvars(job_id=job.id if job else None, **ids):
+        yield
 
 
 def process_entries(documents: list[Document]) -> dict[str, int]:
     """The new entries of one fetch, a slice at a time: each slice's alerts are queued as soon
     as it is done, so other workers deliver them while this one goes on with the rest."""
     rt = runtime.current()
-    entries = [read_entry(document) for document in documents]
-    totals: Counter[str] = Counter()
-    for start in range(0, len(entries), SLICE):
-        totals.update(_process_slice(rt, entries[start : start + SLICE]))
-    return dict(totals)
+    with _job_context():
+        entries = [read_entry(document) for document in documents]
+        totals: Counter[str] = Counter()
+        for start in range(0, len(entries), SLICE):
+            totals.update(_process_slice(rt, entries[start : start + SLICE]))
+        return dict(totals)
 
 
 def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
@@ -57,26 +71,28 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     alerts: dict[str, list[Alert]] = defaultdict(list)
     counts: Counter[str] = Counter(entries_processed=len(entries))
     for entry, duplicate in rt.deduper.check([normalise(entry) for entry in entries]):
-        bound = log.bind(entry_id=entry.id, feed=entry.feed_name, story_id=entry.story_id)
-        if entry.revision:
-            # An item edited in place updates its story. Only the entry that was alerted for
-            # the story (its first) sends the update, so one story still means one thread.
-            alerted = duplicate is None and entry.starts_story
-            bound.info("story.updated", revision=entry.revision, alerted=alerted, title=entry.title)
-            if not alerted:
+        with bound_contextvars(entry_id=entry.id, feed=entry.feed_name, story_id=entry.story_id):
+            if entry.revision:
+                # An item edited in place updates its story. Only the entry that was alerted
+                # for the story (its first) sends the update, so one story is one thread.
+                alerted = duplicate is None and entry.starts_story
+                log.info(
+                    "story.updated", revision=entry.revision, alerted=alerted, title=entry.title
+                )
+                if not alerted:
+                    continue
+            elif duplicate:
+                counts["entries_duplicate"] += 1
+                log.info(
+                    "entry.duplicate",
+                    duplicate_of=duplicate.of,
+                    reason=duplicate.reason,
+                    similarity=round(duplicate.similarity, 3),
+                    title=entry.title,
+                )
                 continue
-        elif duplicate:
-            counts["entries_duplicate"] += 1
-            bound.info(
-                "entry.duplicate",
-                duplicate_of=duplicate.of,
-                reason=duplicate.reason,
-                similarity=round(duplicate.similarity, 3),
-                title=entry.title,
-            )
-            continue
-        entry = rt.classifier.classify(entry)
-        bound.info("entry.classified", topics=list(entry.topics), title=entry.title)
+            entry = rt.classifier.classify(entry)
+            log.info("entry.classified", topics=list(entry.topics), title=entry.title)
         for alert in alerts_for(entry, rt.config.subscriptions, now):
             alerts[alert.subscription_id].append(alert)
     counts["alerts_enqueued"] = schedule_deliveries(
@@ -134,26 +150,30 @@ def schedule_deliveries(
 def deliver_alerts(subscription_id: str, documents: list[Document], attempt: int) -> dict[str, int]:
     """Send one subscription's alerts; each message is retried, deferred or dead-lettered alone."""
     rt = runtime.current()
-    alerts = [read_alert(document) for document in documents]
-    settings = rt.config.settings
+    with _job_context(subscription=subscription_id, attempt=attempt):
+        return _deliver(rt, subscription_id, [read_alert(d) for d in documents], attempt)
+
+
+def _deliver(
+    rt: Runtime, subscription_id: str, alerts: list[Alert], attempt: int
+) -> dict[str, int]:
     subscription = rt.subscription(subscription_id)
     if subscription is None:
-        return _dead_letter(rt, alerts, attempt - 1, "subscription no longer in subscriptions.toml")
+        reason = "subscription no longer in subscriptions.toml"
+        return _dead_letter(rt, subscription_id, alerts, attempt - 1, reason)
     health = rt.endpoints.health(subscription)
-    if health.disabled_reason:
-        return _dead_letter(
-            rt, alerts, attempt - 1, f"subscription disabled: {health.disabled_reason}"
-        )
+    if health.status is EndpointStatus.DISABLED:
+        reason = f"subscription disabled: {health.disabled_reason}"
+        return _dead_letter(rt, subscription_id, alerts, attempt - 1, reason)
     if (wait := health.blocked_for()) > 0:
         return _defer(rt, subscription_id, alerts, attempt, wait, "endpoint failing")
-    # A failing endpoint is probed one message at a time; a healthy one gets max_in_flight.
-    limit = 1 if health.failing_since is not None else settings.max_in_flight_per_endpoint
-    longest = math.ceil(len(alerts) / limit) * (settings.delivery_timeout_seconds + 1)
-    token, wait = rt.endpoints.take_turn(subscription_id, longest + TURN_MARGIN_SECONDS)
+    in_flight = rt.policy.in_flight(health)
+    turn_seconds = rt.policy.turn_seconds(len(alerts), in_flight)
+    token, wait = rt.endpoints.take_turn(subscription_id, turn_seconds)
     if token is None:
         return _defer(rt, subscription_id, alerts, attempt, wait, "endpoint busy")
     try:
-        return _send(rt, subscription, alerts, attempt, limit)
+        return _send_round(rt, subscription, alerts, attempt, in_flight)
     finally:
         # Held until the endpoint's state is written, so the next turn sees a failure.
         rt.endpoints.end_turn(subscription_id, token)
@@ -164,120 +184,79 @@ def _defer(
 ) -> dict[str, int]:
     """This batch waits `wait` seconds in the schedule, and spends no attempt doing so."""
     schedule_deliveries(rt.connection, rt.config.settings, {subscription_id: alerts}, attempt, wait)
-    log.info(
-        "delivery.deferred",
-        subscription=subscription_id,
-        alerts=len(alerts),
-        seconds=round(wait, 1),
-        reason=why,
-    )
+    log.info("delivery.deferred", alerts=len(alerts), seconds=round(wait, 1), reason=why)
     return {"deferred": len(alerts)}
 
 
-def _send(
-    rt: Runtime, subscription: Subscription, alerts: list[Alert], attempt: int, limit: int
+def _send_round(
+    rt: Runtime, subscription: Subscription, alerts: list[Alert], attempt: int, in_flight: int
 ) -> dict[str, int]:
-    subscription_id = subscription.id
-    settings = rt.config.settings
-    schedule = settings.retry_schedule_seconds
-    outcomes = rt.deliverer.send_all(subscription, alerts, limit, stop_after_failures=limit)
-    retry: list[Alert] = []
-    untried: list[Alert] = []
-    retry_after = 0.0
-    gone = False
-    counts: Counter[str] = Counter()
-    for alert, outcome in zip(alerts, outcomes, strict=True):
-        bound = log.bind(
-            alert_id=alert.id,
-            subscription=subscription_id,
-            entry_id=alert.entry.id,
-            attempt=attempt,
-        )
-        if outcome is None:
-            untried.append(alert)
-        elif outcome.status == "delivered":
-            counts["alerts_delivered"] += 1
-            bound.info(
-                "alert.delivered", http_status=outcome.http_status, duration_ms=outcome.duration_ms
-            )
-        elif outcome.status == "retry" and attempt < len(schedule):
-            retry.append(alert)
-            counts["alerts_retried"] += 1
-            retry_after = max(retry_after, outcome.retry_after or 0.0)
-            bound.warning(
-                "alert.retry",
-                reason=outcome.reason,
-                http_status=outcome.http_status,
-                next_attempt=attempt + 1,
-            )
-        else:
-            out_of_attempts = outcome.status == "retry"
-            event = "alert.dead" if out_of_attempts else "alert.failed"
-            counts["alerts_dead" if out_of_attempts else "alerts_failed"] += 1
-            bound.error(event, reason=outcome.reason, http_status=outcome.http_status)
-            rt.dead_letters.add(alert, attempt, outcome.reason)
-            gone = gone or outcome.http_status == 410
-    counters.record(rt.connection, counts, subscription_id)
-    if counts["alerts_delivered"]:
-        rt.endpoints.succeeded(subscription_id)
-    if gone:
-        return _disable(
-            rt, subscription, "the endpoint answered 410 Gone", retry + untried, attempt
-        )
-    if retry or untried:
-        failed_rounds, failing_for = rt.endpoints.failed(subscription_id)
-        if failing_for > settings.disable_after_hours * 3600:
-            reason = f"failing for {failing_for / 3600:.1f} hours"
-            return _disable(rt, subscription, reason, retry + untried, attempt)
-        # The endpoint backs off along the schedule by its own failed rounds too, so a dead
-        # endpoint is probed ever more rarely. Full jitter: a random wait up to the step,
-        # unless Retry-After asks for more.
-        step = schedule[min(max(attempt, failed_rounds), len(schedule) - 1)]
-        delay = max(random.uniform(0, step), retry_after)
-        rt.endpoints.block(subscription_id, delay)
-        if retry:
-            schedule_deliveries(
-                rt.connection, rt.config.settings, {subscription_id: retry}, attempt + 1, delay
-            )
-        if untried:
-            schedule_deliveries(
-                rt.connection, rt.config.settings, {subscription_id: untried}, attempt, delay
-            )
+    outcomes = rt.deliverer.send_all(subscription, alerts, in_flight, stop_after_failures=in_flight)
+    round_ = sort_round(alerts, outcomes, attempt, len(rt.config.settings.retry_schedule_seconds))
+    _log_round(round_, attempt)
+    counters.record(rt.connection, round_.counts(), subscription.id)
+    for alert, outcome in round_.failed + round_.dead:
+        rt.dead_letters.add(alert, attempt, outcome.reason)
+    verdict = rt.policy.after_round(subscription, round_, attempt)
+    if verdict.disabled_reason:
+        return _disabled(rt, subscription, verdict.disabled_reason, round_.pending, attempt)
+    _reschedule(rt, subscription.id, round_, attempt, verdict.delay)
     return {
-        "delivered": counts["alerts_delivered"],
-        "retrying": len(retry),
-        "untried": len(untried),
+        "delivered": len(round_.delivered),
+        "retrying": len(round_.retry),
+        "untried": len(round_.untried),
     }
 
 
-def _disable(
+def _log_round(round_: Round, attempt: int) -> None:
+    for alert, outcome in round_.delivered:
+        _alert_log(alert).info(
+            "alert.delivered", http_status=outcome.http_status, duration_ms=outcome.duration_ms
+        )
+    for alert, outcome in round_.retry:
+        _alert_log(alert).warning(
+            "alert.retry",
+            reason=outcome.reason,
+            http_status=outcome.http_status,
+            next_attempt=attempt + 1,
+        )
+    for event, sent in (("alert.failed", round_.failed), ("alert.dead", round_.dead)):
+        for alert, outcome in sent:
+            _alert_log(alert).error(event, reason=outcome.reason, http_status=outcome.http_status)
+
+
+def _alert_log(alert: Alert) -> structlog.typing.FilteringBoundLogger:
+    return log.bind(alert_id=alert.id, entry_id=alert.entry.id)
+
+
+def _reschedule(
+    rt: Runtime, subscription_id: str, round_: Round, attempt: int, delay: float
+) -> None:
+    """Retries at the next attempt, untried alerts at this one again, both after `delay`."""
+    settings = rt.config.settings
+    if retry := [alert for alert, _ in round_.retry]:
+        schedule_deliveries(rt.connection, settings, {subscription_id: retry}, attempt + 1, delay)
+    if round_.untried:
+        schedule_deliveries(
+            rt.connection, settings, {subscription_id: round_.untried}, attempt, delay
+        )
+
+
+def _disabled(
     rt: Runtime, subscription: Subscription, reason: str, pending: list[Alert], attempt: int
 ) -> dict[str, int]:
-    rt.endpoints.disable(subscription, reason)
     log.error(
-        "subscription.disabled",
-        subscription=subscription.id,
-        url=subscription.url,
-        reason=reason,
-        dead_lettered=len(pending),
+        "subscription.disabled", url=subscription.url, reason=reason, dead_lettered=len(pending)
     )
-    return _dead_letter(rt, pending, attempt, f"subscription disabled: {reason}")
+    return _dead_letter(rt, subscription.id, pending, attempt, f"subscription disabled: {reason}")
 
 
-def _dead_letter(rt: Runtime, alerts: list[Alert], attempts: int, reason: str) -> dict[str, int]:
+def _dead_letter(
+    rt: Runtime, subscription_id: str, alerts: list[Alert], attempts: int, reason: str
+) -> dict[str, int]:
     """Keep undeliverable alerts for `newsmon deliveries replay`."""
-    counters.record(
-        rt.connection, {"alerts_dead": len(alerts)}, alerts[0].subscription_id if alerts else ""
-    )
-    dead_letters = rt.dead_letters
+    counters.record(rt.connection, {"alerts_dead": len(alerts)}, subscription_id)
     for alert in alerts:
-        log.error(
-            "alert.dead",
-            alert_id=alert.id,
-            subscription=alert.subscription_id,
-            entry_id=alert.entry.id,
-            attempt=attempts,
-            reason=reason,
-        )
-        dead_letters.add(alert, attempts, reason)
+        _alert_log(alert).error("alert.dead", attempt=attempts, reason=reason)
+        rt.dead_letters.add(alert, attempts, reason)
     return {"dead": len(alerts)}

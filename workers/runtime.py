@@ -14,7 +14,7 @@ from rq import get_current_job
 from monitor.core.config import Config, config_dir, load_config
 from monitor.core.models import Subscription
 from workers.delivery.deadletters import DeadLetters
-from workers.delivery.endpoints import Endpoints
+from workers.delivery.endpoints import EndpointPolicy, Endpoints
 from workers.delivery.send import Deliverer
 from workers.pipeline.classify import Classifier
 from workers.pipeline.dedupe import Deduper
@@ -29,10 +29,12 @@ class Runtime:
     deliverer: Deliverer
     dead_letters: DeadLetters
     endpoints: Endpoints
+    policy: EndpointPolicy
 
     @classmethod
     def build(cls, config: Config, connection: redis.Redis) -> Runtime:
         settings = config.settings
+        endpoints = Endpoints(connection)
         return cls(
             config=config,
             connection=connection,
@@ -46,7 +48,8 @@ class Runtime:
                 settings.delivery_timeout_seconds, settings.max_in_flight_per_endpoint
             ),
             dead_letters=DeadLetters(connection, settings.dead_letter_days * 86400),
-            endpoints=Endpoints(connection),
+            endpoints=endpoints,
+            policy=EndpointPolicy(endpoints, settings),
         )
 
     def subscription(self, subscription_id: str) -> Subscription | None:

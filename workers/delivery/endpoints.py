@@ -1,7 +1,8 @@
 """Endpoint health: which webhook endpoints are failing, until when to leave them alone,
 and which are disabled. Shared by all workers through one Redis hash per subscription.
 
-A failing endpoint's backlog waits in its own schedule (`blocked_until`) instead of holding
+`EndpointPolicy` decides, after each round of sends, what becomes of the endpoint: a
+failing endpoint's backlog waits in its own schedule (`blocked_until`) instead of holding
 workers; one that keeps failing for `disable_after_hours`, or answers 410 Gone, is disabled
 until its URL changes in subscriptions.toml or an operator re-enables it.
 
@@ -12,15 +13,26 @@ the other workers go on delivering to everyone else.
 
 from __future__ import annotations
 
+import math
+import random
 import secrets
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis
 
 from monitor.core import keys
+from monitor.core.config import Settings
 from monitor.core.models import Subscription
 from monitor.core.processes import exited_here, process_name
+from workers.delivery.rounds import Round
+
+
+class EndpointStatus(StrEnum):
+    OK = "ok"
+    FAILING = "failing"
+    DISABLED = "disabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +45,12 @@ class Health:
     blocked_until: float  # 0 when it may be tried now
 
     @property
-    def status(self) -> str:
+    def status(self) -> EndpointStatus:
         if self.disabled_reason:
-            return "disabled"
-        return "failing" if self.failing_since is not None else "ok"
+            return EndpointStatus.DISABLED
+        if self.failing_since is not None:
+            return EndpointStatus.FAILING
+        return EndpointStatus.OK
 
     def blocked_for(self) -> float:
         """Seconds until the failing endpoint may be tried again (0 when it may be now)."""
@@ -128,3 +142,66 @@ class Endpoints:
     def enable(self, subscription_id: str) -> bool:
         """Re-enable (and forget past failures); False when it was not disabled."""
         return bool(self.connection.delete(keys.endpoint(subscription_id)))
+
+
+# A worker killed mid-send leaves its turn at an endpoint taken until this after the worst
+# case of its batch (unless a worker on its host sees it exit first).
+TURN_MARGIN_SECONDS = 5
+GONE_REASON = "the endpoint answered 410 Gone"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What becomes of a round's pending alerts: all dead-lettered when the round disabled
+    the endpoint, else sent again after `delay` seconds."""
+
+    disabled_reason: str | None = None
+    delay: float = 0.0
+
+
+class EndpointPolicy:
+    """How hard to push an endpoint, when to leave it alone and when to give up on it; what
+    it decides after a round is written to the endpoint's state for every worker to see."""
+
+    def __init__(self, endpoints: Endpoints, settings: Settings):
+        self.endpoints = endpoints
+        self.settings = settings
+
+    def in_flight(self, health: Health) -> int:
+        """A failing endpoint is probed one message at a time; a healthy one gets
+        max_in_flight."""
+        if health.status is EndpointStatus.FAILING:
+            return 1
+        return self.settings.max_in_flight_per_endpoint
+
+    def turn_seconds(self, messages: int, in_flight: int) -> float:
+        """The longest a turn to send `messages`, `in_flight` at a time, can last."""
+        per_message = self.settings.delivery_timeout_seconds + 1
+        return math.ceil(messages / in_flight) * per_message + TURN_MARGIN_SECONDS
+
+    def after_round(self, subscription: Subscription, round_: Round, attempt: int) -> Verdict:
+        """Record how the endpoint did at this attempt, and block or disable it if it failed."""
+        if round_.delivered:
+            self.endpoints.succeeded(subscription.id)
+        if round_.gone:
+            return self._disable(subscription, GONE_REASON)
+        if not round_.pending:
+            return Verdict()
+        failed_rounds, failing_for = self.endpoints.failed(subscription.id)
+        if failing_for > self.settings.disable_after_hours * 3600:
+            return self._disable(subscription, f"failing for {failing_for / 3600:.1f} hours")
+        delay = self.backoff(attempt, failed_rounds, round_.retry_after)
+        self.endpoints.block(subscription.id, delay)
+        return Verdict(delay=delay)
+
+    def backoff(self, attempt: int, failed_rounds: int, retry_after: float) -> float:
+        """Seconds to leave the endpoint alone. It backs off along the retry schedule by its
+        own failed rounds too, so a dead endpoint is probed ever more rarely. Full jitter: a
+        random wait up to the step, unless Retry-After asks for more."""
+        schedule = self.settings.retry_schedule_seconds
+        step = schedule[min(max(attempt, failed_rounds), len(schedule) - 1)]
+        return max(random.uniform(0, step), retry_after)
+
+    def _disable(self, subscription: Subscription, reason: str) -> Verdict:
+        self.endpoints.disable(subscription, reason)
+        return Verdict(disabled_reason=reason)

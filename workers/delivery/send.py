@@ -13,6 +13,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import httpx
 
@@ -21,6 +22,7 @@ from monitor.core.models import Alert, Subscription
 from workers.delivery.signing import signed_headers
 
 RETRYABLE_STATUS = {408, 429}
+GONE = 410  # the endpoint wants no more deliveries
 # A receiver that does not accept a connection within this is down: no need to wait out the
 # whole timeout, which is for a receiver that is slow to answer.
 CONNECT_TIMEOUT_SECONDS = 3.0
@@ -53,13 +55,23 @@ def alert_body(alert: Alert) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+class DeliveryStatus(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # worth sending again
+    FAILED = "failed"  # refused for good
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # "delivered", "retry" or "failed"
+    status: DeliveryStatus
     reason: str = ""
     http_status: int | None = None
     retry_after: float | None = None
     duration_ms: float = 0.0
+
+    @property
+    def gone(self) -> bool:
+        return self.http_status == GONE
 
 
 class Deliverer:
@@ -104,8 +116,9 @@ class Deliverer:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 outcome = outcomes[in_flight.pop(future)] = future.result()
-                failures_in_a_row = failures_in_a_row + 1 if outcome.status == "retry" else 0
-                gone = gone or outcome.http_status == 410
+                retryable = outcome.status is DeliveryStatus.RETRY
+                failures_in_a_row = failures_in_a_row + 1 if retryable else 0
+                gone = gone or outcome.gone
 
     def send(self, subscription: Subscription, alert: Alert) -> Outcome:
         body = alert_body(alert)
@@ -115,22 +128,22 @@ class Deliverer:
         try:
             response = self.client.post(subscription.url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
-            return Outcome("retry", f"timed out ({type(exc).__name__})")
+            return Outcome(DeliveryStatus.RETRY, f"timed out ({type(exc).__name__})")
         except httpx.HTTPError as exc:
             if refused := blocked_reason(exc):
-                return Outcome("failed", refused)
-            return Outcome("retry", f"{type(exc).__name__}: {exc}")
+                return Outcome(DeliveryStatus.FAILED, refused)
+            return Outcome(DeliveryStatus.RETRY, f"{type(exc).__name__}: {exc}")
         duration_ms = round((time.monotonic() - started) * 1000, 1)
         code = response.status_code
         if 200 <= code < 300:
-            return Outcome("delivered", http_status=code, duration_ms=duration_ms)
+            return Outcome(DeliveryStatus.DELIVERED, http_status=code, duration_ms=duration_ms)
         reason = f"HTTP {code}"
         if code in RETRYABLE_STATUS or code >= 500:
             return Outcome(
-                "retry",
+                DeliveryStatus.RETRY,
                 reason,
                 code,
                 retry_after_seconds(response.headers.get("retry-after"), now),
                 duration_ms,
             )
-        return Outcome("failed", reason, code, duration_ms=duration_ms)
+        return Outcome(DeliveryStatus.FAILED, reason, code, duration_ms=duration_ms)

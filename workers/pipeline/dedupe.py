@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import struct
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis
 
@@ -65,9 +66,19 @@ return 1
 """
 
 
+class DuplicateReason(StrEnum):
+    """What an entry shares with the earlier one it repeats: the first three are also the
+    kinds of exact key (and name them in Redis)."""
+
+    LINK = "link"
+    TEXT = "text"
+    TITLE = "title"
+    NEAR = "near"  # near-identical text
+
+
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
-    exact: tuple[tuple[str, str], ...]  # (kind, digest): link, text, title
+    exact: tuple[tuple[DuplicateReason, str], ...]  # (kind, digest): link, text, title
     signature: tuple[int, ...]
     shingles: tuple[int, ...]  # a short text's word pairs (32-bit hashes); () for a long one
     facts: str  # the headline's numbers and names (see headline_facts)
@@ -77,7 +88,7 @@ class Fingerprint:
 @dataclass(frozen=True, slots=True)
 class Duplicate:
     of: str  # the entry id it duplicates
-    reason: str  # "link", "text", "title" or "near"
+    reason: DuplicateReason
     similarity: float
 
 
@@ -94,11 +105,11 @@ def fingerprint(entry: Entry) -> Fingerprint:
     title_words = words(entry.title)
     exact = []
     if entry.link:
-        exact.append(("link", _digest(canonical_link(entry.link).encode())))
+        exact.append((DuplicateReason.LINK, _digest(canonical_link(entry.link).encode())))
     text_words = words(entry.text)
-    exact.append(("text", _digest(" ".join(text_words).encode())))
+    exact.append((DuplicateReason.TEXT, _digest(" ".join(text_words).encode())))
     if len(title_words) >= MIN_TITLE_WORDS:
-        exact.append(("title", _digest(" ".join(title_words).encode())))
+        exact.append((DuplicateReason.TITLE, _digest(" ".join(title_words).encode())))
     facts = headline_facts(entry.title)
     hashes = shingles(text_words)
     sig = signature(hashes)
@@ -213,7 +224,7 @@ class Deduper:
                 continue
             score = text_similarity(fp, doc)
             if score >= self.threshold and (best is None or score > best.similarity):
-                best = Duplicate(owner, "near", score)
+                best = Duplicate(owner, DuplicateReason.NEAR, score)
         return best
 
 
