@@ -70,7 +70,11 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     now = datetime.now(UTC)
     alerts: dict[str, list[Alert]] = defaultdict(list)
     counts: Counter[str] = Counter(entries_processed=len(entries))
-    for entry, duplicate in rt.deduper.check([normalise(entry) for entry in entries]):
+    normalised = [normalise(entry) for entry in entries]
+    vectors = [rt.encoder.vector(e.text) for e in normalised] if rt.encoder else None
+    checked = rt.deduper.check(normalised, vectors)
+    reports: list[Entry] = []
+    for (entry, duplicate), vector in zip(checked, vectors or [None] * len(checked), strict=True):
         with bound_contextvars(entry_id=entry.id, feed=entry.feed_name, story_id=entry.story_id):
             if entry.revision:
                 # An item edited in place updates its story. Only the entry that was alerted
@@ -80,6 +84,7 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
                     "story.updated", revision=entry.revision, alerted=alerted, title=entry.title
                 )
                 if not alerted:
+                    reports.append(entry)
                     continue
             elif duplicate:
                 counts["entries_duplicate"] += 1
@@ -90,11 +95,17 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
                     similarity=round(duplicate.similarity, 3),
                     title=entry.title,
                 )
+                reports.append(entry)
                 continue
-            entry = rt.classifier.classify(entry)
+            entry = rt.classifier.classify(entry, vector)
             log.info("entry.classified", topics=list(entry.topics), title=entry.title)
+            reports.append(entry)
         for alert in alerts_for(entry, rt.config.subscriptions, now):
             alerts[alert.subscription_id].append(alert)
+    with rt.connection.pipeline(transaction=False) as pipe:
+        for entry in reports:
+            rt.stories.add(pipe, entry)
+        pipe.execute()
     counts["alerts_enqueued"] = schedule_deliveries(
         rt.connection, rt.config.settings, alerts, attempt=1, delay_seconds=0
     )

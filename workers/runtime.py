@@ -16,8 +16,10 @@ from monitor.core.models import Subscription
 from workers.delivery.deadletters import DeadLetters
 from workers.delivery.endpoints import EndpointPolicy, Endpoints
 from workers.delivery.send import Deliverer
+from workers.ml.encoder import SentenceEncoder, shipped
 from workers.pipeline.classify import Classifier
 from workers.pipeline.dedupe import Deduper
+from workers.pipeline.stories import Stories
 
 
 @dataclass
@@ -25,7 +27,11 @@ class Runtime:
     config: Config
     connection: redis.Redis
     deduper: Deduper
+    # One sentence vector per entry serves story matching and the topic model; None when
+    # neither is on.
+    encoder: SentenceEncoder | None
     classifier: Classifier
+    stories: Stories
     deliverer: Deliverer
     dead_letters: DeadLetters
     endpoints: Endpoints
@@ -35,15 +41,20 @@ class Runtime:
     def build(cls, config: Config, connection: redis.Redis) -> Runtime:
         settings = config.settings
         endpoints = Endpoints(connection)
+        window_seconds = int(settings.dedupe_window_hours * 3600)
+        semantic = settings.story_similarity > 0 or config.topic_model is not None
         return cls(
             config=config,
             connection=connection,
             deduper=Deduper(
                 connection,
-                int(settings.dedupe_window_hours * 3600),
+                window_seconds,
                 settings.near_duplicate_similarity,
+                settings.story_similarity,
             ),
+            encoder=shipped() if semantic else None,
             classifier=Classifier(config.topics, config.topic_model),
+            stories=Stories(connection, window_seconds),
             deliverer=Deliverer(
                 settings.delivery_timeout_seconds, settings.max_in_flight_per_endpoint
             ),

@@ -55,6 +55,7 @@ class Settings:
     seen_per_feed: int = 5000
     dedupe_window_hours: float = 72.0
     near_duplicate_similarity: float = 0.6
+    story_similarity: float = 0.45
     delivery_timeout_seconds: float = 15.0
     retry_schedule_seconds: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
     max_in_flight_per_endpoint: int = 4
@@ -287,6 +288,10 @@ def _fraction(value: float) -> str | None:
     return None if 0 < value <= 1 else "must be between 0 (exclusive) and 1"
 
 
+def _share(value: float) -> str | None:
+    return None if 0 <= value <= 1 else "must be between 0 (off) and 1"
+
+
 def _http_url(value: str) -> str | None:
     if reason := _url_problem(value):
         return f"{_shown(value)} is not a usable http(s) URL ({reason}); write https://host/path"
@@ -387,6 +392,7 @@ SETTINGS_KEYS = (
     ("poller", "seen_per_feed", "seen_per_feed", int, SEEN_PER_FEED),
     ("dedupe", "window_hours", "dedupe_window_hours", NUMBER, WINDOW_HOURS),
     ("dedupe", "similarity", "near_duplicate_similarity", NUMBER, _fraction),
+    ("dedupe", "story_similarity", "story_similarity", NUMBER, _share),
     ("delivery", "timeout_seconds", "delivery_timeout_seconds", NUMBER, TIMEOUT),
     ("delivery", "retry_schedule_seconds", "retry_schedule_seconds", list, _schedule),
     ("delivery", "max_in_flight", "max_in_flight_per_endpoint", int, MAX_IN_FLIGHT),

@@ -60,6 +60,20 @@ def dedupe_doc(entry_id: str) -> str:
     return f"{PREFIX}dd:doc:{entry_id}"
 
 
+def dedupe_fact(token: str) -> str:
+    """List: the newest entries whose text holds this fact (a place, name, number...);
+    expires with the dedupe window."""
+    return f"{PREFIX}dedupe:fact:{token}"
+
+
+STORIES = f"{PREFIX}stories"  # sorted set: story id -> time of its last report
+
+
+def story(story_id: str) -> str:
+    """Hash: a story's headline, topics, outlets and entries (workers/pipeline/stories.py)."""
+    return f"{PREFIX}story:{story_id}"
+
+
 def endpoint(subscription_id: str) -> str:
     """Hash: failing_since, failed_rounds, blocked_until; disabled_url/_reason/_at if disabled."""
     return f"{PREFIX}endpoint:{subscription_id}"

@@ -29,9 +29,10 @@ class LearnedTopics:
         matrix = np.array([model.weights[t] for t in self.topics], dtype=np.float32)
         self.weights, self.bias = matrix[:, :-1], matrix[:, -1]
 
-    def probabilities(self, text: str) -> dict[str, float]:
-        """Each known topic's probability for a text."""
-        logits = self.weights @ self.encoder.vector(text) + self.bias
+    def probabilities(self, text: str, vector: np.ndarray | None = None) -> dict[str, float]:
+        """Each known topic's probability for a text (whose vector the caller may have)."""
+        vector = self.encoder.vector(text) if vector is None else vector
+        logits = self.weights @ vector + self.bias
         return dict(zip(self.topics, (1 / (1 + np.exp(-logits))).tolist(), strict=True))
 
 

@@ -20,6 +20,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from monitor.core.models import Entry, Topic, TopicModel
 from monitor.core.text import words
 from workers.ml.encoder import shipped
@@ -109,8 +111,9 @@ class Classifier:
         for rule in rules.values():
             self.rules_by_first_word[rule.words[0]].append(rule)
 
-    def explain(self, text: str) -> list[TopicScore]:
-        """Every topic's score for `text`, with the terms that fired and the phrases ignored."""
+    def explain(self, text: str, vector: np.ndarray | None = None) -> list[TopicScore]:
+        """Every topic's score for `text`, with the terms that fired and the phrases ignored.
+        `vector` is the text's sentence vector, when the caller has it already."""
         plain = words(text)
         stems = [stem(w) for w in plain]
         hits: list[tuple[int, int, _Rule]] = []
@@ -141,15 +144,20 @@ class Classifier:
                 score.matched[rule.term] = rule.weight
                 score.score += rule.weight
         if self.model:
-            self._add_model_probabilities(text, plain, scores, covers)
+            self._add_model_probabilities(text, vector, plain, scores, covers)
         return scores
 
     def _add_model_probabilities(
-        self, text: str, plain: list[str], scores: list[TopicScore], covers: dict[int, list]
+        self,
+        text: str,
+        vector: np.ndarray | None,
+        plain: list[str],
+        scores: list[TopicScore],
+        covers: dict[int, list],
     ) -> None:
         """The model reads what the rules read: a topic's ignored phrases are not its text,
         so for that topic it reads the text's words without them."""
-        probabilities = self.model.probabilities(text)
+        probabilities = self.model.probabilities(text, vector)
         for index, score in enumerate(scores):
             ignored = [(start, end) for start, end, ignore in covers[index] if ignore]
             if ignored and score.topic in probabilities:
@@ -158,8 +166,8 @@ class Classifier:
             score.model = probabilities.get(score.topic)
             score.model_threshold = self.model.model.threshold
 
-    def topics_of(self, text: str) -> tuple[str, ...]:
-        return tuple(s.topic for s in self.explain(text) if s.passed)
+    def topics_of(self, text: str, vector: np.ndarray | None = None) -> tuple[str, ...]:
+        return tuple(s.topic for s in self.explain(text, vector) if s.passed)
 
-    def classify(self, entry: Entry) -> Entry:
-        return dataclasses.replace(entry, topics=self.topics_of(entry.text))
+    def classify(self, entry: Entry, vector: np.ndarray | None = None) -> Entry:
+        return dataclasses.replace(entry, topics=self.topics_of(entry.text, vector))

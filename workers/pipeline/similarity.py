@@ -11,6 +11,7 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from monitor.core.text import NON_WORD, words
+from workers.pipeline.classify import stem
 from workers.pipeline.places import PLACE_OF
 
 SLOTS = 64
@@ -135,3 +136,24 @@ def _spelled_numbers(title_words: list[str]) -> list[str]:
             value = int(NUMBER_WORDS[word]) * SCALES.get(following, 1)
             numbers.append(str(value))
     return numbers
+
+
+# Words that carry no content of their own; the rest, stemmed, is what two reports share.
+FUNCTION_WORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "been", "by", "for", "from", "had", "has", "have",
+    "he", "her", "his", "in", "into", "is", "it", "its", "of", "on", "or", "over", "said", "says",
+    "she", "than", "that", "the", "their", "them", "they", "this", "to", "was", "were", "which",
+    "who", "will", "with", "after", "amid", "about", "more", "new", "up", "out",
+))  # fmt: skip
+
+
+def content_words(text: str) -> tuple[int, ...]:
+    """The stemmed content words of a text, as sorted 32-bit hashes."""
+    kept = {stem(w) for w in words(text) if len(w) > 2 and w not in FUNCTION_WORDS}
+    return tuple(sorted(_word_hash(w) & 0xFFFFFFFF for w in kept))
+
+
+def word_overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """Jaccard similarity of two sets of content words."""
+    both = len(set(a) & set(b))
+    return both / (len(a) + len(b) - both) if a or b else 0.0

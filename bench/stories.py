@@ -1,0 +1,92 @@
+"""Stories across outlets: does another outlet's report of an event join its story, and do
+look-alike events stay apart?
+
+    python bench/stories.py [--part outlets:tune] [--threshold 0.5 ...]
+
+Replays one labelled part through the real dedupe step (sentence vectors on, a real Redis),
+the first reports of each story before the others, and prints for each threshold of
+`[dedupe] story_similarity`: how many variants of each kind joined their story (`reword`:
+another outlet's own report), look-alike pairs merged, and every other merge of two labelled
+stories. Parts: `FILE:SPLIT` under tests/fixtures (labelled.jsonl, outlets.jsonl,
+blind.jsonl); a held-out part is scored once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from monitor.core.models import Entry
+from monitor.ops.redis_server import EmbeddedRedis, connect
+from workers.ml.encoder import shipped
+from workers.ml.evaluation import evaluate_stories
+from workers.pipeline.dedupe import Deduper
+from workers.pipeline.normalise import normalise
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+WINDOW_SECONDS = 72 * 3600
+NEAR_DUPLICATE = 0.6
+
+
+def part(name: str) -> list[dict]:
+    file, _, split = name.partition(":")
+    rows = [json.loads(line) for line in (FIXTURES / f"{file}.jsonl").read_text().splitlines()]
+    return [r for r in rows if not split or r["split"] == split]
+
+
+def as_entry(row: dict) -> Entry:
+    # Each row its own outlet: a reword comes from another feed than its original.
+    feed = row["link"].split("/")[2]
+    return normalise(
+        Entry(Entry.make_id(feed, row["id"]), feed, "", row["id"], row["title"], row["link"],
+              row["summary"])
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--part", default="outlets:tune")
+    parser.add_argument("--threshold", type=float, nargs="+", default=[0.5])
+    args = parser.parse_args()
+    rows = sorted(part(args.part), key=lambda r: r["variant"] != "original")
+    entries = [as_entry(r) for r in rows]
+    started = time.perf_counter()
+    vectors = [shipped().vector(e.text) for e in entries]
+    encode_ms = (time.perf_counter() - started) * 1000 / len(entries)
+    lookalikes = {r["story"] for r in rows if r["kind"] == "lookalike"}
+    print(f"{args.part}: {len(rows)} entries, encoder {encode_ms:.1f} ms per entry")
+    with tempfile.TemporaryDirectory() as directory:
+        server = EmbeddedRedis(Path(directory))
+        connection = connect(server.start())
+        try:
+            for threshold in args.threshold:
+                connection.flushdb()
+                deduper = Deduper(connection, WINDOW_SECONDS, NEAR_DUPLICATE, threshold)
+                checked = []
+                for start in range(0, len(entries), 50):  # as process_entries slices a fetch
+                    chunk = slice(start, start + 50)
+                    checked += deduper.check(entries[chunk], vectors[chunk])
+                result = evaluate_stories(
+                    [(r["id"], r["story"], r["variant"], e.story_id)
+                     for r, (e, _) in zip(rows, checked, strict=True)]
+                )  # fmt: skip
+                joined = ", ".join(
+                    f"{kind} {got}/{total}" for kind, (got, total) in sorted(result.joined.items())
+                )
+                merged = [(a, b) for a, b in result.false_merges if {a, b} <= lookalikes]
+                print(f"threshold {threshold}: joined {joined}")
+                print(f"  look-alike pairs merged {len(merged)}, other false merges "
+                      f"{len(result.false_merges) - len(merged)}")  # fmt: skip
+                by_id = {r["story"]: r["title"] for r in rows if r["variant"] == "original"}
+                for a, b in [*merged, *result.false_merges][:10]:
+                    print(f"    {by_id.get(a, a)!r} + {by_id.get(b, b)!r}")
+        finally:
+            connection.close()
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Stories across outlets: another outlet's report of an event joins its story; a look-alike
+event (another town, day, figure, stage, office) never does. Real Redis, the real encoder."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.core.models import Entry
+from monitor.ops.redis_server import connect
+from tests.helpers import REPO
+from workers.ml.encoder import shipped
+from workers.ml.evaluation import evaluate_stories
+from workers.pipeline.dedupe import Deduper, Doc, DuplicateReason, fingerprint, pack_doc, unpack_doc
+from workers.pipeline.facts import different_events, report_facts
+from workers.pipeline.normalise import normalise
+
+WINDOW = 72 * 3600
+NEAR = 0.6
+STORY = 0.45
+
+
+def report(feed: str, key: str, title: str, summary: str = "") -> Entry:
+    return normalise(
+        Entry(Entry.make_id(feed, key), feed, "", key, title, f"https://{feed}.example/{key}",
+              summary)
+    )  # fmt: skip
+
+
+def vectors(entries: list[Entry]) -> list:
+    return [shipped().vector(e.text) for e in entries]
+
+
+def stories_of(connection, *entries: Entry) -> list[tuple[str, DuplicateReason | None]]:
+    deduper = Deduper(connection, WINDOW, NEAR, STORY)
+    checked = deduper.check(list(entries), vectors(list(entries)))
+    return [(e.story_id, d.reason if d else None) for e, d in checked]
+
+
+HARBOUR = report(
+    "wire", "1", "Drone attack on Chornomorsk harbour kills two dock workers",
+    "Regional officials said a grain terminal was set on fire in the overnight attack.",
+)  # fmt: skip
+HARBOUR_REWORDED = report(
+    "daily", "9", "Two dock workers killed as drones hit Chornomorsk port overnight",
+    "The attack set a grain terminal ablaze, according to the regional administration.",
+)  # fmt: skip
+
+
+def test_another_outlets_report_joins_the_story(connection):
+    (first, _), (second, reason) = stories_of(connection, HARBOUR, HARBOUR_REWORDED)
+    assert second == first and reason is DuplicateReason.STORY
+
+
+def test_a_shortened_headline_with_a_summary_joins_the_headline_alone(connection):
+    alone = report(
+        "blog", "a", "Moldovan border police close two crossings to lorries after fuel smuggling "
+        "ring is uncovered near Otaci"
+    )  # fmt: skip
+    later = report(
+        "blog", "b", "Moldovan border police close two crossings to lorries",
+        "Officers found diesel hidden in false tanks at the Otaci checkpoint, the service said.",
+    )  # fmt: skip
+    (first, _), (second, reason) = stories_of(connection, alone, later)
+    assert second == first and reason is not None
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        # another town
+        ("Drone attack on Izmail harbour kills two dock workers",
+         "Regional officials said a grain terminal was set on fire in the overnight attack."),
+        # another figure
+        ("Drone attack on Chornomorsk harbour kills five dock workers",
+         "Regional officials said a grain terminal was set on fire in the overnight attack."),
+        # another day
+        ("Drone attack on Chornomorsk harbour on Friday kills two dock workers",
+         "Regional officials said a grain terminal was set on fire in the overnight attack."),
+    ],
+)  # fmt: skip
+def test_a_look_alike_event_starts_a_story_of_its_own(connection, other):
+    day = report("wire", "0", "Drone attack on Chornomorsk harbour on Tuesday kills two dock "
+                 "workers", HARBOUR.summary)  # fmt: skip
+    first = day if "Friday" in other[0] else HARBOUR
+    (story, _), (other_story, reason) = stories_of(connection, first, report("daily", "2", *other))
+    assert other_story != story and reason is None
+
+
+def test_stages_and_offices_tell_events_apart():
+    first = report_facts("Parliament passes media law in first reading", "")
+    second = report_facts("Parliament passes media law in second reading", "")
+    assert different_events(first, second)
+    president = report_facts("Finnish president arrives in Kyiv for security talks", "")
+    premier = report_facts("Finland's prime minister visits Kyiv for security talks", "")
+    assert different_events(president, premier)
+    assert not different_events(president, report_facts("Finnish president in Kyiv", ""))
+
+
+def test_two_workers_with_two_reports_of_one_event_make_one_story(connection, redis_url):
+
+    results: dict[str, str] = {}
+    barrier = threading.Barrier(2)
+    vectors_of = dict(zip(("a", "b"), vectors([HARBOUR, HARBOUR_REWORDED]), strict=True))
+
+    def work(name: str, entry: Entry) -> None:
+        client = connect(redis_url)
+        deduper = Deduper(client, WINDOW, NEAR, STORY)
+        barrier.wait()
+        [(checked, _)] = deduper.check([entry], [vectors_of[name]])
+        results[name] = checked.story_id
+
+    threads = [
+        threading.Thread(target=work, args=("a", HARBOUR)),
+        threading.Thread(target=work, args=("b", HARBOUR_REWORDED)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results["a"] == results["b"]
+
+
+def test_a_doc_with_its_meaning_reads_back_as_written():
+    [vector] = vectors([HARBOUR])
+    doc = Doc.of("st_x", fingerprint(HARBOUR, vector))
+    assert unpack_doc(pack_doc(doc)) == doc
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=600))
+def test_any_feed_text_reads_as_facts(title, summary):
+    facts = report_facts(title, summary)
+    assert not different_events(facts, facts)
+
+
+FIXTURES = REPO / "tests" / "fixtures"
+# (part, reword recall floor, look-alike pairs merged at most): measured by bench/stories.py
+# (0.817, 0; 0.875, 2; 0.767, 1). outlets:test2 and blind were each scored once held out
+# (0.85, 2 and 0.783, 3) before the days and Title Case names were read as facts.
+STORY_FLOORS = [
+    ("outlets", "tune", 0.8, 0),
+    ("outlets", "test2", 0.85, 2),
+    ("blind", "blind", 0.75, 1),
+]
+
+
+@pytest.mark.parametrize(("file", "split", "floor", "merges"), STORY_FLOORS)
+def test_labelled_reports_join_their_stories(connection, file, split, floor, merges):
+    rows = [json.loads(line) for line in (FIXTURES / f"{file}.jsonl").read_text().splitlines()]
+    rows = sorted(
+        (r for r in rows if r["split"] == split), key=lambda r: r["variant"] != "original"
+    )
+    entries = [report(r["link"].split("/")[2], r["id"], r["title"], r["summary"]) for r in rows]
+    checked = Deduper(connection, WINDOW, NEAR, STORY).check(entries, vectors(entries))
+    result = evaluate_stories(
+        [
+            (r["id"], r["story"], r["variant"], e.story_id)
+            for r, (e, _) in zip(rows, checked, strict=True)
+        ]
+    )
+    joined, total = result.joined["reword"]
+    assert joined / total >= floor, result.missed
+    lookalikes = {r["story"] for r in rows if r["kind"] == "lookalike"}
+    assert len([m for m in result.false_merges if set(m) <= lookalikes]) <= merges
+    assert [m for m in result.false_merges if not set(m) <= lookalikes] == []

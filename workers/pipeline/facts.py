@@ -1,0 +1,226 @@
+"""What tells two alike reports apart as different events: the facts of a headline.
+
+Two reports of one event may be worded in every way; two different events often share their
+words ("strike on the port of A kills 3" a day before "strike on the port of B kills 5").
+What differs then is a fact: a number, a place, a name, a stage ("first reading" / "second
+reading"), an office ("the president" / "the prime minister"). Dedupe merges two texts only
+when no fact of one headline is replaced by another of the same kind in the other.
+
+A fact the other report leaves out is no conflict: outlets choose different details. So a
+headline's fact only conflicts with the other report's headline when neither text holds the
+other's fact, or when the two headlines are one template with one fact swapped.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, fields
+
+from monitor.core.text import NON_WORD, words
+from workers.ml.encoder import VOCAB
+from workers.pipeline.places import PLACE_OF
+
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
+CARDINALS = (
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+)  # fmt: skip
+TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+NUMBER_WORDS = {word: value for value, word in enumerate(CARDINALS, start=1)} | {
+    word: 10 * value for value, word in enumerate(TENS, start=2)
+}
+SCALES = {"hundred": 100, "thousand": 1000}  # "nine hundred" = 900; "billion" stays a word
+DAYS = frozenset(
+    (
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "january",
+        "february",
+        "march",
+        "april",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    )
+)  # fmt: skip  ("may" is a verb far more often than a month)
+STAGES = frozenset({"first", "second", "third", "fourth", "fifth", "sixth", "final", "last"})
+OFFICES = (
+    "prime minister", "foreign minister", "defence minister", "defense minister",
+    "finance minister", "energy minister", "health minister", "interior minister",
+    "president", "chancellor", "speaker", "king", "pope",
+)  # fmt: skip
+# Words that name a state's people or language ("Ukrainian", "Polish") stand for the state
+# alone; a capital or a city ("Paris", "Berlin") is a fact of its own too.
+DEMONYM_ENDINGS = ("ian", "ish", "ese", "an", "ch", "ic", "i", "ak")
+# Two headlines sharing this much of their other words are one template.
+TEMPLATE_OVERLAP = 0.5
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    numbers: frozenset[str] = frozenset()
+    places: frozenset[str] = frozenset()  # as the state or place they name ("Kyiv" = ukraine)
+    names: frozenset[str] = frozenset()  # capitalised words: people, towns, days, bodies
+    stages: frozenset[str] = frozenset()
+    offices: frozenset[str] = frozenset()
+    days: frozenset[str] = frozenset()  # weekdays and months
+
+    def __or__(self, other: Facts) -> Facts:
+        return Facts(*(getattr(self, f.name) | getattr(other, f.name) for f in fields(Facts)))
+
+    def tokens(self) -> list[str]:
+        """Every fact as "kind:value" ("places:kherson"), sorted: how dedupe stores and
+        indexes them."""
+        return sorted(f"{f.name}:{value}" for f in fields(Facts) for value in getattr(self, f.name))
+
+    @classmethod
+    def from_tokens(cls, tokens: list[str]) -> Facts:
+        kinds: dict[str, set[str]] = {f.name: set() for f in fields(Facts)}
+        for token in tokens:
+            kind, _, value = token.partition(":")
+            if kind in kinds:
+                kinds[kind].add(value)
+        return cls(**{kind: frozenset(values) for kind, values in kinds.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFacts:
+    """One report's facts: of its headline, of its whole text, and the headline's other
+    words (to tell a template)."""
+
+    headline: Facts
+    text: Facts
+    template: frozenset[str]
+
+
+def headline_facts(title: str) -> Facts:
+    """The facts of one headline (or one sentence). A headline in Title Case has every word
+    capitalised, so there a name is a word that is no English word."""
+    tokens = title.split()
+    title_words = words(title)
+    stages = {w for w in title_words if w in STAGES}
+    numbers = {_number(n) for n in NUMBER.findall(title)}
+    numbers.update(_spelled_numbers([w for w in title_words if w not in STAGES]))
+    places = {PLACE_OF[w] for w in title_words if w in PLACE_OF}
+    names = {w for w in title_words if _is_city(w)}
+    if tokens and _is_name(tokens[0]):
+        names.update(w for w in words(tokens[0]) if w not in PLACE_OF)
+    days = {w for w in title_words if w in DAYS}
+    capitalised = [t for t in tokens[1:] if t[:1].isupper() and not t.isupper()]
+    if len(capitalised) * 2 > len(tokens) - 1:
+        names.update(w for w in title_words[1:] if _unknown_word(w))
+    else:
+        # Only a token's capitalised parts are names: "Brazilian-made" names Brazil, not "made".
+        parts = [part for token in capitalised for part in NON_WORD.split(token)]
+        names.update(
+            w
+            for part in parts
+            if part[:1].isupper()
+            for w in words(part)
+            if w not in PLACE_OF and w.removesuffix("s") not in PLACE_OF and w not in DAYS
+        )
+    joined = f" {' '.join(title_words)} "
+    offices = {o for o in OFFICES if f" {o} " in joined}
+    offices = {o for o in offices if not any(o != other and o in other for other in offices)}
+    return Facts(
+        frozenset(numbers),
+        frozenset(places),
+        frozenset(names),
+        frozenset(stages),
+        frozenset(offices),
+        frozenset(days),
+    )
+
+
+def report_facts(title: str, summary: str) -> ReportFacts:
+    headline = headline_facts(title)
+    text = headline
+    for sentence in SENTENCE_END.split(summary):
+        if sentence:
+            text = text | headline_facts(sentence)
+    drop = {*headline.numbers, *headline.names, *headline.stages}
+    template = frozenset(w for w in words(title) if w not in drop and w not in PLACE_OF)
+    return ReportFacts(headline, text, template)
+
+
+def different_events(a: ReportFacts, b: ReportFacts) -> bool:
+    """True when a fact of one headline is replaced by another of its kind in the other."""
+    for kind in ("stages", "offices", "days"):  # rarely left out, so a swap is a swap
+        if _swapped(getattr(a.headline, kind), getattr(b.headline, kind)):
+            return True
+    a_where, b_where = _where(a.headline), _where(b.headline)
+    if (a_where - _where(b.text)) and (b_where - _where(a.text)):
+        return True
+    same_template = (
+        bool(a.template and b.template)
+        and len(a.template & b.template) / len(a.template | b.template) >= TEMPLATE_OVERLAP
+    )
+    a_numbers, b_numbers = a.headline.numbers, b.headline.numbers
+    if (a_numbers - b.text.numbers) and (b_numbers - a.text.numbers):
+        return True
+    return same_template and (_swapped(a_numbers, b_numbers) or _swapped(a_where, b_where))
+
+
+def _where(facts: Facts) -> frozenset[str]:
+    """Places and names as one kind of fact: a town newsmon does not know is a name."""
+    return facts.places | facts.names
+
+
+def _is_name(token: str) -> bool:
+    """A headline's first word is capitalised anyway: it is a name when it is no word of
+    the encoder's English vocabulary ("Izmail port hit ...", not "Drone hits ...")."""
+    plain = words(token)
+    return len(plain) == 1 and token[:1].isupper() and _unknown_word(plain[0])
+
+
+def _unknown_word(word: str) -> bool:
+    return word.isalpha() and word not in english_words() and word not in PLACE_OF
+
+
+@functools.cache
+def english_words() -> frozenset[str]:
+    """The whole words of the sentence encoder's vocabulary (about 20,000)."""
+    pieces = VOCAB.read_text(encoding="utf-8").splitlines()
+    return frozenset(p for p in pieces if p.isalpha() and p.islower())
+
+
+def _swapped(x: frozenset[str], y: frozenset[str]) -> bool:
+    return bool(x - y) and bool(y - x)
+
+
+def _is_city(word: str) -> bool:
+    return word in PLACE_OF and PLACE_OF[word] != word and not word.endswith(DEMONYM_ENDINGS)
+
+
+def _number(text: str) -> str:
+    """ "2,000" = "2000"; "6.5" stays 6.5, and "6,5" reads as it."""
+    return text.replace(",", "") if THOUSANDS.fullmatch(text) else text.replace(",", ".")
+
+
+def _spelled_numbers(title_words: list[str]) -> list[str]:
+    """Numbers written in words, as digits: "forty-six" = "46", "nine hundred" = "900"."""
+    numbers = []
+    index = 0
+    while index < len(title_words):
+        word, following = title_words[index], title_words[index + 1 : index + 2]
+        if word in NUMBER_WORDS:
+            value = NUMBER_WORDS[word]
+            if value >= 20 and following and NUMBER_WORDS.get(following[0], 10) < 10:
+                value += NUMBER_WORDS[following[0]]
+                index += 1
+                following = title_words[index + 1 : index + 2]
+            numbers.append(str(value * SCALES.get(following[0] if following else "", 1)))
+        index += 1
+    return numbers

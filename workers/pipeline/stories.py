@@ -1,0 +1,114 @@
+"""What a story gathered: its headline, topics, the outlets that reported it and their entries.
+
+Dedupe decides which story an entry joins; this keeps the record a person reads to see what
+was merged (`newsmon stories`). One Redis hash per story, living as long as the dedupe window
+after its last report, and one sorted set of stories by their last report.
+
+A story's hash: `v` (format version), `title`, `link`, `topics` (JSON list), `first_seen`,
+`last_seen` (unix times), then `o:<feed>` = when that outlet first reported it and
+`e:<entry id>` = the entry's feed, one field each.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import redis
+
+from monitor.core import keys
+from monitor.core.models import Entry
+
+VERSION = 1
+OUTLET = "o:"
+ENTRY = "e:"
+
+# Every report adds itself and moves last_seen; the story's first entry sets its headline,
+# link and topics (a later report recorded before it, by another worker, fills them in
+# until then). One script, so two workers adding to one story never lose a field.
+RECORD_SCRIPT = """
+-- KEYS: the story's hash, the index. ARGV: story id, now, ttl, feed, entry id,
+-- v, title, link, topics, '1' when the entry is the story's first.
+local set = ARGV[10] == '1' and 'HSET' or 'HSETNX'
+for i, field in ipairs({'title', 'link', 'topics'}) do
+  redis.call(set, KEYS[1], field, ARGV[6 + i])
+end
+redis.call('HSETNX', KEYS[1], 'v', ARGV[6])
+redis.call('HSETNX', KEYS[1], 'first_seen', ARGV[2])
+redis.call('HSETNX', KEYS[1], 'o:' .. ARGV[4], ARGV[2])
+redis.call('HSET', KEYS[1], 'e:' .. ARGV[5], ARGV[4], 'last_seen', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    id: str
+    title: str
+    link: str
+    topics: tuple[str, ...]
+    outlets: tuple[str, ...]  # feed names, in the order they first reported it
+    entries: tuple[str, ...]
+    first_seen: float
+    last_seen: float
+
+
+class Stories:
+    def __init__(self, connection: redis.Redis, window_seconds: int):
+        self.connection = connection
+        self.window_seconds = window_seconds
+        self.record_script = connection.register_script(RECORD_SCRIPT)
+
+    def add(self, pipe: redis.client.Pipeline, entry: Entry, now: float | None = None) -> None:
+        """Record `entry` as a report of its story, in the caller's pipeline. The first
+        report's headline, link and topics stand for the story."""
+        self.record_script(
+            keys=[keys.story(entry.story_id), keys.STORIES],
+            args=[
+                entry.story_id,
+                now or time.time(),
+                self.window_seconds,
+                entry.feed_name,
+                entry.id,
+                VERSION,
+                entry.title,
+                entry.link,
+                json.dumps(list(entry.topics)),
+                "1" if entry.starts_story else "0",
+            ],
+            client=pipe,
+        )
+
+    def recent(self, since: float, topic: str | None = None) -> list[Story]:
+        """Stories reported since `since`, the latest report first."""
+        ids = [i.decode() for i in self.connection.zrevrangebyscore(keys.STORIES, "+inf", since)]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for story_id in ids:
+                pipe.hgetall(keys.story(story_id))
+            raws = pipe.execute()
+        stories = [_story(i, raw) for i, raw in zip(ids, raws, strict=True) if raw]
+        return [s for s in stories if topic is None or topic in s.topics]
+
+
+def _story(story_id: str, raw: dict[bytes, bytes]) -> Story:
+    fields = {k.decode(): v.decode() for k, v in raw.items()}
+    outlets = sorted(
+        (float(seen), name.removeprefix(OUTLET))
+        for name, seen in fields.items()
+        if name.startswith(OUTLET)
+    )
+    return Story(
+        id=story_id,
+        title=fields.get("title", ""),
+        link=fields.get("link", ""),
+        topics=tuple(json.loads(fields.get("topics", "[]"))),
+        outlets=tuple(name for _, name in outlets),
+        entries=tuple(n.removeprefix(ENTRY) for n in fields if n.startswith(ENTRY)),
+        first_seen=float(fields.get("first_seen", 0)),
+        last_seen=float(fields.get("last_seen", 0)),
+    )
