@@ -7,12 +7,15 @@ import json
 import threading
 
 import pytest
+import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.core.models import Entry
 from monitor.ops.redis_server import connect
-from tests.helpers import REPO
+from monitor.poller.loop import Poller
+from tests.helpers import REPO, RSS, SECRET, load, run_worker, write_config
+from tests.stories import Item, rss
 from workers.ml.encoder import shipped
 from workers.ml.evaluation import evaluate_stories
 from workers.pipeline.dedupe import Deduper, Doc, DuplicateReason, fingerprint, pack_doc, unpack_doc
@@ -168,3 +171,43 @@ def test_labelled_reports_join_their_stories(connection, file, split, floor, mer
     lookalikes = {r["story"] for r in rows if r["kind"] == "lookalike"}
     assert len([m for m in result.false_merges if set(m) <= lookalikes]) <= merges
     assert [m for m in result.false_merges if not set(m) <= lookalikes] == []
+
+
+def test_two_outlets_one_event_one_alert_and_the_story_lists_both(
+    tmp_path, connection, http_server, redis_url, start_process
+):
+    wire = Item("harbour", "w1", HARBOUR.title, HARBOUR.summary, "https://wire.example/w1")
+    daily = Item(
+        "harbour", "d1", HARBOUR_REWORDED.title, HARBOUR_REWORDED.summary, "https://d.example/1"
+    )
+    http_server.route("/wire.xml", (200, RSS, rss([wire])))
+    http_server.route("/daily.xml", (200, RSS, rss([daily])))
+    http_server.route("/hook", (204, {}, b""))
+    directory = write_config(
+        tmp_path / "config",
+        feeds=[
+            {"name": "wire", "url": http_server.url_for("/wire.xml")},
+            {"name": "daily", "url": http_server.url_for("/daily.xml")},
+        ],
+        subscriptions=[
+            {"id": "all", "url": http_server.url_for("/hook"), "topics": ["*"], "secret": SECRET}
+        ],
+    )
+    config = load(directory)
+    poller = Poller(config, connection)
+    poller.poll_feeds(config.feeds[:1])
+    run_worker(config, connection)
+    with structlog.testing.capture_logs() as logs:
+        poller.poll_feeds(config.feeds[1:])
+        run_worker(config, connection)
+
+    assert len([r for r in http_server.requests if r.path == "/hook"]) == 1
+    [merge] = [e for e in logs if e["event"] == "entry.duplicate"]
+    assert merge["reason"] == "story" and merge["similarity"] >= 0.65
+    listing = start_process(
+        "stories", "--config", str(directory), "--json", env={"REDIS_URL": redis_url}
+    )
+    assert listing.finish() == 0
+    [story] = [json.loads(line) for line in listing.log_path.read_text().splitlines()]
+    assert story["outlets"] == ["wire", "daily"] and len(story["entries"]) == 2
+    assert story["title"] == HARBOUR.title

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from workers.ml.evaluation import evaluate
 from workers.ml.topic_model import train
 from workers.pipeline.classify import Classifier, TopicScore
 from workers.pipeline.normalise import normalise
+from workers.pipeline.stories import Stories
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         "feeds", "each feed: health, last fetch, next due, entries seen", admin.list_feeds
     )
     feeds.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    stories = command("stories", "recent stories and the outlets that reported each", _stories)
+    stories.add_argument("--topic", metavar="T", help="only stories under this topic")
+    stories.add_argument(
+        "--since",
+        type=admin.parse_since,
+        default="24h",
+        metavar="T",
+        help="reported since T: an ISO time, or 30m, 2h, 7d ago (24h)",
+    )
+    stories.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     stats_command = command("stats", "queues, rates, deliveries and feed health", admin.show_stats)
     stats_command.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     serve = command("serve", "HTTP: /healthz, /metrics (Prometheus), /websub/FEED", _serve)
@@ -187,6 +200,25 @@ def _worker(args: argparse.Namespace, config: Config) -> int:
     connection = connect(redis_url(config))
     runtime.install(runtime.Runtime.build(config, connection))
     return worker.run(connection, process_name(), args.burst)
+
+
+def _stories(args: argparse.Namespace, config: Config) -> int:
+    if args.topic and args.topic not in {t.name for t in config.topics}:
+        raise CommandError(f"no topic {args.topic!r} in topics.toml")
+    window_seconds = int(config.settings.dedupe_window_hours * 3600)
+    stories = Stories(connect(redis_url(config)), window_seconds).recent(args.since, args.topic)
+    for story in stories:
+        if args.json:
+            print(json.dumps(dataclasses.asdict(story), ensure_ascii=False))
+            continue
+        seen = time.strftime("%Y-%m-%d %H:%M", time.gmtime(story.first_seen))
+        print(f"{seen}  {story.title[:90]}")
+        print(
+            f"      topics: {', '.join(story.topics) or '-'}  outlets: {', '.join(story.outlets)}"
+        )
+    if not args.json:
+        print(f"{len(stories)} stories")
+    return 0
 
 
 def _classify(args: argparse.Namespace, config: None) -> int:
