@@ -1,12 +1,14 @@
 """The poller at scale: 10,000 feeds on 100 local hosts, mostly answering 304.
 
-    python bench/poller.py [--feeds N] [--pollers K] [--changed FRACTION]
+    python bench/poller.py [--feeds N] [--pollers K] [--changed FRACTION] [--cycles C]
 
 A feed server (its own process, asyncio) answers on 127.0.0.1 ... 127.0.0.100, one host per
 100 feeds. Each feed already has an ETag, as after a first cycle; a FRACTION of them have
 moved on (200 with 10 new items), the rest answer 304. Every feed is due at once;
-K `newsmon poll` processes share them. Prints the cycle time (until every feed has been
-polled once) and each poller's peak memory (VmHWM).
+K `newsmon poll` processes share them. Prints, for each of C cycles (every feed due at once
+again after the first), the time until every feed has been polled once, the CPU time each
+poller used (figures that hold when other work shares the machine) and its memory (VmRSS);
+then each poller's peak memory (VmHWM).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import redis
 
 from monitor.core import keys
 from monitor.ops.redis_server import EmbeddedRedis, connect
@@ -78,11 +82,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def peak_rss_mib(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int, field: str) -> float:
+    """VmRSS (now) or VmHWM (the peak) of a process."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def polled(connection: redis.Redis) -> int:
+    """Polls finished so far, by every poller."""
+    totals = connection.hmget(
+        keys.STATS_TOTAL, "feeds_fetched", "feeds_not_modified", "feeds_failed"
+    )
+    return sum(int(v or 0) for v in totals)
 
 
 def main() -> None:
@@ -90,6 +109,7 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=10_000)
     parser.add_argument("--pollers", type=int, default=1)
     parser.add_argument("--changed", type=float, default=0.02)
+    parser.add_argument("--cycles", type=int, default=1)
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="newsmon-bench-"))
@@ -134,23 +154,33 @@ def main() -> None:
         )
         for _ in range(args.pollers)
     ]
-    polled = 0
-    while polled < args.feeds and time.monotonic() - started < 600:
-        time.sleep(0.05)
-        totals = connection.hmget(
-            keys.STATS_TOTAL, "feeds_fetched", "feeds_not_modified", "feeds_failed"
+    cpu_before = [0.0] * len(pollers)
+    for cycle in range(1, args.cycles + 1):
+        if cycle > 1:  # every feed due again
+            started = time.monotonic()
+            connection.zadd(keys.SCHEDULE, dict.fromkeys(names, 0))
+        while polled(connection) < cycle * args.feeds and time.monotonic() - started < 600:
+            time.sleep(0.05)
+        seconds = time.monotonic() - started
+        cpu = [cpu_seconds(p.pid) for p in pollers]
+        print(
+            f"cycle {cycle}{' (from process start)' if cycle == 1 else ''}: {seconds:.1f} s, "
+            f"{args.feeds / seconds:.0f} feeds/s; poller CPU "
+            + ", ".join(
+                f"{now - before:.1f} s" for now, before in zip(cpu, cpu_before, strict=True)
+            )
+            + ", RSS "
+            + ", ".join(f"{rss_mib(p.pid, 'VmRSS'):.0f} MiB" for p in pollers)
         )
-        polled = sum(int(v or 0) for v in totals)
-    cycle = time.monotonic() - started
-    failed = int(connection.hget(keys.STATS_TOTAL, "feeds_failed") or 0)
-    peaks = [peak_rss_mib(p.pid) for p in pollers]
+        cpu_before = cpu
+    peaks = [rss_mib(p.pid, "VmHWM") for p in pollers]
     for poller in pollers:
         poller.terminate()
         poller.wait()
+    failed = int(connection.hget(keys.STATS_TOTAL, "feeds_failed") or 0)
     enqueued = int(connection.hget(keys.STATS_TOTAL, "entries_enqueued") or 0)
     print(
-        f"{args.feeds} feeds on {HOSTS} hosts, {args.pollers} poller(s): one cycle in "
-        f"{cycle:.1f} s ({polled / cycle:.0f} feeds/s, from process start); {failed} failed; "
+        f"{args.feeds} feeds on {HOSTS} hosts, {args.pollers} poller(s): {failed} failed, "
         f"{enqueued} new entries enqueued; poller peak RSS "
         + ", ".join(f"{p:.0f} MiB" for p in peaks)
     )

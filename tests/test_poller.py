@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import gzip
 import json
 import socket
+import socketserver
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import structlog
 
 from monitor.core import keys, queues
 from monitor.core.documents import read_entry
+from monitor.core.feedstate import UNHEALTHY_AFTER_ERRORS
 from monitor.core.models import Feed
-from monitor.poller.loop import UNHEALTHY_AFTER_ERRORS
+from monitor.poller.fetch import Fetcher
+from monitor.poller.loop import Poller
 from monitor.poller.parse import parse_feed
-from tests.helpers import RSS, make_poller
+from tests.helpers import RSS, load, make_poller, serve_locally, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, atom, json_feed, rss
+
+
+def captured_logs():
+    """structlog's captured events, with the ids a poll binds to its log context."""
+    return structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
 
 
 def due_in(connection, feed: Feed) -> float:
@@ -83,7 +94,7 @@ def test_broken_feed_fails_with_reason_and_others_go_on(
         "/good.xml",
         settings="[poller]\nmax_body_bytes = 50000\n",
     )
-    with structlog.testing.capture_logs() as logs:
+    with captured_logs() as logs:
         outcomes = {o.feed: o for o in poller.run_once()}
     assert outcomes["broken-xml"].status == "failed"
     assert reason in outcomes["broken-xml"].reason
@@ -177,7 +188,7 @@ def test_a_failing_feed_backs_off_and_is_flagged_unhealthy(tmp_path, connection,
     poller = make_poller(tmp_path, connection, http_server, "/down.xml")
     feed = poller.feeds[0]  # interval 300 s
     waits = []
-    with structlog.testing.capture_logs() as logs:
+    with captured_logs() as logs:
         for _ in range(UNHEALTHY_AFTER_ERRORS):
             poller.poll_feeds([feed])[0]
             waits.append(round(due_in(connection, feed), -1))
@@ -189,7 +200,7 @@ def test_a_failing_feed_backs_off_and_is_flagged_unhealthy(tmp_path, connection,
 def test_retry_after_delays_a_feed_without_an_error_strike(tmp_path, connection, http_server):
     http_server.route("/busy.xml", (429, {"retry-after": "900"}, b""))
     poller = make_poller(tmp_path, connection, http_server, "/busy.xml")
-    with structlog.testing.capture_logs() as logs:
+    with captured_logs() as logs:
         outcome = poller.poll_feeds([poller.feeds[0]])[0]
     assert outcome.status == "throttled"
     assert 890 <= due_in(connection, poller.feeds[0]) <= 900
@@ -269,7 +280,7 @@ def test_a_feed_redirected_permanently_moves_and_a_temporary_one_never(
     http_server.route("/loop.xml", (308, {"location": "/loop.xml"}, b""))
     poller = make_poller(tmp_path, connection, http_server, "/old.xml", "/temp.xml", "/loop.xml")
     moved, temporary, loop = poller.feeds
-    with structlog.testing.capture_logs() as logs:
+    with captured_logs() as logs:
         for _ in range(4):
             poller.poll_feeds([moved])[0]
             poller.poll_feeds([temporary])[0]
@@ -398,3 +409,81 @@ def test_invalid_encoding_is_tolerated(tmp_path, connection, http_server):
     assert poller.poll_feeds([poller.feeds[0]])[0].new_entries == 5
     titles = [e.title for e in queued_entries(connection)]
     assert titles[1:] == [i.title for i in ROUND_ONE_LIVEBLOG[1:]] and "Par" in titles[0]
+
+
+@pytest.fixture
+def keep_alive_servers(private_targets):
+    """HTTP/1.1 servers that answer every request 304 and keep the connection open; each
+    starts on its own port of 127.0.0.1 and returns its URL and its connections' log."""
+    servers = []
+
+    def start() -> tuple[str, list[str]]:
+        events: list[str] = []
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                events.append("opened")
+                try:
+                    while self.rfile.readline():  # a request line, then headers to a blank one
+                        while self.rfile.readline() not in (b"\r\n", b""):
+                            pass
+                        self.wfile.write(b"HTTP/1.1 304 Not Modified\r\n\r\n")
+                finally:
+                    events.append("closed")
+
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}", events
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_fetches_from_one_host_share_a_kept_alive_connection(
+    tmp_path, connection, keep_alive_servers
+):
+    url, events = keep_alive_servers()
+    feeds = [{"name": f"feed-{i}", "url": f"{url}/feed-{i}.xml"} for i in range(6)]
+    config = load(write_config(tmp_path, feeds=feeds, settings="[poller]\nper_host = 1\n"))
+    outcomes = Poller(config, connection).run_once()
+    assert [o.status for o in outcomes] == ["not_modified"] * 6
+    assert events.count("opened") == 1
+
+
+def test_the_pools_of_hosts_not_used_lately_are_closed(keep_alive_servers):
+    (first, first_events), (second, second_events) = keep_alive_servers(), keep_alive_servers()
+
+    async def fetch_both():
+        fetcher = Fetcher(timeout_seconds=5, max_bytes=1000, per_host=1, hosts=1)
+        try:
+            await fetcher.fetch(f"{first}/feed.xml", '"v1"')
+            await fetcher.fetch(f"{second}/feed.xml", '"v1"')
+            assert [port for _, _, port in fetcher.transport.pools] == [urlsplit(second).port]
+        finally:
+            await fetcher.aclose()
+
+    asyncio.run(fetch_both())
+    deadline = time.monotonic() + 5
+    while first_events != ["opened", "closed"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert first_events == ["opened", "closed"] and second_events[0] == "opened"
+
+
+def test_credentials_in_a_feed_url_go_to_its_origin_only(tmp_path, connection, http_server):
+    elsewhere = serve_locally()
+    other = next(elsewhere)
+    try:
+        other.route("/feed.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG)))
+        http_server.route("/feed.xml", (302, {"location": other.url_for("/feed.xml")}, b""))
+        url = http_server.url_for("/feed.xml").replace("://", "://reader:pw%40x@")
+        poller = make_poller(tmp_path, connection, http_server, "/unused.xml")
+        assert poller.poll_feeds([Feed("private", url, 300)])[0].new_entries == 5
+        sent = http_server.requests[0].headers["authorization"]
+        assert sent == "Basic " + base64.b64encode(b"reader:pw@x").decode()
+        assert "authorization" not in other.requests[0].headers
+    finally:
+        elsewhere.close()

@@ -11,8 +11,8 @@ import pytest
 
 from monitor.core import keys
 from monitor.core.models import Feed
-from monitor.poller.schedule import Schedule, decayed_count, next_interval
-from tests.helpers import write_config
+from monitor.poller.schedule import Schedule, next_interval
+from tests.helpers import make_poller, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
 BOUNDS = (60, 3600)
@@ -66,14 +66,7 @@ def test_a_feed_with_its_own_interval_keeps_it():
     assert next_interval(feed, 0, 7 * 24 * 3600, BOUNDS) == 90
 
 
-def test_old_entries_fade_from_the_rate():
-    assert decayed_count(10, 0) == 10
-    assert decayed_count(10, 24 * 3600) == pytest.approx(10 / 2.718, rel=0.01)
-
-
 def test_rss_ttl_holds_the_next_poll_back(tmp_path, connection, http_server):
-    from tests.helpers import make_poller
-
     http_server.route(
         "/slow.xml",
         (

@@ -16,6 +16,7 @@ import pytest
 
 from monitor.core import keys, queues
 from monitor.core.documents import read_entry
+from monitor.core.feedstate import FeedState
 from monitor.poller import websub
 from monitor.poller.loop import Poller
 from tests.helpers import load, write_config
@@ -31,9 +32,14 @@ def queued_titles(connection) -> list[str]:
     return [read_entry(document).title for job in jobs for document in job.args[0]]
 
 
-def feed_state(connection, name: str = "liveblog") -> dict[str, str]:
+def stored(connection, name: str = "liveblog") -> dict[str, str]:
+    """The feed's state hash as it is stored."""
     raw = connection.hgetall(keys.feed_state(name))
     return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def feed_state(connection, name: str = "liveblog") -> FeedState:
+    return FeedState.read(connection.hgetall(keys.feed_state(name)))
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -42,10 +48,11 @@ def sign(secret: str, body: bytes) -> str:
 
 def requested(connection, base: str, at: float | None = None) -> dict[str, str]:
     """What the poller stores and sends when it asks the hub for a subscription; the form."""
-    fields, form = websub.subscription_request(
-        f"{base}/websub", "liveblog", HUB_URL, FEED_URL, time.time() if at is None else at
+    state = FeedState()
+    form = websub.request_subscription(
+        state, f"{base}/websub", "liveblog", HUB_URL, FEED_URL, time.time() if at is None else at
     )
-    connection.hset(keys.feed_state("liveblog"), mapping=fields)
+    connection.hset(keys.feed_state("liveblog"), mapping=state.take_changes())
     return form
 
 
@@ -139,9 +146,8 @@ def test_a_forged_verification_confirms_nothing(connection, served):
 
     assert httpx.get(path, params=forged).status_code == 404  # no token
     assert httpx.get(path, params={**forged, "token": "guessed"}).status_code == 404
-    state = feed_state(connection)
-    assert "websub_expires" not in state and "websub_secret" not in state
-    assert not websub.is_active(state, time.time())
+    assert "websub_expires" not in stored(connection) and "websub_secret" not in stored(connection)
+    assert not websub.is_active(feed_state(connection), time.time())
     # The request it tried to pass for is still pending, for the hub's own verification.
     assert hub_get(form["hub.callback"], verification(form)).text == "c-123"
 
@@ -168,9 +174,10 @@ def test_a_granted_lease_is_capped_at_ours(connection, served):
     assert answer.status_code == 200
     state = feed_state(connection)
     now = time.time()
-    assert float(state["websub_expires"]) <= now + websub.LEASE_SECONDS
-    assert state["websub_secret"] == form["hub.secret"]
-    assert "websub_token" not in state and "websub_pending_secret" not in state
+    assert state.websub_expires <= now + websub.LEASE_SECONDS
+    assert state.websub_secret == form["hub.secret"]
+    assert "websub_token" not in stored(connection)
+    assert "websub_pending_secret" not in stored(connection)
     # Renewed a day before the capped lease ends, not ten years later.
     renew_at = now + websub.LEASE_SECONDS - websub.RENEW_BEFORE_SECONDS + 60
     assert websub.wants_subscription(state, HUB_URL, FEED_URL, renew_at)
@@ -180,21 +187,21 @@ def test_a_denial_needs_the_token_too_and_ends_the_pending_request(connection, s
     form = requested(connection, served)
     denied = verification(form, **{"hub.mode": "denied", "hub.reason": "nope"})
     assert httpx.get(f"{served}/websub/liveblog", params=denied).status_code == 404
-    assert feed_state(connection)["websub_token"]
+    assert feed_state(connection).websub_token
     assert hub_get(form["hub.callback"], denied).status_code == 200
-    assert "websub_token" not in feed_state(connection)
+    assert "websub_token" not in stored(connection)
 
 
 def test_a_lease_beyond_our_cap_stored_earlier_counts_as_none():
     """What a forged verification left behind before the cap: push off, subscribe again."""
     now = time.time()
-    state = {
-        "websub_hub": HUB_URL,
-        "websub_topic": FEED_URL,
-        "websub_secret": "s",
-        "websub_requested": str(now - 86400),
-        "websub_expires": str(now + TEN_YEARS),
-    }
+    state = FeedState(
+        websub_hub=HUB_URL,
+        websub_topic=FEED_URL,
+        websub_secret="s",
+        websub_requested=now - 86400,
+        websub_expires=now + TEN_YEARS,
+    )
     assert not websub.is_active(state, now)
     assert websub.wants_subscription(state, HUB_URL, FEED_URL, now)
 

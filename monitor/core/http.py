@@ -14,7 +14,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import anyio
@@ -101,12 +103,83 @@ def http_client(**options: object) -> httpx.Client:
     return httpx.Client(transport=transport, **options)
 
 
-def async_http_client(**options: object) -> httpx.AsyncClient:
-    """The asyncio twin of http_client."""
-    transport = httpx.AsyncHTTPTransport()
-    if not allow_private_targets():
-        transport._pool._network_backend = AsyncGuardedBackend()
-    return httpx.AsyncClient(transport=transport, **options)
+class HostPools(httpx.AsyncBaseTransport):
+    """The poller's asyncio transport: a small pool of guarded connections per host (scheme,
+    host and port) rather than one big pool.
+
+    httpcore's pool looks over all its connections several times on every request and every
+    release (quadratic in their number), so one pool keeping connections alive to hundreds of
+    hosts costs more than connecting anew. Each pool here keeps up to `per_host` connections
+    alive (for 5 s after their last use); the pools of the `hosts` hosts used last are kept,
+    and an older one is closed once none of its requests is in flight. A response's body
+    must be closed (`aclose`), as httpx's client does, for its request to count as done."""
+
+    def __init__(self, per_host: int, hosts: int):
+        self.limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host)
+        self.hosts = hosts
+        self.ssl_context = httpx.create_ssl_context()  # one for all: each costs a CA bundle
+        self.pools: OrderedDict[tuple[str, str, int | None], _HostPool] = OrderedDict()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        origin = (request.url.scheme, request.url.host, request.url.port)
+        pool = self.pools.get(origin)
+        if pool is None:
+            pool = self.pools[origin] = _HostPool(self._transport())
+        self.pools.move_to_end(origin)
+        pool.in_flight += 1
+        try:
+            if len(self.pools) > self.hosts:
+                await self._close_unused()
+            response = await pool.transport.handle_async_request(request)
+        except BaseException:
+            pool.in_flight -= 1
+            raise
+        response.stream = _Released(response.stream, pool)
+        return response
+
+    async def aclose(self) -> None:
+        pools, self.pools = list(self.pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.transport.aclose()
+
+    def _transport(self) -> httpx.AsyncHTTPTransport:
+        transport = httpx.AsyncHTTPTransport(verify=self.ssl_context, limits=self.limits)
+        if not allow_private_targets():
+            transport._pool._network_backend = AsyncGuardedBackend()
+        return transport
+
+    async def _close_unused(self) -> None:
+        """Close the least recently used pools without a request in flight, down to `hosts`.
+        They leave `pools` before the first await, so no request starts on one meanwhile."""
+        unused = [origin for origin, pool in self.pools.items() if not pool.in_flight]
+        closing = [self.pools.pop(origin) for origin in unused[: len(self.pools) - self.hosts]]
+        for pool in closing:
+            await pool.transport.aclose()
+
+
+@dataclass(slots=True)
+class _HostPool:
+    transport: httpx.AsyncHTTPTransport
+    in_flight: int = 0
+
+
+class _Released(httpx.AsyncByteStream):
+    """A response body that, once closed, counts its request out of its pool."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, pool: _HostPool):
+        self.stream = stream
+        self.pool: _HostPool | None = pool
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.stream.__aiter__()  # the body's own iterator: no layer per chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self.stream.aclose()
+        finally:
+            if self.pool is not None:
+                self.pool.in_flight -= 1
+                self.pool = None
 
 
 def blocked_reason(exc: BaseException) -> str | None:

@@ -14,13 +14,13 @@ import redis
 
 from monitor.core import keys
 from monitor.core.config import Config
+from monitor.core.feedstate import FeedState
 from monitor.core.models import Alert, Subscription
 from monitor.core.redact import redact_url
 from monitor.ops import CommandError
 from monitor.ops.redis_server import connect, redis_url
 from monitor.ops.stats import snapshot
 from monitor.poller import websub
-from monitor.poller.loop import UNHEALTHY_AFTER_ERRORS
 from workers.delivery.deadletters import DeadLetters
 from workers.delivery.endpoints import Endpoints
 from workers.jobs import schedule_deliveries
@@ -110,40 +110,29 @@ def list_feeds(args: argparse.Namespace, config: Config) -> int:
     now = time.time()
     for index, feed in enumerate(config.feeds):
         raw, due, seen = replies[3 * index : 3 * index + 3]
-        state = {k.decode(): v.decode() for k, v in raw.items()}
-        errors = int(state.get("errors") or 0)
-        health = (
-            "never fetched"
-            if not state
-            else "unhealthy"
-            if errors >= UNHEALTHY_AFTER_ERRORS
-            else "failing"
-            if errors
-            else "ok"
-        )
+        state = FeedState.read(raw)
         row = {
             "feed": feed.name,
             "url": redact_url(feed.url),
-            "health": health,
-            "errors": errors,
-            "last_status": state.get("last_status", ""),
-            "last_fetched": _iso(float(state["last_fetched"])) if "last_fetched" in state else None,
+            "health": state.health,
+            "errors": state.errors,
+            "last_status": str(state.last_status or ""),
+            "last_fetched": _iso(state.last_fetched) if state.last_fetched is not None else None,
             "next_due_in_seconds": round(max(due - now, 0), 1) if due is not None else None,
             "entries_seen": seen,
-            "last_error": state.get("last_error", ""),
+            "last_error": state.last_error,
             "push": "active" if websub.is_active(state, now) else "",
         }
         if args.json:
             print(json.dumps(row))
         else:
-            ago = (
-                f"{now - float(state['last_fetched']):.0f}s ago" if "last_fetched" in state else "-"
-            )
+            ago = f"{now - state.last_fetched:.0f}s ago" if state.last_fetched is not None else "-"
             print(
-                f"{feed.name:<20} {health:<13} last {row['last_status'] or '-':<4} {ago:<10} "
-                f"next in {row['next_due_in_seconds'] or 0:>6}s  seen {seen:<6} errors {errors}"
+                f"{feed.name:<20} {state.health:<13} last {row['last_status'] or '-':<4} "
+                f"{ago:<10} next in {row['next_due_in_seconds'] or 0:>6}s  seen {seen:<6} "
+                f"errors {state.errors}"
                 + ("  push" if row["push"] else "")
-                + (f"  {row['last_error']}" if errors else "")
+                + (f"  {state.last_error}" if state.errors else "")
             )
     return 0
 

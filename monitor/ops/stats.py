@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +15,7 @@ from rq import Queue, Worker
 from monitor.core import keys, queues
 from monitor.core.config import Config
 from monitor.core.counters import COUNTERS, SUBSCRIPTION_COUNTERS
+from monitor.core.feedstate import FeedHealth, FeedState
 from workers.delivery.deadletters import DeadLetters
 from workers.delivery.endpoints import Endpoints
 
@@ -43,7 +45,7 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         replies = iter(pipe.execute())
     totals = _ints(next(replies))
     recent = [_ints(next(replies)) for _ in range(RATE_MINUTES)]
-    feed_states = [{k.decode(): v.decode() for k, v in next(replies).items()} for _ in config.feeds]
+    feed_states = [FeedState.read(next(replies)) for _ in config.feeds]
     subscription_counts = [_ints(next(replies)) for _ in config.subscriptions]
     pollers = next(replies)
 
@@ -57,12 +59,14 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
     failing_feeds = [
         {
             "feed": feed.name,
-            "errors": int(state.get("errors", 0)),
-            "last_error": state.get("last_error", ""),
+            "health": state.health,
+            "errors": state.errors,
+            "last_error": state.last_error,
         }
         for feed, state in zip(config.feeds, feed_states, strict=True)
-        if int(state.get("errors", 0) or 0) > 0
+        if state.health.is_failing
     ]
+    by_health = Counter(state.health for state in feed_states)
     endpoints = Endpoints(connection)
     dead_letters = DeadLetters(connection, config.settings.dead_letter_days * 86400)
     subscriptions = {}
@@ -95,8 +99,9 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         "subscriptions": subscriptions,
         "feeds": {
             "total": len(config.feeds),
-            "failing": len(failing_feeds),
+            "failing": len(failing_feeds),  # failing or unhealthy
             "healthy": len(config.feeds) - len(failing_feeds),
+            "health": {health: by_health[health] for health in FeedHealth},
             "failing_feeds": failing_feeds,
         },
         "pollers": len(pollers),

@@ -5,6 +5,12 @@ schedule.py), so each due feed is fetched once. Fetches run on one asyncio event
 up to `concurrency` at once and `per_host` per host; Redis work and parsing run in threads
 so the loop never waits on them. A failing feed is logged as `feed.failed` with its reason,
 backs off, and never stops the others.
+
+Each poll writes its feed's state (FeedState) once. A document's state goes in the
+transaction that queues its entries and marks them seen, with its counters and next due
+time. A poll that brought no document (304, failure, Retry-After) leaves a save that goes
+to Redis with the others of its turn of the loop, in one pipeline: lost in a crash, its
+feed keeps its lease and is fetched again when the lease runs out, and nothing else is lost.
 """
 
 from __future__ import annotations
@@ -13,44 +19,61 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from urllib.parse import urlsplit
 
+import httpx
 import redis
 import structlog
 
 from monitor.core import keys
 from monitor.core.config import Config, Settings
 from monitor.core.counters import count, heartbeat
+from monitor.core.feedstate import FeedHealth, FeedState
 from monitor.core.models import Feed
 from monitor.core.outage import UNAVAILABLE, wait_for_redis
 from monitor.poller import websub
 from monitor.poller.fetch import Fetcher, FetchError, FetchResult
 from monitor.poller.parse import ParsedFeed, ParseError, parse_feed
-from monitor.poller.schedule import Schedule, decayed_count, next_interval
+from monitor.poller.schedule import MAX_BACKOFF_SECONDS, Schedule, backoff, next_interval
 from monitor.poller.seen import EntryQueue
 
 log = structlog.get_logger()
 
-MAX_BACKOFF_SECONDS = 6 * 3600
 MAX_START_SPREAD_SECONDS = 10
 SYNC_SECONDS = 60
-MOVE_AFTER_REDIRECTS = 3
-UNHEALTHY_AFTER_ERRORS = 5
 IDLE_WAIT_SECONDS = 1.0
 
-State = dict[str, str]
+
+class PollStatus(StrEnum):
+    FETCHED = "fetched"
+    NOT_MODIFIED = "not_modified"
+    THROTTLED = "throttled"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
 class PollOutcome:
     feed: str
-    status: str  # "fetched", "not_modified", "throttled" or "failed"
+    status: PollStatus
     new_entries: int = 0
     edited_entries: int = 0
     reason: str = ""
     next_poll_in: float = 0.0  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Save:
+    """What a poll without a document writes: its feed's changed state fields, its counters
+    and its next due time (which ends its lease)."""
+
+    feed: str
+    fields: dict[str, str]
+    counters: dict[str, int]
+    due: float
 
 
 class Poller:
@@ -90,16 +113,19 @@ class Poller:
 
         return asyncio.run(now())
 
-    async def _poll_all(self, claimed: list[tuple[Feed, State]]) -> list[PollOutcome]:
-        async with _Fetching(self.settings) as fetching:
-            return await asyncio.gather(*(self._poll(fetching, f, s) for f, s in claimed))
+    async def _poll_all(self, claimed: list[tuple[Feed, FeedState]]) -> list[PollOutcome]:
+        async with _Session(self.settings) as session:
+            # gather runs each poll in a task of its own, with a log context of its own.
+            outcomes = await asyncio.gather(*(self._poll(session, f, s) for f, s in claimed))
+            await asyncio.to_thread(self._write, session.take_saves())
+        return outcomes
 
     async def _run(self, stop: threading.Event) -> None:
         log.info("poller.started", feeds=len(self.feeds))
         tasks: set[asyncio.Task[PollOutcome]] = set()
         min_claim = max(self.settings.fetch_concurrency // 10, 1)
         last_beat = last_sync = 0.0
-        async with _Fetching(self.settings) as fetching:
+        async with _Session(self.settings) as session:
             try:
                 while not stop.is_set():
                     try:
@@ -117,11 +143,15 @@ class Poller:
                         room = self.settings.fetch_concurrency - len(tasks)
                         wait = IDLE_WAIT_SECONDS
                         # Claims go in batches (one Lua call serves many feeds) unless idle.
-                        if room >= min_claim or not tasks:
-                            claimed = await asyncio.to_thread(self._claim, now, room)
+                        limit = room if room >= min_claim or not tasks else 0
+                        if limit or session.saves:
+                            claimed = await asyncio.to_thread(
+                                self._store_and_claim, session.take_saves(), now, limit
+                            )
                             for feed, state in claimed:
-                                tasks.add(asyncio.create_task(self._poll(fetching, feed, state)))
-                            if len(claimed) < room:  # nothing else is due: sleep until then
+                                # Its own task: the ids it binds to its log context stay its own.
+                                tasks.add(asyncio.create_task(self._poll(session, feed, state)))
+                            if len(claimed) < limit:  # nothing else is due: sleep until then
                                 wait = await asyncio.to_thread(self._idle_wait)
                         if not tasks:
                             await asyncio.sleep(wait)
@@ -133,11 +163,14 @@ class Poller:
                         if errors := [e for t in done if (e := t.exception()) is not None]:
                             raise errors[0]
                     except UNAVAILABLE:
-                        # A poll whose enqueue failed marked nothing seen and kept its lease:
-                        # its feed is fetched again once the lease runs out.
+                        # A poll whose enqueue failed marked nothing seen and kept its lease,
+                        # as did the polls whose saves were lost: their feeds are fetched
+                        # again once their leases run out.
                         await asyncio.to_thread(wait_for_redis, self.connection, stop)
             finally:
                 await asyncio.gather(*tasks, return_exceptions=True)
+                with contextlib.suppress(*UNAVAILABLE):
+                    await asyncio.to_thread(self._write, session.take_saves())
         log.info("poller.stopped")
 
     def _idle_wait(self) -> float:
@@ -147,98 +180,106 @@ class Poller:
             return IDLE_WAIT_SECONDS
         return min(max(due - time.time(), 0.05), IDLE_WAIT_SECONDS)
 
-    def _claim(self, now: float, limit: int) -> list[tuple[Feed, State]]:
+    def _store_and_claim(
+        self, saves: list[Save], now: float, limit: int
+    ) -> list[tuple[Feed, FeedState]]:
+        """A turn of the loop's Redis work, in one trip to a thread: write the saves of the
+        polls finished since the last turn, then claim up to `limit` feeds due at `now`."""
+        self._write(saves)
+        return self._claim(now, limit) if limit else []
+
+    def _write(self, saves: list[Save]) -> None:
+        """The saves of many polls, in one pipeline."""
+        if not saves:
+            return
+        totals: Counter[str] = Counter()
+        with self.connection.pipeline(transaction=False) as pipe:
+            for save in saves:
+                self._store(pipe, save.feed, save.fields, save.due)
+                totals.update(save.counters)
+            count(pipe, totals)
+            pipe.execute()
+
+    def _claim(self, now: float, limit: int) -> list[tuple[Feed, FeedState]]:
         names = [n for n in self.schedule.claim(now, limit) if n in self.feeds_by_name]
         feeds = [self.feeds_by_name[n] for n in names]
         return list(zip(feeds, self._states(names), strict=True))
 
-    def _states(self, names: list[str]) -> list[State]:
+    def _store(
+        self, pipe: redis.client.Pipeline, name: str, fields: dict[str, str], due: float
+    ) -> None:
+        if fields:
+            pipe.hset(keys.feed_state(name), mapping=fields)
+        self.schedule.set_due(pipe, name, due)
+
+    def _states(self, names: list[str]) -> list[FeedState]:
         with self.connection.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.hgetall(keys.feed_state(name))
-            return [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute()]
+            return [FeedState.read(raw) for raw in pipe.execute()]
 
-    async def _poll(self, fetching: _Fetching, feed: Feed, state: State) -> PollOutcome:
-        """One fetch of one feed, end to end. Never raises for a bad feed: it logs and reports."""
+    async def _poll(self, session: _Session, feed: Feed, state: FeedState) -> PollOutcome:
+        """One fetch of one feed, end to end, in a task of its own. Never raises for a bad
+        feed: it logs and reports."""
+        structlog.contextvars.bind_contextvars(feed=feed.name, url=feed.url)
         started = time.monotonic()
-        # A feed that moved for good is fetched at its new URL, until the config changes.
-        url = state["moved_url"] if state.get("moved_from") == feed.url else feed.url
+        url = state.url_for(feed.url)
         try:
-            async with fetching.slot(url):
+            async with session.slot(url):
                 if time.monotonic() - started > self.schedule.lease_seconds / 2:
                     await asyncio.to_thread(self.schedule.extend_lease, feed.name, time.time())
-                fetched = await fetching.fetcher.fetch(
-                    url, state.get("etag") or None, state.get("last_modified") or None
+                fetched = await session.fetcher.fetch(
+                    url, state.etag or None, state.last_modified or None
                 )
         except FetchError as exc:
             if exc.retry_after is not None:
-                return await asyncio.to_thread(
-                    self._throttled, feed, state, str(exc), exc.retry_after
-                )
-            return await asyncio.to_thread(self._failed, feed, state, str(exc))
-        outcome, parsed = await asyncio.to_thread(self._take, feed, state, url, fetched, started)
-        if parsed and parsed.hub and parsed.topic and self.settings.websub_callback_url:
-            await self._subscribe(fetching.fetcher, feed, state, parsed.hub, parsed.topic)
+                return self._throttled(session, feed, state, str(exc), exc.retry_after)
+            return self._failed(session, feed, state, str(exc))
+        if fetched.body is None:
+            return self._not_modified(session, feed, state, url, fetched)
+        try:
+            parsed = await asyncio.to_thread(parse_feed, feed, fetched.body, fetched.content_type)
+        except ParseError as exc:
+            return self._failed(session, feed, state, str(exc))
+        except Exception as exc:  # a feed must never take the poller down
+            reason = f"unexpected {type(exc).__name__}: {exc}"
+            return self._failed(session, feed, state, reason)
+        outcome = await asyncio.to_thread(self._take, feed, state, url, fetched, parsed, started)
+        if parsed.hub and parsed.topic and self.settings.websub_callback_url:
+            await self._subscribe(session.fetcher, feed, state, parsed.hub, parsed.topic)
         return outcome
 
     def _take(
-        self, feed: Feed, state: State, url: str, fetched: FetchResult, started: float
-    ) -> tuple[PollOutcome, ParsedFeed | None]:
-        """What a fetch brought: parse, enqueue what is new, and schedule the next poll."""
-        bound = log.bind(feed=feed.name, url=feed.url)
+        self,
+        feed: Feed,
+        state: FeedState,
+        url: str,
+        fetched: FetchResult,
+        parsed: ParsedFeed,
+        started: float,
+    ) -> PollOutcome:
+        """A document: enqueue what is new, and store it with the feed's state, counters and
+        next due time, in one transaction."""
         now = time.time()
-        try:
-            parsed = (
-                parse_feed(feed, fetched.body, fetched.content_type)
-                if fetched.body is not None
-                else None
-            )
-        except ParseError as exc:
-            return self._failed(feed, state, str(exc)), None
-        except Exception as exc:  # a feed must never take the poller down
-            return self._failed(feed, state, f"unexpected {type(exc).__name__}: {exc}"), None
-
-        first = "first_fetched" not in state
-        new_count = decayed_count(
-            float(state.get("new_count") or 0), now - float(state.get("last_fetched") or now)
+        checked = self.entry_queue.check(feed, parsed.entries)
+        state.fetched(
+            fetched.status,
+            now,
+            fetched.etag,
+            fetched.last_modified,
+            parsed.ttl_seconds,
+            len(checked.new),
         )
-        updates: dict[str, str | float | int] = {
-            "last_status": fetched.status,
-            "last_fetched": now,
-            "errors": 0,
-            "last_error": "",
-            "first_fetched": state.get("first_fetched") or now,
-            **self._track_move(feed, url, fetched.moved_to, state),
-        }
-        submitted = None
-        if parsed is not None:
-            updates["etag"] = fetched.etag or ""
-            updates["last_modified"] = fetched.last_modified or ""
-            updates["ttl"] = parsed.ttl_seconds or 0
-            submitted = self.entry_queue.submit(feed, parsed.entries, updates, {"feeds_fetched": 1})
-            # The first document's entries are the feed's past, not its rate.
-            new_count += 0 if first else len(submitted.new)
-        floor = max(fetched.max_age or 0, float(updates.get("ttl") or state.get("ttl") or 0))
-        if websub.is_active(state, now):
-            floor = max(floor, self.settings.max_interval_seconds)
-        interval = next_interval(
-            feed,
-            new_count,
-            now - float(updates["first_fetched"]),
-            (self.settings.min_interval_seconds, self.settings.max_interval_seconds),
-            min(floor, MAX_BACKOFF_SECONDS),
-        )
-        if submitted is None:
-            self._save(
-                feed, {**updates, "new_count": new_count}, {"feeds_not_modified": 1}, now + interval
-            )
-        else:  # the rest of the state went with the entries
-            self._save(feed, {"new_count": new_count}, {}, now + interval)
-        if submitted is None:
-            bound.info("feed.not_modified", next_poll_in=round(interval))
-            return PollOutcome(feed.name, "not_modified", next_poll_in=interval), None
-        submitted.log_entries(bound)
-        bound.info(
+        self._follow_redirect(feed, state, url, fetched)
+        interval = self._interval(feed, state, fetched, now)
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.multi()
+            submitted = self.entry_queue.enqueue(pipe, feed, checked)
+            self._store(pipe, feed.name, state.take_changes(), now + interval)
+            count(pipe, {"feeds_fetched": 1, **submitted.counters})
+            pipe.execute()
+        submitted.log_entries()
+        log.info(
             "feed.fetched",
             status=fetched.status,
             bytes=len(fetched.body or b""),
@@ -249,112 +290,112 @@ class Poller:
             next_poll_in=round(interval),
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
-        outcome = PollOutcome(
-            feed.name, "fetched", len(submitted.new), len(submitted.edited), next_poll_in=interval
+        return PollOutcome(
+            feed.name,
+            PollStatus.FETCHED,
+            len(submitted.new),
+            len(submitted.edited),
+            next_poll_in=interval,
         )
-        return outcome, parsed
 
-    def _save(
-        self,
-        feed: Feed,
-        updates: dict[str, str | float | int],
-        counters: dict[str, int],
-        due: float,
-    ) -> None:
-        """Store the feed's new state and its next due time, in one round trip."""
-        with self.connection.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.feed_state(feed.name), mapping=updates)
-            count(pipe, counters)
-            self.schedule.set_due(pipe, feed.name, due)
-            pipe.execute()
-
-    def _failed(self, feed: Feed, state: State, reason: str) -> PollOutcome:
-        """Count the error and back off: the wait doubles with each error in a row, up to
-        MAX_BACKOFF_SECONDS (or the feed's own interval, if longer); never a hard stop."""
-        errors = int(state.get("errors") or 0) + 1
-        backoff = min(
-            feed.interval_seconds * 2 ** (errors - 1),
-            max(MAX_BACKOFF_SECONDS, feed.interval_seconds),
-        )
+    def _not_modified(
+        self, session: _Session, feed: Feed, state: FeedState, url: str, fetched: FetchResult
+    ) -> PollOutcome:
         now = time.time()
-        updates = {"errors": errors, "last_error": reason, "last_fetched": now}
-        self._save(feed, updates, {"feeds_failed": 1}, now + backoff)
-        log.warning(
-            "feed.failed",
-            feed=feed.name,
-            url=feed.url,
-            reason=reason,
-            errors=errors,
-            retry_in=backoff,
-        )
-        if errors == UNHEALTHY_AFTER_ERRORS:
-            log.error(
-                "feed.unhealthy", feed=feed.name, url=feed.url, errors=errors, last_error=reason
-            )
-        return PollOutcome(feed.name, "failed", reason=reason, next_poll_in=backoff)
+        state.not_modified(fetched.status, now)
+        self._follow_redirect(feed, state, url, fetched)
+        interval = self._interval(feed, state, fetched, now)
+        session.save(feed.name, state, {"feeds_not_modified": 1}, now + interval)
+        log.info("feed.not_modified", next_poll_in=round(interval))
+        return PollOutcome(feed.name, PollStatus.NOT_MODIFIED, next_poll_in=interval)
 
-    def _throttled(self, feed: Feed, state: State, reason: str, retry_after: float) -> PollOutcome:
+    def _interval(self, feed: Feed, state: FeedState, fetched: FetchResult, now: float) -> float:
+        """Seconds until the next poll after an answered fetch (schedule.next_interval)."""
+        floor = max(fetched.max_age or 0, state.ttl)
+        if websub.is_active(state, now):  # pushes bring the news: polls are the safety net
+            floor = max(floor, self.settings.max_interval_seconds)
+        return next_interval(
+            feed,
+            state.new_count,
+            now - (state.first_fetched or now),
+            (self.settings.min_interval_seconds, self.settings.max_interval_seconds),
+            min(floor, MAX_BACKOFF_SECONDS),
+        )
+
+    def _follow_redirect(
+        self, feed: Feed, state: FeedState, url: str, fetched: FetchResult
+    ) -> None:
+        if state.redirected(feed.url, url, fetched.moved_to):
+            log.warning(
+                "feed.moved", moved_to=fetched.moved_to, hint="update feeds.toml to the new URL"
+            )
+
+    def _failed(self, session: _Session, feed: Feed, state: FeedState, reason: str) -> PollOutcome:
+        """Count the error and back off (schedule.backoff); never a hard stop."""
+        was_unhealthy = state.health is FeedHealth.UNHEALTHY
+        now = time.time()
+        state.failed(reason, now)
+        wait = backoff(feed, state.errors)
+        session.save(feed.name, state, {"feeds_failed": 1}, now + wait)
+        log.warning("feed.failed", reason=reason, errors=state.errors, retry_in=wait)
+        if state.health is FeedHealth.UNHEALTHY and not was_unhealthy:
+            log.error("feed.unhealthy", errors=state.errors, last_error=reason)
+        return PollOutcome(feed.name, PollStatus.FAILED, reason=reason, next_poll_in=wait)
+
+    def _throttled(
+        self, session: _Session, feed: Feed, state: FeedState, reason: str, retry_after: float
+    ) -> PollOutcome:
         """The server asked for time (429/503 with Retry-After): wait, but count no error."""
         wait = max(feed.interval_seconds, retry_after)
         now = time.time()
-        self._save(feed, {"last_error": reason, "last_fetched": now}, {}, now + wait)
-        log.info("feed.throttled", feed=feed.name, url=feed.url, reason=reason, retry_in=wait)
-        return PollOutcome(feed.name, "throttled", reason=reason, next_poll_in=wait)
-
-    def _track_move(
-        self, feed: Feed, url: str, moved_to: str | None, state: State
-    ) -> dict[str, str | int]:
-        """Follow a permanent redirect seen MOVE_AFTER_REDIRECTS times in a row; forget one
-        that is not seen again. Returns the state fields to store with this poll's."""
-        if moved_to is None or moved_to == url:
-            return {"moving_to": "", "moving_count": 0} if state.get("moving_to") else {}
-        count = int(state.get("moving_count") or 0) + 1 if state.get("moving_to") == moved_to else 1
-        if count < MOVE_AFTER_REDIRECTS:
-            return {"moving_to": moved_to, "moving_count": count}
-        log.warning(
-            "feed.moved",
-            feed=feed.name,
-            url=feed.url,
-            moved_to=moved_to,
-            hint="update feeds.toml to the new URL",
-        )
-        return {"moved_url": moved_to, "moved_from": feed.url, "moving_to": "", "moving_count": 0}
+        state.throttled(reason, now)
+        session.save(feed.name, state, {}, now + wait)
+        log.info("feed.throttled", reason=reason, retry_in=wait)
+        return PollOutcome(feed.name, PollStatus.THROTTLED, reason=reason, next_poll_in=wait)
 
     async def _subscribe(
-        self, fetcher: Fetcher, feed: Feed, state: State, hub: str, topic: str
+        self, fetcher: Fetcher, feed: Feed, state: FeedState, hub: str, topic: str
     ) -> None:
         """Ask the feed's hub to push it to us, unless a subscription is in place or pending."""
         now = time.time()
         if not websub.wants_subscription(state, hub, topic, now):
             return
-        fields, form = websub.subscription_request(
-            self.settings.websub_callback_url, feed.name, hub, topic, now
+        form = websub.request_subscription(
+            state, self.settings.websub_callback_url, feed.name, hub, topic, now
         )
         # Stored first: the hub may verify (and push) before its answer to us arrives.
-        await asyncio.to_thread(self.connection.hset, keys.feed_state(feed.name), mapping=fields)
-        bound = log.bind(feed=feed.name, hub=hub, topic=topic)
+        await asyncio.to_thread(
+            self.connection.hset, keys.feed_state(feed.name), mapping=state.take_changes()
+        )
+        bound = log.bind(hub=hub, topic=topic)
         try:
-            response = await fetcher.post_form(hub, form)
+            status = await fetcher.post_form(hub, form)
         except FetchError as exc:
             bound.warning("websub.failed", reason=str(exc))
             return
-        if response.is_success:
+        if httpx.codes.is_success(status):
             bound.info("websub.requested", callback=form["hub.callback"])
         else:
-            bound.warning("websub.failed", reason=f"hub answered HTTP {response.status_code}")
+            bound.warning("websub.failed", reason=f"hub answered HTTP {status}")
 
 
-class _Fetching:
-    """The fetcher and its limits, for the life of one event loop: `concurrency` fetches in
-    flight overall and `per_host` to any one host."""
+class _Session:
+    """What the polls on one event loop share: the fetcher and its limits (`concurrency`
+    fetches in flight overall, `per_host` to any one host), and the saves not written yet."""
 
     def __init__(self, settings: Settings):
-        self.fetcher = Fetcher(settings.fetch_timeout_seconds, settings.max_feed_bytes)
+        self.fetcher = Fetcher(
+            settings.fetch_timeout_seconds,
+            settings.max_feed_bytes,
+            settings.fetch_per_host,
+            settings.fetch_concurrency,
+        )
         self.overall = asyncio.Semaphore(settings.fetch_concurrency)
         self.per_host = settings.fetch_per_host
         self.hosts: dict[str, asyncio.Semaphore] = {}
+        self.saves: list[Save] = []
 
-    async def __aenter__(self) -> _Fetching:
+    async def __aenter__(self) -> _Session:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -366,3 +407,11 @@ class _Fetching:
         per_host = self.hosts.setdefault(host, asyncio.Semaphore(self.per_host))
         async with per_host, self.overall:
             yield
+
+    def save(self, feed: str, state: FeedState, counters: dict[str, int], due: float) -> None:
+        """Keep a poll's save for the next write (on the event loop's thread only)."""
+        self.saves.append(Save(feed, state.take_changes(), counters, due))
+
+    def take_saves(self) -> list[Save]:
+        saves, self.saves = self.saves, []
+        return saves

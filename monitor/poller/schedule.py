@@ -5,9 +5,10 @@ so no two pollers fetch a feed for the same due time; when the fetch is done the
 writes the real next due time. A poller that dies mid-fetch leaves only the lease, and the
 feed falls due again when it runs out.
 
-How long to wait before the next poll is decided here too (`next_interval`): a feed without
-its own `interval_seconds` adapts to how often it has new entries, within the configured
-bounds, and no feed is polled sooner than its `<ttl>` or `Cache-Control: max-age` allow.
+How long to wait before the next poll is decided here too (`next_interval`; `backoff` after
+a failure): a feed without its own `interval_seconds` adapts to how often it has new entries,
+within the configured bounds, and no feed is polled sooner than its `<ttl>` or
+`Cache-Control: max-age` allow.
 
 Redis memory stays bounded by the configured feeds. Each poll's `set_due` keeps the feed's
 keys (state, seen-set, digests) until KEEP_SECONDS after its next due time, whatever its
@@ -28,12 +29,13 @@ import redis
 import structlog
 
 from monitor.core import keys
+from monitor.core.feedstate import RATE_MEMORY_SECONDS
 from monitor.core.models import Feed
 
 log = structlog.get_logger()
 
-# How long a feed's recent history counts when estimating its update rate.
-RATE_MEMORY_SECONDS = 24 * 3600
+# The longest a failing feed waits between tries, unless its own interval is longer.
+MAX_BACKOFF_SECONDS = 6 * 3600
 # A feed's keys outlive its next due time by this much: no poller running (an outage, an
 # upgrade) for up to a week, and its next poll still knows what it has seen.
 KEEP_SECONDS = 7 * 24 * 3600
@@ -142,12 +144,6 @@ class Schedule:
         return first[0][1] if first else None
 
 
-def decayed_count(count: float, since_seconds: float) -> float:
-    """A feed's count of new entries `since_seconds` later: older ones fade, so the count
-    reflects about the last RATE_MEMORY_SECONDS."""
-    return count * math.exp(-max(since_seconds, 0) / RATE_MEMORY_SECONDS)
-
-
 def next_interval(
     feed: Feed,
     new_count: float,
@@ -167,3 +163,12 @@ def next_interval(
         lower, upper = bounds
         interval = min(max(watched / (new_count + 1), lower), upper)
     return max(interval, floor_seconds)
+
+
+def backoff(feed: Feed, errors: int) -> int:
+    """Seconds until a failing feed is tried again: its interval, doubled with each error in
+    a row after the first, up to MAX_BACKOFF_SECONDS (or its interval, if longer)."""
+    longest = max(MAX_BACKOFF_SECONDS, feed.interval_seconds)
+    # The exponent is capped first: 2 ** 2**20 is slow to compute, and a stored count is any.
+    doublings = min(max(errors - 1, 0), longest.bit_length())
+    return min(feed.interval_seconds * 2**doublings, longest)

@@ -25,6 +25,8 @@ from monitor.core.documents import entry_document
 from monitor.core.models import Entry, Feed
 from monitor.poller.schedule import KEEP_SECONDS
 
+log = structlog.get_logger()
+
 BATCH_SIZE = 200
 JOB_TIMEOUT_SECONDS = 600
 
@@ -56,18 +58,32 @@ return 0
 
 
 @dataclass(frozen=True, slots=True)
+class Checked:
+    """A document's items (one per key, with their digests), and which of them are new or
+    edited (each edited one with its `revision` set)."""
+
+    items: list[Entry]
+    digests: list[str]
+    new: list[Entry]
+    edited: list[Entry]
+
+
+@dataclass(frozen=True, slots=True)
 class Submitted:
     new: list[Entry]
     edited: list[Entry]
     job_ids: list[str]
 
-    def log_entries(self, bound: structlog.typing.FilteringBoundLogger) -> None:
+    @property
+    def counters(self) -> dict[str, int]:
+        return {"entries_enqueued": len(self.new), "entries_edited": len(self.edited)}
+
+    def log_entries(self) -> None:
+        """One line per entry; the feed's ids are in the caller's log context."""
         for entry in self.new:
-            bound.info("entry.enqueued", entry_id=entry.id, title=entry.title)
+            log.info("entry.enqueued", entry_id=entry.id, title=entry.title)
         for entry in self.edited:
-            bound.info(
-                "entry.edited", entry_id=entry.id, revision=entry.revision, title=entry.title
-            )
+            log.info("entry.edited", entry_id=entry.id, revision=entry.revision, title=entry.title)
 
 
 def digest(entry: Entry) -> str:
@@ -86,28 +102,58 @@ class EntryQueue:
         self.queue = queues.queue(keys.ENTRIES_QUEUE, connection)
         self.remember = connection.register_script(REMEMBER_SCRIPT)
 
-    def _check(
-        self, feed: Feed, unique: list[Entry], digests: list[str]
-    ) -> tuple[list[Entry], list[Entry]]:
-        """Of a document's items (one per key, with their digests): those this feed has not
-        shown before, and those it has shown with another title or summary, each with its
-        `revision` set."""
-        if not unique:
-            return [], []
-        item_keys = [e.key for e in unique]
+    def check(self, feed: Feed, entries: list[Entry]) -> Checked:
+        """Which of a document's entries this feed has not shown before, and which it has
+        shown with another title or summary (one read; nothing is written)."""
+        items = _first_per_key(entries)
+        if not items:
+            return Checked([], [], [], [])
+        digests = [digest(e) for e in items]
+        item_keys = [e.key for e in items]
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.zmscore(keys.feed_seen(feed.name), item_keys)
             pipe.hmget(keys.feed_digests(feed.name), item_keys)
             scores, known_digests = pipe.execute()
         new, edited = [], []
-        for entry, current, score, known in zip(
-            unique, digests, scores, known_digests, strict=True
-        ):
+        for entry, current, score, known in zip(items, digests, scores, known_digests, strict=True):
             if score is None:
                 new.append(entry)
             elif known is not None and known.decode() != current:
                 edited.append(replace(entry, revision=current))
-        return new, edited
+        return Checked(items, digests, new, edited)
+
+    def enqueue(self, pipe: redis.client.Pipeline, feed: Feed, checked: Checked) -> Submitted:
+        """Queue the new and edited entries and mark the document's items seen, in the
+        caller's MULTI pipeline: the caller adds the feed's state and counters to the same
+        transaction."""
+        changed = checked.new + checked.edited
+        job_ids = []
+        for start in range(0, len(changed), BATCH_SIZE):
+            batch = changed[start : start + BATCH_SIZE]
+            job = self.queue.enqueue_call(
+                queues.PROCESS_JOB,
+                args=([entry_document(e) for e in batch],),
+                timeout=JOB_TIMEOUT_SECONDS,
+                retry=queues.JOB_RETRY,
+                result_ttl=0,
+                description=f"process {len(batch)} entries of {feed.name}",
+                pipeline=pipe,
+            )
+            job_ids.append(job.id)
+        if checked.items:
+            pairs = [
+                v for e, d in zip(checked.items, checked.digests, strict=True) for v in (e.key, d)
+            ]
+            self.remember(
+                keys=[
+                    keys.feed_seen(feed.name),
+                    keys.feed_digests(feed.name),
+                    keys.feed_state(feed.name),
+                ],
+                args=[time.time(), self.seen_per_feed, self.keep_seconds, *pairs],
+                client=pipe,
+            )
+        return Submitted(checked.new, checked.edited, job_ids)
 
     def submit(
         self,
@@ -116,42 +162,17 @@ class EntryQueue:
         state: Mapping[str, str | float | int],
         counters: Mapping[str, int],
     ) -> Submitted:
-        """Enqueue the new and edited entries of one document; store `state` in the feed's
-        hash and add `counters` to the stats in the same transaction."""
-        unique = _first_per_key(entries)
-        digests = [digest(e) for e in unique]
-        new, edited = self._check(feed, unique, digests)
-        changed = new + edited
-        job_ids = []
+        """Enqueue the new and edited entries of one document; store `state` (fields of the
+        feed's hash) and add `counters` to the stats in the same transaction."""
+        checked = self.check(feed, entries)
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.multi()
-            for start in range(0, len(changed), BATCH_SIZE):
-                batch = changed[start : start + BATCH_SIZE]
-                job = self.queue.enqueue_call(
-                    queues.PROCESS_JOB,
-                    args=([entry_document(e) for e in batch],),
-                    timeout=JOB_TIMEOUT_SECONDS,
-                    retry=queues.JOB_RETRY,
-                    result_ttl=0,
-                    description=f"process {len(batch)} entries of {feed.name}",
-                    pipeline=pipe,
-                )
-                job_ids.append(job.id)
-            if unique:
-                pairs = [v for e, d in zip(unique, digests, strict=True) for v in (e.key, d)]
-                self.remember(
-                    keys=[
-                        keys.feed_seen(feed.name),
-                        keys.feed_digests(feed.name),
-                        keys.feed_state(feed.name),
-                    ],
-                    args=[time.time(), self.seen_per_feed, self.keep_seconds, *pairs],
-                    client=pipe,
-                )
-            pipe.hset(keys.feed_state(feed.name), mapping=dict(state))
-            count(pipe, {**counters, "entries_enqueued": len(new), "entries_edited": len(edited)})
+            submitted = self.enqueue(pipe, feed, checked)
+            if state:
+                pipe.hset(keys.feed_state(feed.name), mapping=dict(state))
+            count(pipe, {**counters, **submitted.counters})
             pipe.execute()
-        return Submitted(new, edited, job_ids)
+        return submitted
 
 
 def _first_per_key(entries: list[Entry]) -> list[Entry]:

@@ -35,6 +35,8 @@ import structlog
 
 from monitor.core import keys
 from monitor.core.config import Config
+from monitor.core.feedstate import FeedState
+from monitor.core.models import Feed
 from monitor.poller.parse import ParseError, parse_feed
 from monitor.poller.seen import EntryQueue
 
@@ -85,54 +87,47 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _lease_end(state: Mapping[str, str], now: float) -> float:
+def _lease_end(state: FeedState, now: float) -> float:
     """The verified subscription's expiry; 0 if none, or if it lies further ahead than any
     lease we grant (written by an older newsmon that took a hub's word for ten years)."""
-    expires = float(state.get("websub_expires") or 0)
+    expires = state.websub_expires or 0.0
     return expires if expires <= now + LEASE_SECONDS else 0.0
 
 
-def is_active(state: Mapping[str, str], now: float) -> bool:
+def is_active(state: FeedState, now: float) -> bool:
     return _lease_end(state, now) > now
 
 
-def is_pending(state: Mapping[str, str], now: float) -> bool:
+def is_pending(state: FeedState, now: float) -> bool:
     """A request of ours the hub has not verified yet, and still may."""
-    requested = float(state.get("websub_requested") or 0)
-    return bool(state.get("websub_token")) and now - requested <= RETRY_SECONDS
+    requested = state.websub_requested or 0.0
+    return bool(state.websub_token) and now - requested <= RETRY_SECONDS
 
 
-def wants_subscription(state: Mapping[str, str], hub: str, topic: str, now: float) -> bool:
+def wants_subscription(state: FeedState, hub: str, topic: str, now: float) -> bool:
     """True when there is no verified subscription at this hub for this topic that lasts
     another day, and no request of ours is still waiting for the hub's verification."""
-    same = state.get("websub_hub") == hub and state.get("websub_topic") == topic
+    same = state.websub_hub == hub and state.websub_topic == topic
     if same and _lease_end(state, now) - now > RENEW_BEFORE_SECONDS:
         return False
-    return not same or now - float(state.get("websub_requested") or 0) > RETRY_SECONDS
+    return not same or now - (state.websub_requested or 0.0) > RETRY_SECONDS
 
 
-def subscription_request(
-    base: str, feed_name: str, hub: str, topic: str, now: float
-) -> tuple[dict[str, str | float], dict[str, str]]:
-    """The state to store before asking (the hub may verify and push at once), and the form.
-    The token and secret are new for every request; they become the subscription's when the
-    hub verifies this request."""
+def request_subscription(
+    state: FeedState, base: str, feed_name: str, hub: str, topic: str, now: float
+) -> dict[str, str]:
+    """Record a new request in `state` and return its form. Store the state before sending
+    the form: the hub may verify (and push) at once. The token and secret are new for every
+    request; they become the subscription's when the hub verifies this request."""
     secret, token = secrets.token_hex(32), secrets.token_urlsafe(32)
-    state: dict[str, str | float] = {
-        "websub_hub": hub,
-        "websub_topic": topic,
-        "websub_pending_secret": secret,
-        "websub_token": _token_hash(token),
-        "websub_requested": now,
-    }
-    form = {
+    state.subscription_requested(hub, topic, _token_hash(token), secret, now)
+    return {
         "hub.mode": "subscribe",
         "hub.topic": topic,
         "hub.callback": callback_url(base, feed_name, token),
         "hub.secret": secret,
         "hub.lease_seconds": str(LEASE_SECONDS),
     }
-    return state, form
 
 
 def granted_lease(value: str) -> int:
@@ -151,10 +146,6 @@ def signature_valid(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(expected, given.strip().lower())
 
 
-def _decode(raw: Mapping[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in raw.items()}
-
-
 class Callback:
     """The subscriber side of `newsmon serve`: GET is the hub's verification, POST a push."""
 
@@ -165,8 +156,8 @@ class Callback:
         self.max_push_bytes = min(config.settings.max_feed_bytes, PUSH_MAX_BYTES)
         self.confirm = connection.register_script(CONFIRM_SCRIPT)
 
-    def _state(self, feed_name: str) -> dict[str, str]:
-        return _decode(self.connection.hgetall(keys.feed_state(feed_name)))
+    def _state(self, feed_name: str) -> FeedState:
+        return FeedState.read(self.connection.hgetall(keys.feed_state(feed_name)))
 
     def verify(self, feed_name: str, params: Mapping[str, str]) -> tuple[int, bytes]:
         """Confirm only what we asked for and are still waiting for: the pending request
@@ -215,14 +206,14 @@ class Callback:
             return 202  # 2xx as WebSub asks, so a hub does not retry what is never taken
         return None
 
-    def _secrets(self, state: Mapping[str, str], now: float) -> list[str]:
+    def _secrets(self, state: FeedState, now: float) -> list[str]:
         """The secrets a genuine push may be signed with: the running subscription's, and
         the pending request's (a hub may push as soon as it has verified)."""
         found = []
-        if is_active(state, now) and state.get("websub_secret"):
-            found.append(state["websub_secret"])
-        if is_pending(state, now) and state.get("websub_pending_secret"):
-            found.append(state["websub_pending_secret"])
+        if is_active(state, now) and state.websub_secret:
+            found.append(state.websub_secret)
+        if is_pending(state, now) and state.websub_pending_secret:
+            found.append(state.websub_pending_secret)
         return found
 
     def push(self, feed_name: str, body: bytes, content_type: str, signature: str) -> int:
@@ -231,21 +222,25 @@ class Callback:
         feed = self.feeds.get(feed_name)
         if feed is None:
             return 404
-        state = self._state(feed_name)
-        bound = log.bind(feed=feed_name, url=feed.url, bytes=len(body))
+        with structlog.contextvars.bound_contextvars(feed=feed_name, url=feed.url, bytes=len(body)):
+            return self._take_push(feed, body, content_type, signature)
+
+    def _take_push(self, feed: Feed, body: bytes, content_type: str, signature: str) -> int:
+        state = self._state(feed.name)
         if not any(signature_valid(s, body, signature) for s in self._secrets(state, time.time())):
-            bound.warning("websub.rejected", reason="missing or wrong X-Hub-Signature")
+            log.warning("websub.rejected", reason="missing or wrong X-Hub-Signature")
             return 202
         try:
             parsed = parse_feed(feed, body, content_type)
         except ParseError as exc:
-            bound.warning("websub.rejected", reason=str(exc))
+            log.warning("websub.rejected", reason=str(exc))
             return 202
+        state.pushed(time.time())
         submitted = self.entry_queue.submit(
-            feed, parsed.entries, {"last_pushed": time.time()}, {"feeds_pushed": 1}
+            feed, parsed.entries, state.take_changes(), {"feeds_pushed": 1}
         )
-        submitted.log_entries(bound)
-        bound.info(
+        submitted.log_entries()
+        log.info(
             "websub.pushed",
             entries=len(parsed.entries),
             new=len(submitted.new),
