@@ -6,11 +6,13 @@ lost in production.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import threading
 
 from rq import Queue, SimpleWorker
+from rq.scheduler import RQScheduler
 
 from monitor.core import keys, queues
 from workers import recovery
@@ -101,3 +103,14 @@ def test_a_started_job_of_a_dead_worker_is_retried_by_rq(connection):
     retried = entries.fetch_job(job.id)
     assert retried.get_status() in ("scheduled", "queued")  # RQ's retry, after its interval
     assert retried.retries_left == queues.JOB_RETRY.max - 1
+
+
+def test_the_scheduler_lock_of_a_dead_worker_is_freed(connection):
+    dead = dead_worker_name()
+    alive = f"{socket.gethostname()}.{os.getpid()}"
+    entries, deliveries = (RQScheduler.get_locking_key(name) for name in queues.PRIORITY)
+    connection.set(entries, dead, ex=60)
+    connection.set(deliveries, alive, ex=60)
+    recovery.release_dead_workers(connection)
+    assert connection.get(entries) is None
+    assert connection.get(deliveries) == alive.encode()

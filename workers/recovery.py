@@ -1,6 +1,6 @@
 """Where newsmon meets RQ's internals, so that no job is lost when a worker dies.
 
-Two gaps in RQ 3 are closed here, and nowhere else newsmon reads RQ's own keys (rq is pinned
+The gaps in RQ 3 are closed here, and nowhere else newsmon reads RQ's own keys (rq is pinned
 to 3.x for this; tests/test_recovery.py pins the behaviour):
 
 - Claiming. RQ keeps a copy of a popped job only when a worker listens on a single queue;
@@ -13,7 +13,9 @@ to 3.x for this; tests/test_recovery.py pins the behaviour):
   started jobs of every worker that is gone: one on this host whose process has exited
   (workers are named "<host>.<pid>"), or one anywhere whose RQ registration has expired.
   Claimed jobs go back to the front of their queue; started ones go through RQ's own
-  abandoned-job handling, which retries them. newsmon's jobs are safe to run twice.
+  abandoned-job handling, which retries them. newsmon's jobs are safe to run twice. The
+  scheduler lock such a worker held on this host is freed too, so retries and deferred
+  deliveries do not wait for it to expire.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rq.exceptions import DequeueTimeout
 from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE
 from rq.job import Job
 from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
 
 from monitor.core import keys, queues
 from monitor.core.outage import UNAVAILABLE, wait_for_redis
@@ -42,6 +45,10 @@ RELEASE_LOCK_SECONDS = 30
 # Each claimed job whose job hash says it is still queued goes back to the front of its
 # origin queue; one already started is left to the started-registry path. Atomic, so two
 # workers releasing the same dead worker cannot queue a job twice.
+DELETE_IF_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 REQUEUE_CLAIMS_SCRIPT = """
 -- KEYS: claim list. ARGV: job key prefix, queue key prefix.
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
@@ -145,7 +152,18 @@ def release_dead_workers(connection: redis.Redis, starting: str | None = None) -
         ):
             released += release_worker(connection, name)
             connection.srem(keys.CLAIMING_WORKERS, name)
+    release_scheduler_locks(connection)
     return released
+
+
+def release_scheduler_locks(connection: redis.Redis) -> None:
+    """Free the scheduler lock of a worker that exited on this host: left to expire, it
+    would hold every retry and deferred delivery for a minute after the crash."""
+    for queue_name in queues.PRIORITY:
+        key = RQScheduler.get_locking_key(queue_name)
+        holder = connection.get(key)
+        if holder and exited_here(holder.decode()):
+            connection.register_script(DELETE_IF_SCRIPT)(keys=[key], args=[holder])
 
 
 def release_worker(connection: redis.Redis, name: str) -> int:
