@@ -34,7 +34,7 @@ from workers.delivery.signing import new_secret
 from workers.ml.encoder import shipped
 from workers.ml.evaluation import evaluate
 from workers.ml.topic_model import train
-from workers.pipeline.classify import Classifier, TopicScore
+from workers.pipeline.classify import Classifier, TopicScore, chosen
 from workers.pipeline.normalise import normalise
 from workers.pipeline.stories import Stories
 
@@ -240,7 +240,7 @@ def _classify(args: argparse.Namespace, config: None) -> int:
             bad_lines += 1
             continue
         scores = classifier.explain(_text(item))
-        item["topics"] = [s.topic for s in scores if s.passed]
+        item["topics"] = list(chosen(scores))
         if args.explain:
             item["explain"] = {
                 s.topic: _explained(s) for s in scores if s.matched or s.ignored or s.passed
