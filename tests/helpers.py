@@ -198,18 +198,31 @@ def make_poller(
     )
 
 
+def blog_config(
+    directory: Path,
+    http_server: LocalServer,
+    hook: str = "/hook",
+    settings: str = "",
+    **feed: object,
+) -> Path:
+    """A config folder: the feed "blog" at /blog.xml of `http_server` (with `feed`'s options),
+    and the subscription "all" to every topic at `hook`."""
+    return write_config(
+        directory,
+        feeds=[{"name": "blog", "url": http_server.url_for("/blog.xml"), **feed}],
+        subscriptions=[
+            {"id": "all", "url": http_server.url_for(hook), "topics": ["*"], "secret": SECRET}
+        ],
+        settings=settings,
+    )
+
+
 def run_config(tmp_path: Path, http_server: LocalServer) -> Path:
     """A config folder: one live blog polled every second, one subscription to everything."""
     http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG)))
     http_server.route("/hook", (200, {}, b""))
-    return write_config(
-        tmp_path / "config",
-        feeds=[{"name": "blog", "url": http_server.url_for("/blog.xml"), "interval_seconds": 1}],
-        subscriptions=[
-            {"id": "all", "url": http_server.url_for("/hook"), "topics": ["*"], "secret": SECRET}
-        ],
-        settings=f'[storage]\ndata_dir = "{tmp_path / "data"}"\n',
-    )
+    settings = f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+    return blog_config(tmp_path / "config", http_server, settings=settings, interval_seconds=1)
 
 
 def documents(alerts: list[Alert]) -> list[dict]:

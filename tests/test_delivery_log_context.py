@@ -9,7 +9,7 @@ import structlog
 from structlog.contextvars import get_contextvars, merge_contextvars
 
 from monitor.poller.loop import Poller
-from tests.helpers import RSS, SECRET, load, run_worker, write_config
+from tests.helpers import RSS, blog_config, load, run_worker
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
 # The keys of each event, as its JSON line has them (the renderer adds level and timestamp).
@@ -31,20 +31,7 @@ KEYS = {
 def test_no_job_leaves_its_ids_on_the_next_jobs_lines(tmp_path, connection, http_server):
     http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG[:2])))
     http_server.route("/hook", (204, {}, b""))
-    config = load(
-        write_config(
-            tmp_path / "config",
-            feeds=[{"name": "blog", "url": http_server.url_for("/blog.xml")}],
-            subscriptions=[
-                {
-                    "id": "all",
-                    "url": http_server.url_for("/hook"),
-                    "topics": ["*"],
-                    "secret": SECRET,
-                }
-            ],
-        )
-    )
+    config = load(blog_config(tmp_path / "config", http_server, "/hook"))
     poller = Poller(config, connection)
     with structlog.testing.capture_logs(processors=[merge_contextvars]) as logs:
         poller.poll_feeds(config.feeds)

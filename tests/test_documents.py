@@ -14,7 +14,7 @@ from monitor.core import documents, keys, queues
 from monitor.core.documents import DocumentError, alert_document, read_alert
 from monitor.core.models import Alert, Entry
 from monitor.poller.loop import Poller
-from tests.helpers import SECRET, load, run_worker, write_config
+from tests.helpers import blog_config, load, run_worker
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 from workers.delivery.deadletters import DeadLetters
 
@@ -68,20 +68,7 @@ def setup(tmp_path, connection, http_server, status=200):
         "/blog.xml", (200, {"content-type": "application/rss+xml"}, rss(ROUND_ONE_LIVEBLOG[:2]))
     )
     http_server.route("/hook", (status, {}, b""))
-    config = load(
-        write_config(
-            tmp_path / "config",
-            feeds=[{"name": "blog", "url": http_server.url_for("/blog.xml")}],
-            subscriptions=[
-                {
-                    "id": "all",
-                    "url": http_server.url_for("/hook"),
-                    "topics": ["*"],
-                    "secret": SECRET,
-                }
-            ],
-        )
-    )
+    config = load(blog_config(tmp_path / "config", http_server, "/hook"))
     Poller(config, connection).poll_feeds(config.feeds)
     return config
 
