@@ -1,0 +1,1 @@
+"""The workers: queued entries in, alerts out (pipeline), delivered over webhooks (delivery)."""

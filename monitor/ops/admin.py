@@ -1,4 +1,5 @@
-"""Operator commands on delivery state: `newsmon deliveries ...` and `newsmon subscriptions ...`."""
+"""Operator commands that read and change state: `newsmon feeds`, `stats`, `deliveries ...`,
+and `subscriptions ...`."""
 
 from __future__ import annotations
 

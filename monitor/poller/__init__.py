@@ -1,0 +1,1 @@
+"""The poller: feeds in, new entries onto the queue (fetch -> parse -> seen -> enqueue)."""

@@ -1,0 +1,1 @@
+"""Delivering alerts: signed webhook sends, their outcomes, endpoint health, dead letters."""

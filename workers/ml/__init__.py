@@ -1,0 +1,1 @@
+"""The learned parts: the sentence encoder, the topic model, and scoring on labelled lines."""

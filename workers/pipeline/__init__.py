@@ -1,0 +1,1 @@
+"""The worker steps, in order: normalise -> dedupe -> classify -> match."""
