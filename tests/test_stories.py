@@ -211,3 +211,12 @@ def test_two_outlets_one_event_one_alert_and_the_story_lists_both(
     [story] = [json.loads(line) for line in listing.log_path.read_text().splitlines()]
     assert story["outlets"] == ["wire", "daily"] and len(story["entries"]) == 2
     assert story["title"] == HARBOUR.title
+
+
+def test_an_exact_repeat_needs_no_sentence_vector(connection):
+    deduper = Deduper(connection, WINDOW, NEAR, STORY)
+    deduper.check([HARBOUR], vectors([HARBOUR]))
+    again = report("wire", "1-again", HARBOUR.title, HARBOUR.summary)
+    assert deduper.repeats([again, HARBOUR_REWORDED, HARBOUR]) == [True, False, False]
+    [(_, duplicate)] = deduper.check([again], [None])
+    assert duplicate is not None and duplicate.reason is DuplicateReason.TEXT

@@ -71,7 +71,13 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     alerts: dict[str, list[Alert]] = defaultdict(list)
     counts: Counter[str] = Counter(entries_processed=len(entries))
     normalised = [normalise(entry) for entry in entries]
-    vectors = [rt.encoder.vector(e.text) for e in normalised] if rt.encoder else None
+    vectors = None
+    if rt.encoder:  # the encoder is the costly step: not for an exact repeat, which never alerts
+        repeats = rt.deduper.repeats(normalised)
+        vectors = [
+            None if repeat else rt.encoder.vector(e.text)
+            for e, repeat in zip(normalised, repeats, strict=True)
+        ]
     checked = rt.deduper.check(normalised, vectors)
     reports: list[Entry] = []
     for (entry, duplicate), vector in zip(checked, vectors or [None] * len(checked), strict=True):

@@ -196,11 +196,25 @@ class Deduper:
         self.story_threshold = story_threshold  # 0: reports in other words are not matched
         self.claim = connection.register_script(CLAIM_SCRIPT)
 
+    def repeats(self, entries: list[Entry]) -> list[bool]:
+        """Which entries repeat an earlier one exactly (its link, text or headline): they
+        join its story whatever they mean, so they need no sentence vector."""
+        prints = [fingerprint(e) for e in entries]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for fp in prints:
+                pipe.mget(fp.keys[: len(fp.exact)])
+            owners = pipe.execute()
+        return [
+            any(owner and owner.decode() != entry.id for owner in read)
+            for entry, read in zip(entries, owners, strict=True)
+        ]
+
     def check(
-        self, entries: list[Entry], vectors: list[np.ndarray] | None = None
+        self, entries: list[Entry], vectors: list[np.ndarray | None] | None = None
     ) -> list[tuple[Entry, Duplicate | None]]:
         """Each entry with its `story_id` set, and the Duplicate it is (None for a new story).
-        With the entries' sentence vectors, another outlet's report of a story joins it too.
+        With the entries' sentence vectors, another outlet's report of a story joins it too
+        (an entry without one is matched on its words alone).
 
         Safe to run twice: an entry that already claimed its keys is recognised as itself.
         """
