@@ -69,15 +69,20 @@ def synthetic_entries(count: int, seed: int = 7) -> list[Entry]:
 
 
 def copy_shipped_topics(directory: Path, model: bool = True) -> None:
-    """The shipped topic rules and, unless `--rules-only`, the learned model."""
+    """The shipped topic rules and, unless `--rules-only`, the semantic layer: the learned
+    model, and stories matched across outlets (both read the sentence encoder)."""
     repo_config = Path(__file__).resolve().parent.parent / "config"
     for name in ("topics.toml", "topic_model.json") if model else ("topics.toml",):
         (directory / name).write_text((repo_config / name).read_text())
+    if not model:
+        (directory / "newsmon.toml").write_text("[dedupe]\nstory_similarity = 0\n")
 
 
 def rules_only_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--rules-only", action="store_true", help="classify without the learned model"
+        "--rules-only",
+        action="store_true",
+        help="no sentence encoder: topics by rules alone, stories without matching other outlets",
     )
 
 
