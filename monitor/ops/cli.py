@@ -86,13 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     feeds.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     stories = command("stories", "recent stories and the outlets that reported each", _stories)
     stories.add_argument("--topic", metavar="T", help="only stories under this topic")
-    stories.add_argument(
-        "--since",
-        type=admin.parse_since,
-        default="24h",
-        metavar="T",
-        help="reported since T: an ISO time, or 30m, 2h, 7d ago (24h)",
-    )
+    _since(stories, "reported", default="24h")
     stories.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     stats_command = command("stats", "queues, rates, deliveries and feed health", admin.show_stats)
     stats_command.add_argument("--json", action="store_true", help="one JSON object, for scripts")
@@ -114,12 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     replay.add_argument("alert_ids", nargs="*", metavar="ID", help="alert ids (msg_...)")
     replay.add_argument("--subscription", metavar="ID", help="every dead letter of this one")
-    replay.add_argument(
-        "--since",
-        type=admin.parse_since,
-        metavar="T",
-        help="only those that died since T: an ISO time, or 30m, 2h, 7d ago",
-    )
+    _since(replay, "only those that died")
 
     subscriptions = commands.add_parser("subscriptions", help="subscription health")
     subscriptions_commands = subscriptions.add_subparsers(dest="action", required=True)
@@ -200,6 +189,17 @@ def _worker(args: argparse.Namespace, config: Config) -> int:
     connection = connect(redis_url(config))
     runtime.install(runtime.Runtime.build(config, connection))
     return worker.run(connection, process_name(), args.burst)
+
+
+def _since(parser: argparse.ArgumentParser, what: str, default: str | None = None) -> None:
+    parser.add_argument(
+        "--since",
+        type=admin.parse_since,
+        default=default,
+        metavar="T",
+        help=f"{what} since T: an ISO time, or 30m, 2h, 7d ago"
+        + (f" ({default})" if default else ""),
+    )
 
 
 def _stories(args: argparse.Namespace, config: Config) -> int:
