@@ -280,9 +280,11 @@ class Deduper:
             - {e.id for e in entries}
         )
         docs = self._docs(candidates)
-        # The first report of each candidate's story too: a report joins a story only if it
-        # is the same event as the story's first, not just as some report in it.
-        docs |= self._docs(sorted({d.story.removeprefix("st_") for d in docs.values()} - set(docs)))
+        if self.story_threshold:
+            # The first report of each candidate's story too: a report joins a story only if
+            # it is the same event as the story's first, not just as some report in it.
+            firsts = {d.story.removeprefix("st_") for d in docs.values()} - set(docs)
+            docs |= self._docs(sorted(firsts))
 
         claimed: dict[str, str] = {}  # key -> the entry of this batch that claims it first
         pushed: dict[str, list[str]] = {}  # fact list -> entries of this batch pushed onto it
