@@ -151,15 +151,22 @@ def text_similarity(a: Fingerprint | Doc, b: Doc) -> float:
     return similarity(a.signature, b.signature)
 
 
-def fingerprint(entry: Entry, vector: np.ndarray | None = None) -> Fingerprint:
+def exact_digests(entry: Entry, text_words: list[str]) -> list[tuple[DuplicateReason, str]]:
+    """What an exact repeat shares: its canonical link, its text (`text_words`, its words),
+    its headline (if long enough to say something)."""
     title_words = words(entry.title)
     exact = []
     if entry.link:
         exact.append((DuplicateReason.LINK, _digest(canonical_link(entry.link).encode())))
-    text_words = words(entry.text)
     exact.append((DuplicateReason.TEXT, _digest(" ".join(text_words).encode())))
     if len(title_words) >= MIN_TITLE_WORDS:
         exact.append((DuplicateReason.TITLE, _digest(" ".join(title_words).encode())))
+    return exact
+
+
+def fingerprint(entry: Entry, vector: np.ndarray | None = None) -> Fingerprint:
+    text_words = words(entry.text)
+    exact = exact_digests(entry, text_words)
     facts = headline_facts(entry.title)
     hashes = shingles(text_words)
     sig = signature(hashes)
@@ -199,10 +206,10 @@ class Deduper:
     def repeats(self, entries: list[Entry]) -> list[bool]:
         """Which entries repeat an earlier one exactly (its link, text or headline): they
         join its story whatever they mean, so they need no sentence vector."""
-        prints = [fingerprint(e) for e in entries]
         with self.connection.pipeline(transaction=False) as pipe:
-            for fp in prints:
-                pipe.mget(fp.keys[: len(fp.exact)])
+            for entry in entries:
+                exact = exact_digests(entry, words(entry.text))
+                pipe.mget([keys.dedupe_exact(kind, digest) for kind, digest in exact])
             owners = pipe.execute()
         return [
             any(owner and owner.decode() != entry.id for owner in read)

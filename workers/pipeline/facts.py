@@ -105,7 +105,7 @@ class ReportFacts:
     template: frozenset[str]
 
 
-def headline_facts(title: str) -> Facts:
+def facts_of(title: str) -> Facts:
     """The facts of one headline (or one sentence). A headline in Title Case has every word
     capitalised, so there a name is a word that is no English word."""
     tokens = title.split()
@@ -145,11 +145,11 @@ def headline_facts(title: str) -> Facts:
 
 
 def report_facts(title: str, summary: str) -> ReportFacts:
-    headline = headline_facts(title)
+    headline = facts_of(title)
     text = headline
     for sentence in SENTENCE_END.split(summary):
         if sentence:
-            text = text | headline_facts(sentence)
+            text = text | facts_of(sentence)
     drop = {*headline.numbers, *headline.names, *headline.stages}
     template = frozenset(w for w in words(title) if w not in drop and w not in PLACE_OF)
     return ReportFacts(headline, text, template)
