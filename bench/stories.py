@@ -19,11 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import redis
+
 from monitor.core.config import Settings
 from monitor.core.models import Entry
 from monitor.ops.redis_server import EmbeddedRedis, connect
 from workers.ml.encoder import shipped
-from workers.ml.evaluation import evaluate_stories
+from workers.ml.evaluation import StoryEvaluation, evaluate_stories
 from workers.pipeline.dedupe import Deduper
 from workers.pipeline.normalise import normalise
 
@@ -47,17 +50,34 @@ def as_entry(row: dict) -> Entry:
     )  # fmt: skip
 
 
+def replay(
+    connection: redis.Redis, rows: list[dict], vectors: list[np.ndarray], threshold: float
+) -> tuple[StoryEvaluation, list[tuple[str, str]]]:
+    """Rows (first reports first) through a fresh dedupe step, in slices as a fetch is
+    processed: how they were grouped, and which look-alike pairs merged."""
+    entries = [as_entry(r) for r in rows]
+    deduper = Deduper(connection, WINDOW_SECONDS, NEAR_DUPLICATE, threshold)
+    checked = []
+    for start in range(0, len(entries), 50):
+        chunk = slice(start, start + 50)
+        checked += deduper.check(entries[chunk], vectors[chunk])
+    result = evaluate_stories(
+        [(r["id"], r["story"], r["variant"], e.story_id)
+         for r, (e, _) in zip(rows, checked, strict=True)]
+    )  # fmt: skip
+    lookalikes = {r["story"] for r in rows if r["kind"] == "lookalike"}
+    return result, [(a, b) for a, b in result.false_merges if {a, b} <= lookalikes]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", default="outlets:tune")
     parser.add_argument("--threshold", type=float, nargs="+", default=[Settings().story_similarity])
     args = parser.parse_args()
     rows = sorted(part(args.part), key=lambda r: r["variant"] != "original")
-    entries = [as_entry(r) for r in rows]
     started = time.perf_counter()
-    vectors = [shipped().vector(e.text) for e in entries]
-    encode_ms = (time.perf_counter() - started) * 1000 / len(entries)
-    lookalikes = {r["story"] for r in rows if r["kind"] == "lookalike"}
+    vectors = [shipped().vector(as_entry(r).text) for r in rows]
+    encode_ms = (time.perf_counter() - started) * 1000 / len(rows)
     print(f"{args.part}: {len(rows)} entries, encoder {encode_ms:.1f} ms per entry")
     with tempfile.TemporaryDirectory() as directory:
         server = EmbeddedRedis(Path(directory))
@@ -65,19 +85,10 @@ def main() -> None:
         try:
             for threshold in args.threshold:
                 connection.flushdb()
-                deduper = Deduper(connection, WINDOW_SECONDS, NEAR_DUPLICATE, threshold)
-                checked = []
-                for start in range(0, len(entries), 50):  # as process_entries slices a fetch
-                    chunk = slice(start, start + 50)
-                    checked += deduper.check(entries[chunk], vectors[chunk])
-                result = evaluate_stories(
-                    [(r["id"], r["story"], r["variant"], e.story_id)
-                     for r, (e, _) in zip(rows, checked, strict=True)]
-                )  # fmt: skip
+                result, merged = replay(connection, rows, vectors, threshold)
                 joined = ", ".join(
                     f"{kind} {got}/{total}" for kind, (got, total) in sorted(result.joined.items())
                 )
-                merged = [(a, b) for a, b in result.false_merges if {a, b} <= lookalikes]
                 print(f"threshold {threshold}: joined {joined}")
                 print(f"  look-alike pairs merged {len(merged)}, other false merges "
                       f"{len(result.false_merges) - len(merged)}")  # fmt: skip
