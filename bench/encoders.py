@@ -125,7 +125,10 @@ def stories(encoder: object, parts: list[str]) -> tuple[tuple[float, float], dic
                 connection.flushdb()
                 result, merged = replay(connection, ordered[name], vectors[name], threshold)
                 joined, total = result.joined.pop("reword", [0, 0])
-                near = [sum(counts) for counts in zip(*result.joined.values())] or [0, 0]
+                near = [sum(counts) for counts in zip(*result.joined.values(), strict=True)] or [
+                    0,
+                    0,
+                ]
                 other = len(result.false_merges) - len(merged)
                 return joined, total, *near, len(merged), other
 

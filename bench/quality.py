@@ -63,8 +63,10 @@ def stream_order(rows: list[dict]) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--split", default="test", help="test, tune, test2, blind or all")
-    parser.add_argument("--file", default="labelled", choices=["labelled", "outlets", "blind", "fresh"])
+    parser.add_argument("--split", default="test", help="test, tune, test2, blind, fresh or all")
+    parser.add_argument(
+        "--file", default="labelled", choices=["labelled", "outlets", "blind", "fresh"]
+    )
     args = parser.parse_args()
     config = load_config(REPO / "config")
     classifier = Classifier(config.topics, config.topic_model)
