@@ -14,12 +14,13 @@ from rq import Queue, Worker
 
 from monitor.core import keys, queues
 from monitor.core.config import Config
-from monitor.core.counters import COUNTERS, SUBSCRIPTION_COUNTERS
+from monitor.core.counters import COUNTERS, SUBSCRIPTION_COUNTERS, subscription_field
 from monitor.core.feedstate import FeedHealth, FeedState
 from workers.delivery.deadletters import DeadLetters
 from workers.delivery.endpoints import Endpoints
 
 RATE_MINUTES = 5
+LAST_HOUR_MINUTES = 60
 HEARTBEAT_FRESH_SECONDS = 60
 
 
@@ -71,8 +72,11 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
     dead_letters = DeadLetters(connection, config.settings.dead_letter_days * 86400)
     subscriptions = {}
     for subscription, counts in zip(config.subscriptions, subscription_counts, strict=True):
+        endpoint = endpoints.health(subscription)
         subscriptions[subscription.id] = {
-            "status": endpoints.health(subscription).status,
+            "status": endpoint.status,
+            "failing_since": endpoint.failing_since,
+            "disabled_reason": endpoint.disabled_reason,
             **{name: counts.get(name, 0) for name in SUBSCRIPTION_COUNTERS},
             "dead_letters": dead_letters.count(subscription.id),
         }
@@ -110,6 +114,25 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         else None,
         "workers": Worker.count(connection=connection),
     }
+
+
+def subscriptions_last_hour(
+    connection: redis.Redis, subscription_ids: Iterable[str]
+) -> dict[str, dict[str, int]]:
+    """Each subscription's delivered / retried / failed / dead in the last hour: the current
+    minute's bucket and the 59 before it."""
+    ids = list(subscription_ids)
+    fields = [subscription_field(i, outcome) for i in ids for outcome in SUBSCRIPTION_COUNTERS]
+    sums = [0] * len(fields)
+    if fields:
+        minute = int(time.time() // 60)
+        with connection.pipeline(transaction=False) as pipe:
+            for m in range(minute - LAST_HOUR_MINUTES + 1, minute + 1):
+                pipe.hmget(keys.stats_minute(m), fields)
+            for values in pipe.execute():
+                sums = [total + int(v or 0) for total, v in zip(sums, values, strict=True)]
+    per_id = iter(sums)
+    return {i: {outcome: next(per_id) for outcome in SUBSCRIPTION_COUNTERS} for i in ids}
 
 
 def _queue_depths(queue: Queue) -> dict[str, int]:
