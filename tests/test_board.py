@@ -207,6 +207,7 @@ def test_whatever_a_feed_sends_renders_as_text(title, link, outlets, topics):
         "outlets": outlets,
         "topics": topics,
         "first_seen": 1000.0,
+        "last_seen": 1060.0,
     }
     row = parsed(board.render_story(story, now=1000.0))
     assert {tag for tag, _ in row.tags} <= {"tr", "td", "a", "span"}

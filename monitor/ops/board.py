@@ -102,10 +102,8 @@ def _clock(unix_time: float | None, now: float) -> str:
     return moment.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M")
 
 
-def _duration(seconds: float | None) -> str:
+def _duration(seconds: float) -> str:
     """A short span (board.js: duration)."""
-    if seconds is None:
-        return "-"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
@@ -139,21 +137,28 @@ def render_story(story: dict[str, Any], now: float) -> str:
     return (
         f'<tr data-story="{escape(story["id"])}">'
         + _cell(_clock(story["first_seen"], now), "time")
+        + _cell(_clock(story["last_seen"], now), "time")
         + f'<td class="headline">{headline}</td>'
         + _cell(", ".join(story["outlets"]), "outlets")
         + f'<td class="topics">{topics or "-"}</td></tr>'
     )
 
 
+def _next_poll(seconds: float | None) -> str:
+    """board.js: nextPoll"""
+    if seconds is None:
+        return "-"
+    return "now" if seconds < 1 else f"in {_duration(seconds)}"
+
+
 def render_feed(row: dict[str, Any]) -> str:
-    next_poll = row["next_due_in_seconds"]
     return (
         "<tr>"
         + _cell(row["feed"])
         + f"<td>{_badge(row['health'])}</td>"
         + _cell(row["last_status"] or "-")
         + _cell(row["last_fetched"][11:19] if row["last_fetched"] else "-", "time")
-        + _cell("now" if next_poll == 0 else f"in {_duration(next_poll)}", "time")
+        + _cell(_next_poll(row["next_due_in_seconds"]), "time")
         + _cell(row["errors"], "number")
         + _cell(row["last_error"] or "", "error")
         + "</tr>"
@@ -181,7 +186,7 @@ def render_glance(board: dict[str, Any]) -> str:
     rates = board["per_minute"]
     items = [
         ("pollers", f"{board['pollers']}", "none beat in the last minute"
-         if beat is None else f"beat {_duration(beat)} ago"),
+         if beat is None else f"last beat {_duration(beat)} ago"),
         ("workers", f"{board['workers']}", "registered"),
         *(
             (queue, f"{depths['queued']} queued",
@@ -215,7 +220,7 @@ def render_page(board: dict[str, Any], topics: list[str]) -> str:
         all_selected="" if board["topic"] else " selected",
         glance=render_glance(board),
         stories="".join(render_story(s, now) for s in board["stories"])
-        or empty.format(4, "no stories yet"),
+        or empty.format(5, "no stories yet"),
         feeds="".join(render_feed(row) for row in board["feeds"])
         or empty.format(7, "no feeds in feeds.toml"),
         subscriptions="".join(render_subscription(row, now) for row in board["subscriptions"])

@@ -36,10 +36,15 @@
 
   // board.py: _duration
   function duration(seconds) {
-    if (seconds === null || seconds === undefined) return "-";
     if (seconds < 90) return Math.round(seconds) + " s";
     if (seconds < 90 * 60) return Math.round(seconds / 60) + " min";
     return (seconds / 3600).toFixed(1) + " h";
+  }
+
+  // board.py: _next_poll
+  function nextPoll(seconds) {
+    if (seconds === null || seconds === undefined) return "-";
+    return seconds < 1 ? "now" : "in " + duration(seconds);
   }
 
   function badge(state) {
@@ -72,6 +77,7 @@
       "tr",
       shown && !shown.has(story.id) ? "fresh" : "",
       cell(clock(story.first_seen, now), "time"),
+      cell(clock(story.last_seen, now), "time"),
       el("td", "headline", headline),
       cell(story.outlets.join(", "), "outlets"),
       topics,
@@ -81,7 +87,6 @@
   }
 
   function feedRow(feed) {
-    const next = feed.next_due_in_seconds;
     return el(
       "tr",
       "",
@@ -89,7 +94,7 @@
       el("td", "", badge(feed.health)),
       cell(feed.last_status || "-"),
       cell(feed.last_fetched ? feed.last_fetched.slice(11, 19) : "-", "time"),
-      cell(next === 0 ? "now" : "in " + duration(next), "time"),
+      cell(nextPoll(feed.next_due_in_seconds), "time"),
       cell(feed.errors, "number"),
       cell(feed.last_error || "", "error"),
     );
@@ -117,7 +122,7 @@
     const beat = board.poller_heartbeat_age_seconds;
     const rates = board.per_minute;
     const cards = [
-      card("pollers", String(board.pollers), beat === null ? "none beat in the last minute" : "beat " + duration(beat) + " ago"),
+      card("pollers", String(board.pollers), beat === null ? "none beat in the last minute" : "last beat " + duration(beat) + " ago"),
       card("workers", String(board.workers), "registered"),
     ];
     for (const [queue, depths] of Object.entries(board.queues)) {
@@ -153,7 +158,7 @@
     const now = board.generated_at;
     const body = (id) => document.querySelector(`#${id} tbody`);
     redraw("stories", body("stories"), board.stories, () =>
-      board.stories.length ? board.stories.map((s) => storyRow(s, now)) : [empty(4, "no stories yet")],
+      board.stories.length ? board.stories.map((s) => storyRow(s, now)) : [empty(5, "no stories yet")],
     );
     shown = new Set(board.stories.map((s) => s.id));
     redraw("feeds", body("feeds"), board.feeds, () =>
