@@ -51,13 +51,9 @@
     return el("span", "badge " + state, state.replace("_", " "));
   }
 
+  // board.py: safe_link (a prefix test, nothing parsed)
   function safeLink(url) {
-    try {
-      const parsed = new URL(url);
-      return parsed.protocol === "http:" || parsed.protocol === "https:" ? url : null;
-    } catch {
-      return null;
-    }
+    return /^https?:\/\//i.test(url) ? url : null;
   }
 
   function storyRow(story, now) {
@@ -86,14 +82,14 @@
     return row;
   }
 
-  function feedRow(feed) {
+  function feedRow(feed, now) {
     return el(
       "tr",
       "",
       cell(feed.feed),
       el("td", "", badge(feed.health)),
       cell(feed.last_status || "-"),
-      cell(feed.last_fetched ? feed.last_fetched.slice(11, 19) : "-", "time"),
+      cell(feed.last_fetched ? clock(Date.parse(feed.last_fetched) / 1000, now) : "-", "time"),
       cell(nextPoll(feed.next_due_in_seconds), "time"),
       cell(feed.errors, "number"),
       cell(feed.last_error || "", "error"),
@@ -162,7 +158,7 @@
     );
     shown = new Set(board.stories.map((s) => s.id));
     redraw("feeds", body("feeds"), board.feeds, () =>
-      board.feeds.length ? board.feeds.map(feedRow) : [empty(7, "no feeds in feeds.toml")],
+      board.feeds.length ? board.feeds.map((f) => feedRow(f, now)) : [empty(7, "no feeds in feeds.toml")],
     );
     redraw("subscriptions", body("subscriptions"), board.subscriptions, () =>
       board.subscriptions.length
@@ -184,6 +180,12 @@
     const url = "/board/data.json" + (topic ? "?topic=" + encodeURIComponent(topic) : "");
     try {
       const response = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+      if (response.status === 401 || response.status === 403) {
+        // Signed out (a new token, an expired cookie): asking again would not help.
+        status.textContent = "stopped: " + (await response.text()).trim();
+        status.className = "stale";
+        return;
+      }
       if (!response.ok) throw new Error((await response.text()).trim() || "HTTP " + response.status);
       draw(await response.json());
     } catch (error) {
