@@ -226,3 +226,35 @@ def test_whatever_a_feed_sends_renders_as_text(title, link, outlets, topics):
             assert attributes["href"] == link
             assert link.lower().startswith(("http://", "https://"))
     assert (title or "(no headline)") in row.text
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=story_texts, error=story_texts, reason=story_texts)
+def test_whatever_a_server_answers_renders_as_text(name, error, reason):
+    """A feed's last error and a disabled subscription's reason carry what a remote server
+    said (a reason phrase, a body's start)."""
+    feed = {
+        "feed": name,
+        "health": "failing",
+        "last_status": "500",
+        "last_fetched": "2026-12-01T10:00:00Z",
+        "next_due_in_seconds": 30.0,
+        "errors": 1,
+        "last_error": error,
+    }
+    subscription = {
+        "id": name,
+        "status": "disabled",
+        "disabled_reason": reason,
+        "failing_since": None,
+        "last_hour": dict.fromkeys(stats.SUBSCRIPTION_COUNTERS, 0),
+        "dead_letters": 0,
+    }
+    now = time.time()
+    for fragment, texts in (
+        (board.render_feed(feed, now), (name, error)),
+        (board.render_subscription(subscription, now), (name, reason)),
+    ):
+        row = parsed(fragment)
+        assert {tag for tag, _ in row.tags} <= {"tr", "td", "span"}
+        assert all(text in row.text for text in texts)
