@@ -35,7 +35,8 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.STATS_TOTAL)
         for m in range(minute - RATE_MINUTES + 1, minute + 1):
-            pipe.hgetall(keys.stats_minute(m))
+            # The counters by name: the hash also holds each subscription's outcomes.
+            pipe.hmget(keys.stats_minute(m), COUNTERS)
         for feed in config.feeds:
             pipe.hgetall(keys.feed_state(feed.name))
         for subscription in config.subscriptions:
@@ -45,7 +46,10 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         )
         replies = iter(pipe.execute())
     totals = _ints(next(replies))
-    recent = [_ints(next(replies)) for _ in range(RATE_MINUTES)]
+    recent = [
+        {name: int(v or 0) for name, v in zip(COUNTERS, next(replies), strict=True)}
+        for _ in range(RATE_MINUTES)
+    ]
     feed_states = [FeedState.read(next(replies)) for _ in config.feeds]
     subscription_counts = [_ints(next(replies)) for _ in config.subscriptions]
     pollers = next(replies)
