@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from selenium import webdriver
 
 from monitor.core.config import Config
 from monitor.ops.redis_server import EmbeddedRedis, connect
 from monitor.ops.serve import bound_port, make_server, start, stop_server
-from tests.helpers import LocalServer, Process, serve_locally
+from tests.helpers import LocalServer, Process, chromium, serve_locally
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +73,11 @@ def serve_url(connection: redis.Redis) -> Iterator[Callable[..., str]]:
     yield begin
     for server, thread in running:
         stop_server(server, thread)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    """One headless chromium per test module, with a fresh profile."""
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
+    yield driver
+    driver.quit()

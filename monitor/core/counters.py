@@ -3,7 +3,9 @@ reads them for `newsmon stats`, `/healthz` and `/metrics`).
 
 Counters live in Redis, not in each process, so one view covers every poller and worker on
 every machine: a running total, a per-minute hash (kept two hours) for rates, and a hash per
-subscription. Increments ride in the pipelines the steps already send.
+subscription. A subscription's outcomes also count in the per-minute hash, under fields of
+their own (`subscription_field`), so its last hour can be read. Increments ride in the
+pipelines the steps already send.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ COUNTERS = (
 SUBSCRIPTION_COUNTERS = ("delivered", "retried", "failed", "dead")
 
 
+def subscription_field(subscription: str, outcome: str) -> str:
+    """The per-minute hash's field counting one subscription's `outcome` in that minute."""
+    return f"subscription:{subscription}:{outcome}"
+
+
 def count(pipe: redis.client.Pipeline, counters: Mapping[str, int], subscription: str = "") -> None:
     """Add to the counters, in the caller's pipeline. With `subscription`, the counters named
     alerts_<x> also add to that subscription's <x>."""
@@ -35,9 +42,9 @@ def count(pipe: redis.client.Pipeline, counters: Mapping[str, int], subscription
             pipe.hincrby(keys.STATS_TOTAL, name, value)
             pipe.hincrby(minute_key, name, value)
             if subscription and name.startswith("alerts_"):
-                pipe.hincrby(
-                    keys.stats_subscription(subscription), name.removeprefix("alerts_"), value
-                )
+                outcome = name.removeprefix("alerts_")
+                pipe.hincrby(keys.stats_subscription(subscription), outcome, value)
+                pipe.hincrby(minute_key, subscription_field(subscription, outcome), value)
     pipe.expire(minute_key, MINUTES_KEPT * 60)
 
 

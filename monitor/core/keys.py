@@ -88,7 +88,8 @@ STATS_TOTAL = f"{PREFIX}stats:total"  # hash: counter -> count since the start
 
 
 def stats_minute(minute: int) -> str:
-    """Hash: counter -> count in that minute (unix time // 60); expires after two hours."""
+    """Hash: counter -> count in that minute (unix time // 60), and each subscription's
+    outcomes (counters.subscription_field); expires after two hours."""
     return f"{PREFIX}stats:minute:{minute}"
 
 

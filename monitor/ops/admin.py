@@ -100,8 +100,8 @@ def show_stats(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def list_feeds(args: argparse.Namespace, config: Config) -> int:
-    connection = connect(redis_url(config))
+def feed_rows(connection: redis.Redis, config: Config) -> list[tuple[dict, FeedState]]:
+    """Each feed's row (the JSON of `newsmon feeds --json`) and the state it was read from."""
     with connection.pipeline(transaction=False) as pipe:
         for feed in config.feeds:
             pipe.hgetall(keys.feed_state(feed.name))
@@ -109,6 +109,7 @@ def list_feeds(args: argparse.Namespace, config: Config) -> int:
             pipe.zcard(keys.feed_seen(feed.name))
         replies = pipe.execute()
     now = time.time()
+    rows = []
     for index, feed in enumerate(config.feeds):
         raw, due, seen = replies[3 * index : 3 * index + 3]
         state = FeedState.read(raw)
@@ -124,14 +125,21 @@ def list_feeds(args: argparse.Namespace, config: Config) -> int:
             "last_error": state.last_error,
             "push": "active" if websub.is_active(state, now) else "",
         }
+        rows.append((row, state))
+    return rows
+
+
+def list_feeds(args: argparse.Namespace, config: Config) -> int:
+    now = time.time()
+    for row, state in feed_rows(connect(redis_url(config)), config):
         if args.json:
             print(json.dumps(row))
         else:
             ago = f"{now - state.last_fetched:.0f}s ago" if state.last_fetched is not None else "-"
             print(
-                f"{feed.name:<20} {state.health:<13} last {row['last_status'] or '-':<4} "
-                f"{ago:<10} next in {row['next_due_in_seconds'] or 0:>6}s  seen {seen:<6} "
-                f"errors {state.errors}"
+                f"{row['feed']:<20} {state.health:<13} last {row['last_status'] or '-':<4} "
+                f"{ago:<10} next in {row['next_due_in_seconds'] or 0:>6}s  "
+                f"seen {row['entries_seen']:<6} errors {state.errors}"
                 + ("  push" if row["push"] else "")
                 + (f"  {state.last_error}" if state.errors else "")
             )

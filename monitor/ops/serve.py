@@ -1,5 +1,6 @@
 """`newsmon serve`: the small HTTP server for everything newsmon exposes over HTTP.
 
+GET /          the live board, and its /board/... data and assets (see board.py)
 GET /healthz   200 when Redis answers, a poller beat within a minute and a worker is
                registered, else 503; the body says which check failed.
 GET /metrics   Prometheus text: the counters and gauges of `newsmon stats`, read from Redis
@@ -36,7 +37,7 @@ from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from monitor.core.config import Config
-from monitor.ops import CommandError, stats
+from monitor.ops import CommandError, board, stats
 from monitor.poller.websub import Callback
 
 MAX_CONNECTIONS = 100  # beyond this uvicorn answers 503 at once
@@ -164,6 +165,7 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
             # `path`, so a feed name with an (encoded) slash still reaches its feed.
             Route("/websub/{feed:path}", websub_verify, methods=["GET"]),
             Route("/websub/{feed:path}", websub_push, methods=["POST"]),
+            *board.routes(connection, config),
         ],
         exception_handlers={404: not_found, redis.RedisError: redis_down},
     )

@@ -14,12 +14,13 @@ from rq import Queue, Worker
 
 from monitor.core import keys, queues
 from monitor.core.config import Config
-from monitor.core.counters import COUNTERS, SUBSCRIPTION_COUNTERS
+from monitor.core.counters import COUNTERS, SUBSCRIPTION_COUNTERS, subscription_field
 from monitor.core.feedstate import FeedHealth, FeedState
 from workers.delivery.deadletters import DeadLetters
 from workers.delivery.endpoints import Endpoints
 
 RATE_MINUTES = 5
+LAST_HOUR_MINUTES = 60
 HEARTBEAT_FRESH_SECONDS = 60
 
 
@@ -34,7 +35,8 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.STATS_TOTAL)
         for m in range(minute - RATE_MINUTES + 1, minute + 1):
-            pipe.hgetall(keys.stats_minute(m))
+            # The counters by name: the hash also holds each subscription's outcomes.
+            pipe.hmget(keys.stats_minute(m), COUNTERS)
         for feed in config.feeds:
             pipe.hgetall(keys.feed_state(feed.name))
         for subscription in config.subscriptions:
@@ -44,7 +46,10 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         )
         replies = iter(pipe.execute())
     totals = _ints(next(replies))
-    recent = [_ints(next(replies)) for _ in range(RATE_MINUTES)]
+    recent = [
+        {name: int(v or 0) for name, v in zip(COUNTERS, next(replies), strict=True)}
+        for _ in range(RATE_MINUTES)
+    ]
     feed_states = [FeedState.read(next(replies)) for _ in config.feeds]
     subscription_counts = [_ints(next(replies)) for _ in config.subscriptions]
     pollers = next(replies)
@@ -71,8 +76,11 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
     dead_letters = DeadLetters(connection, config.settings.dead_letter_days * 86400)
     subscriptions = {}
     for subscription, counts in zip(config.subscriptions, subscription_counts, strict=True):
+        endpoint = endpoints.health(subscription)
         subscriptions[subscription.id] = {
-            "status": endpoints.health(subscription).status,
+            "status": endpoint.status,
+            "failing_since": endpoint.failing_since,
+            "disabled_reason": endpoint.disabled_reason,
             **{name: counts.get(name, 0) for name in SUBSCRIPTION_COUNTERS},
             "dead_letters": dead_letters.count(subscription.id),
         }
@@ -110,6 +118,25 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         else None,
         "workers": Worker.count(connection=connection),
     }
+
+
+def subscriptions_last_hour(
+    connection: redis.Redis, subscription_ids: Iterable[str]
+) -> dict[str, dict[str, int]]:
+    """Each subscription's delivered / retried / failed / dead in the last hour: the current
+    minute's bucket and the 59 before it."""
+    ids = list(subscription_ids)
+    fields = [subscription_field(i, outcome) for i in ids for outcome in SUBSCRIPTION_COUNTERS]
+    sums = [0] * len(fields)
+    if fields:
+        minute = int(time.time() // 60)
+        with connection.pipeline(transaction=False) as pipe:
+            for m in range(minute - LAST_HOUR_MINUTES + 1, minute + 1):
+                pipe.hmget(keys.stats_minute(m), fields)
+            for values in pipe.execute():
+                sums = [total + int(v or 0) for total, v in zip(sums, values, strict=True)]
+    per_id = iter(sums)
+    return {i: {outcome: next(per_id) for outcome in SUBSCRIPTION_COUNTERS} for i in ids}
 
 
 def _queue_depths(queue: Queue) -> dict[str, int]:

@@ -86,13 +86,31 @@ class Stories:
 
     def recent(self, since: float, topic: str | None = None) -> list[Story]:
         """Stories reported since `since`, the latest report first."""
-        ids = [i.decode() for i in self.connection.zrevrangebyscore(keys.STORIES, "+inf", since)]
+        ids = self.connection.zrevrangebyscore(keys.STORIES, "+inf", since)
+        return [s for s in self._read(ids) if topic is None or topic in s.topics]
+
+    def latest(self, count: int, topic: str | None = None) -> list[Story]:
+        """The `count` stories reported last (under `topic`, if given), the latest report
+        first. Reads the index a page at a time, so a board asking for the last few reads a
+        few stories, however many the window holds."""
+        page = count if topic is None else 4 * count
+        found: list[Story] = []
+        start = 0
+        while len(found) < count:
+            ids = self.connection.zrevrange(keys.STORIES, start, start + page - 1)
+            if not ids:
+                break
+            found += [s for s in self._read(ids) if topic is None or topic in s.topics]
+            start += page
+        return found[:count]
+
+    def _read(self, raw_ids: list[bytes]) -> list[Story]:
+        ids = [i.decode() for i in raw_ids]
         with self.connection.pipeline(transaction=False) as pipe:
             for story_id in ids:
                 pipe.hgetall(keys.story(story_id))
             raws = pipe.execute()
-        stories = [_story(i, raw) for i, raw in zip(ids, raws, strict=True) if raw]
-        return [s for s in stories if topic is None or topic in s.topics]
+        return [_story(i, raw) for i, raw in zip(ids, raws, strict=True) if raw]
 
 
 def _story(story_id: str, raw: dict[bytes, bytes]) -> Story:
