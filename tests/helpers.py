@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from pathlib import Path
 
 import redis
+from jsonschema import Draft202012Validator, FormatChecker
 
 from monitor.core.config import Config, load_config
 from monitor.core.documents import alert_document
@@ -252,3 +254,19 @@ def make_alerts(count: int, subscription_id: str = "hook", offset: int = 0) -> l
         )
         for i in range(offset, offset + count)
     ]
+
+
+def schema_validator(message_type: str) -> Draft202012Validator:
+    """The validator of a message type's published JSON Schema (workers/delivery/schemas/)."""
+    path = resources.files("workers.delivery") / "schemas" / f"{message_type}.json"
+    schema = json.loads(path.read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def assert_valid_delivery(request: Request) -> dict:
+    """The delivery's body, after checking it against the schema its `type` names: the
+    published contract holds for every delivery a test receives."""
+    message = json.loads(request.body)
+    schema_validator(message["type"]).validate(message)
+    return message
