@@ -4,8 +4,11 @@ workers and a real receiver. Every call, every refusal, and what a subscriber se
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -229,6 +232,23 @@ def test_a_chunked_body_over_the_cap_is_refused(served):
 
     answer = served().call("POST", "/subscriptions", content=chunks())
     assert answer.status_code == 413
+
+
+def test_a_body_must_arrive_in_time(served, monkeypatch):
+    monkeypatch.setattr(api, "BODY_SECONDS", 0.5)
+    url = urlsplit(served().url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/v1/subscriptions HTTP/1.1\r\nhost: x\r\n"
+            + f"authorization: Bearer {TOKEN}\r\ncontent-length: 100\r\n\r\n".encode()
+            + b'{"id": '
+        )
+        started = time.monotonic()
+        answer = b""
+        while b"}" not in answer and (chunk := sock.recv(4096)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b"not sent in 0.5 s" in answer and time.monotonic() - started < 5
 
 
 def test_bad_updates_name_their_field(served):

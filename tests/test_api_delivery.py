@@ -142,8 +142,7 @@ def test_a_rotated_secret_signs_beside_the_new_one_until_it_expires(setup, http_
 
     # A day later (the record aged, as time would): only the new secret signs.
     store = SubscriptionStore(connection)
-    record = store.get("ops")
-    store.replace(replace(record, retiring=tuple((s, time.time() - 1) for s, _ in record.retiring)))
+    store.update("ops", lambda r: replace(r, retiring=tuple((s, 1.0) for s, _ in r.retiring)))
     assert client.post(f"{api}/subscriptions/ops/test").status_code == 202
     run_worker(config, connection)
     after = hooks(http_server)[-1]

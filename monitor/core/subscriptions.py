@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,17 +116,34 @@ class SubscriptionStore:
             created, _ = pipe.execute()
         return bool(created)
 
-    def replace(self, record: Record) -> None:
-        with self.connection.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.API_SUBSCRIPTIONS, record.id, record.to_json())
-            pipe.incr(keys.API_SUBSCRIPTIONS_VERSION)
-            pipe.execute()
+    def update(self, sub_id: str, change: Callable[[Record], Record]) -> Record | None:
+        """Store `change(record)` in place of the record, unless another change lands between
+        the read and the write (then it runs again on the new record); None when there is no
+        such record. An exception from `change` leaves the record as it was."""
+        changed: Record | None = None
+
+        def apply(pipe: redis.client.Pipeline) -> None:
+            nonlocal changed
+            raw = pipe.hget(keys.API_SUBSCRIPTIONS, sub_id)
+            changed = change(Record.from_json(raw)) if raw else None
+            if changed is not None:
+                pipe.multi()
+                pipe.hset(keys.API_SUBSCRIPTIONS, sub_id, changed.to_json())
+                pipe.incr(keys.API_SUBSCRIPTIONS_VERSION)
+
+        self.connection.transaction(apply, keys.API_SUBSCRIPTIONS)
+        return changed
 
     def delete(self, sub_id: str) -> bool:
+        """Remove the record, and the state kept under its id (endpoint health, counters, the
+        message index), so a subscription made later under the same id starts afresh."""
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.hdel(keys.API_SUBSCRIPTIONS, sub_id)
+            pipe.delete(
+                keys.endpoint(sub_id), keys.stats_subscription(sub_id), keys.messages_of(sub_id)
+            )
             pipe.incr(keys.API_SUBSCRIPTIONS_VERSION)
-            deleted, _ = pipe.execute()
+            deleted, *_ = pipe.execute()
         return bool(deleted)
 
 

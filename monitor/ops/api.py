@@ -24,6 +24,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import redis
 import structlog
 from starlette.concurrency import run_in_threadpool
@@ -45,6 +46,7 @@ from workers.jobs import schedule_deliveries
 
 PREFIX = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024  # a subscription is well under 1 KiB
+BODY_SECONDS = 10  # to send a body once the head is in
 ROTATION_OVERLAP_SECONDS = 24 * 3600  # the old secret signs beside the new one this long
 MESSAGES_LISTED = 50  # GET .../messages without ?limit=
 SCHEMAS = "schemas"  # workers/delivery/schemas/*.json, shipped as package data
@@ -133,11 +135,14 @@ async def _json_body(request: Request) -> Any:
         raise too_large
     chunks, size = [], 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise too_large
-            chunks.append(chunk)
+        with anyio.fail_after(BODY_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"the body was not sent in {BODY_SECONDS} s") from None
     except ClientDisconnect:
         raise ApiError(400, "the body was not sent whole") from None
     if not size:
@@ -195,47 +200,55 @@ class Api:
         return 201, view
 
     def update(self, request: Request, body: Any) -> tuple[int, Any]:
-        record = self._record(request)
         changes = _object(body)
-        if changes.get("id", record.id) != record.id:
-            raise ApiError(422, "cannot change; create a subscription under the new id", "id")
         if "secret" in changes:
             raise ApiError(
                 422,
-                f"change it with POST {PREFIX}/subscriptions/{record.id}/secret/rotate",
+                f"change it with POST {PREFIX}/subscriptions/{{id}}/secret/rotate",
                 "secret",
             )
-        table = {**record.table, **changes}
-        subscription = self._checked(table)
-        updated = dataclasses.replace(record, table=table, updated=time.time())
-        self.store.replace(updated)
-        log.info("subscription.updated", subscription=record.id, keys=sorted(changes))
-        return 200, self._view(subscription, updated)
+
+        checked: list[Subscription] = []  # what the change made, for the answer
+
+        def change(record: Record) -> Record:
+            if changes.get("id", record.id) != record.id:
+                raise ApiError(422, "cannot change; create a subscription under the new id", "id")
+            table = {**record.table, **changes}
+            checked[:] = [self._checked(table)]
+            return dataclasses.replace(record, table=table, updated=time.time())
+
+        updated = self._change(request, change)
+        log.info("subscription.updated", subscription=updated.id, keys=sorted(changes))
+        return 200, self._view(checked[0], updated)
 
     def delete(self, request: Request, body: None) -> tuple[int, Any]:
-        record = self._record(request)
-        self.store.delete(record.id)
-        log.info("subscription.deleted", subscription=record.id)
+        sub_id = self._changeable(request)
+        if not self.store.delete(sub_id):
+            raise ApiError(404, f"no subscription {sub_id!r}")
+        log.info("subscription.deleted", subscription=sub_id)
         return 204, None
 
     def rotate(self, request: Request, body: Any) -> tuple[int, Any]:
         """A new secret signs from now on; the old ones sign beside it for a day more."""
-        record = self._record(request)
         given = _object(body, required=False)
         if unknown := sorted(set(given) - {"secret"}):
             raise ApiError(422, "unknown key; expected only: secret", unknown[0])
         new = given.get("secret", new_secret())
-        table = {**record.table, "secret": new}
-        subscription = self._checked(table)
         now = time.time()
         until = now + ROTATION_OVERLAP_SECONDS
-        retiring = tuple((s, t) for s, t in record.retiring if t > now) + tuple(
-            (old, until) for old in record.table["secret"] if old not in subscription.secrets
-        )
-        table["secret"] = list(subscription.secrets)
-        self.store.replace(dataclasses.replace(record, table=table, retiring=retiring, updated=now))
-        log.info("subscription.rotated", subscription=record.id, old_secrets_until=_iso(until))
-        return 200, {"secret": subscription.secrets[0], "old_secrets_sign_until": _iso(until)}
+
+        def change(record: Record) -> Record:
+            secrets = self._checked({**record.table, "secret": new}).secrets
+            retiring = tuple((s, t) for s, t in record.retiring if t > now) + tuple(
+                (old, until) for old in record.table["secret"] if old not in secrets
+            )
+            table = {**record.table, "secret": list(secrets)}
+            return dataclasses.replace(record, table=table, retiring=retiring, updated=now)
+
+        rotated = self._change(request, change)
+        log.info("subscription.rotated", subscription=rotated.id, old_secrets_until=_iso(until))
+        secret = rotated.table["secret"][0]
+        return 200, {"secret": secret, "old_secrets_sign_until": _iso(until)}
 
     def test(self, request: Request, body: Any) -> tuple[int, Any]:
         """A `message.test` through the delivery queue, as any alert goes."""
@@ -315,13 +328,18 @@ class Api:
             return subscription
         raise ApiError(404, f"no subscription {sub_id!r}")
 
-    def _record(self, request: Request) -> Record:
-        """The stored record behind a subscription the API may change."""
+    def _changeable(self, request: Request) -> str:
+        """The id of the path, unless subscriptions.toml has it: the file wins (409)."""
         sub_id = request.path_params["id"]
         if sub_id in self.from_file:
             raise self._owned_by_file(sub_id)
-        if record := self.store.get(sub_id):
-            return record
+        return sub_id
+
+    def _change(self, request: Request, change: Callable[[Record], Record]) -> Record:
+        """The stored record of the path's subscription changed by `change`, atomically."""
+        sub_id = self._changeable(request)
+        if changed := self.store.update(sub_id, change):
+            return changed
         raise ApiError(404, f"no subscription {sub_id!r}")
 
     def _owned_by_file(self, sub_id: str) -> ApiError:
