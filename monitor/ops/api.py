@@ -55,6 +55,14 @@ log = structlog.get_logger()
 Handler = Callable[[Request, Any], tuple[int, Any]]
 
 
+class AsciiJSON(JSONResponse):
+    """JSON with every non-ASCII character escaped: a key or id quoted back from a request
+    may hold a lone surrogate, which UTF-8 cannot encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode()
+
+
 class ApiError(Exception):
     """A request the API refuses: its status, a message, and the field at fault, if one."""
 
@@ -76,7 +84,7 @@ class ApiError(Exception):
         if self.problems:
             body["problems"] = self.problems
         headers = {"www-authenticate": "Bearer"} if self.status == 401 else None
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        return AsciiJSON(body, status_code=self.status, headers=headers)
 
 
 def routes(connection: redis.Redis, config: Config) -> list[BaseRoute]:
@@ -122,7 +130,7 @@ def _endpoint(handler: Handler, token: str) -> Callable[[Request], Awaitable[Res
             return exc.response()
         if status == 204:
             return Response(status_code=204)
-        return JSONResponse(payload, status_code=status)
+        return AsciiJSON(payload, status_code=status)
 
     return endpoint
 
