@@ -523,12 +523,13 @@ def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription
         where = f"subscriptions[{i}]."
         subscription = _subscription(reader, table, where, topic_names, SUBSCRIPTION_KEYS)
         sub_id = table.get("id")
-        if isinstance(sub_id, str) and sub_id in seen_ids:
-            reader.problem(
-                f"{where}id", f"{sub_id!r} is used by another subscription; ids must be unique"
-            )
-            continue
-        seen_ids.add(sub_id)
+        if isinstance(sub_id, str):  # anything else is already a problem
+            if sub_id in seen_ids:
+                reader.problem(
+                    f"{where}id", f"{sub_id!r} is used by another subscription; ids must be unique"
+                )
+                continue
+            seen_ids.add(sub_id)
         if subscription:
             subscriptions.append(subscription)
     return tuple(subscriptions)
