@@ -110,9 +110,9 @@ def test_a_subscription_made_over_the_api_gets_alerts_from_a_running_worker(
     http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG)))
     poller.poll_feeds(config.feeds)
     worker.wait_for(lambda: processed() == len(ROUND_ONE_LIVEBLOG))
-    time.sleep(0.5)
+    assert worker.stop() == 0  # lets the job in hand finish
+    assert sum(e["event"] == "alert.enqueued" for e in worker.events()) == 2  # round two's
     assert len(hooks(http_server)) == 3
-    assert worker.stop() == 0
     for request in hooks(http_server):
         assert_valid_delivery(request)
 
