@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -79,9 +79,7 @@ class Record:
             return None
         now = time.time()
         live = tuple((secret, until) for secret, until in self.retiring if until > now)
-        return Subscription(
-            subscription.id, subscription.url, subscription.topics, subscription.secrets, live
-        )
+        return replace(subscription, retiring=live)
 
 
 class SubscriptionStore:
