@@ -234,3 +234,29 @@ def test_the_schemas_refuse_what_breaks_the_contract(setup, http_server, connect
         schema_validator("alert.created").validate(message)  # the type is part of the contract
     with pytest.raises(ValidationError):
         schema_validator("message.test").validate({**message, "timestamp": "yesterday"})
+
+
+def test_the_operator_commands_see_api_subscriptions(
+    setup, http_server, connection, redis_url, start_process
+):
+    config, api, client = setup
+    http_server.route("/hook", (400, {}, b"no"))
+    create(client, api, http_server)
+    sent = client.post(f"{api}/subscriptions/ops/test").json()["message_id"]
+    run_worker(config, connection)
+    env = {"REDIS_URL": redis_url}
+    directory = str(config.directory)
+
+    listed = start_process("subscriptions", "list", "--config", directory, env=env)
+    assert listed.finish() == 0 and "ops" in listed.log_path.read_text()
+    stats = start_process("stats", "--config", directory, "--json", env=env)
+    assert stats.finish() == 0
+    assert json.loads(stats.log_path.read_text())["subscriptions"]["ops"]["dead_letters"] == 1
+
+    http_server.route("/hook", (200, {}, b""))
+    replay = start_process(
+        "deliveries", "replay", "--config", directory, "--subscription", "ops", env=env
+    )
+    assert replay.finish() == 0 and "replaying 1 alert(s)" in replay.log_path.read_text()
+    run_worker(config, connection)
+    assert [r.headers["webhook-id"] for r in hooks(http_server)] == [sent, sent]
