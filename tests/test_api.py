@@ -7,7 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import httpx
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.core.subscriptions import Subscriptions, SubscriptionStore
+from monitor.core.subscriptions import Record, Subscriptions, SubscriptionStore
 from monitor.ops import api
 from monitor.ops.auth import API_TOKEN_ENV
 from tests.helpers import SECRET, load, write_config
@@ -166,6 +166,27 @@ def test_the_file_wins_a_clash_with_a_stored_subscription(served, connection, tm
     directory = write_config(tmp_path / "config2", subscriptions=[FILE_SUBSCRIPTION, clash])
     view = Subscriptions(load(directory), connection).get("later")
     assert view.topics == frozenset({"energy"})
+
+
+def test_a_change_that_races_another_runs_again_on_the_new_record(connection):
+    """PATCH and rotate read, change and write a record: a write landing in between (another
+    call) makes the change run again on what that write left, so neither is lost."""
+    store = SubscriptionStore(connection)
+    store.create(Record({**body(), "secret": [SECRET]}))
+    seen = []
+
+    def change(record: Record) -> Record:
+        seen.append(record.table["url"])
+        if len(seen) == 1:
+            store.update(
+                "ops", lambda r: replace(r, table={**r.table, "url": "https://b.example/"})
+            )
+        return replace(record, table={**record.table, "topics": ["energy"]})
+
+    store.update("ops", change)
+    assert seen == ["https://hooks.example/ops", "https://b.example/"]
+    final = store.get("ops").table
+    assert (final["url"], final["topics"]) == ("https://b.example/", ["energy"])
 
 
 BAD_BODIES = [
