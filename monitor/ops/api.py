@@ -275,7 +275,13 @@ class Api:
             story_id="st_test",
         )
         alert = Alert("msg_" + random_secrets.token_hex(12), subscription.id, (), entry, now, True)
-        schedule_deliveries(self.connection, self.config.settings, {subscription.id: [alert]}, 1, 0)
+        schedule_deliveries(
+            self.connection,
+            self.config.settings,
+            {subscription.id: [alert]},
+            attempt=1,
+            delay_seconds=0,
+        )
         log.info("alert.enqueued", alert_id=alert.id, subscription=subscription.id, test=True)
         return 202, {"message_id": alert.id, "type": alert.type}
 
