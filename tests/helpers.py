@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from pathlib import Path
 
 import redis
+from jsonschema import Draft202012Validator, FormatChecker
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
@@ -294,3 +296,19 @@ def own_address() -> str | None:
             return None
         address = probe.getsockname()[0]
     return None if address.startswith("127.") else address
+
+
+def schema_validator(message_type: str) -> Draft202012Validator:
+    """The validator of a message type's published JSON Schema (workers/delivery/schemas/)."""
+    path = resources.files("workers.delivery") / "schemas" / f"{message_type}.json"
+    schema = json.loads(path.read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def assert_valid_delivery(request: Request) -> dict:
+    """The delivery's body, after checking it against the schema its `type` names: the
+    published contract holds for every delivery a test receives."""
+    message = json.loads(request.body)
+    schema_validator(message["type"]).validate(message)
+    return message

@@ -11,7 +11,7 @@ from standardwebhooks import Webhook
 from structlog.contextvars import merge_contextvars
 
 from monitor.poller.loop import Poller
-from tests.helpers import SECRET, load, run_worker, write_config
+from tests.helpers import SECRET, assert_valid_delivery, load, run_worker, write_config
 from tests.stories import (
     DAILY_ITEMS,
     ROUND_ONE_LIVEBLOG,
@@ -82,6 +82,7 @@ def test_rounds_of_feeds_alert_once_per_story_per_subscription(tmp_path, connect
     delivered: Counter[tuple[str, str]] = Counter()
     for request in deliveries:
         payload = verifier.verify(request.body, request.headers)  # raises on a bad signature
+        assert assert_valid_delivery(request) == payload  # the published contract holds
         data = payload["data"]
         story = items_by_link[data["entry"]["link"]].story
         subscription = request.path.split("sub=")[1]
@@ -169,7 +170,7 @@ def test_an_item_edited_in_place_updates_its_story_once(tmp_path, connection, ht
     bodies = [
         Webhook(SECRET).verify(r.body, r.headers)
         for r in http_server.requests
-        if r.path == "/hooks"
+        if r.path == "/hooks" and assert_valid_delivery(r)
     ]
     created = {b["data"]["entry"]["id"]: b for b in bodies if b["type"] == "alert.created"}
     updated = [b for b in bodies if b["type"] == "alert.updated"]

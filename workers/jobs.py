@@ -106,7 +106,7 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
             entry = rt.classifier.classify(entry, vector)
             log.info("entry.classified", topics=list(entry.topics), title=entry.title)
             reports.append(entry)
-        for alert in alerts_for(entry, rt.config.subscriptions, now):
+        for alert in alerts_for(entry, rt.subscriptions.all(), now):
             alerts[alert.subscription_id].append(alert)
     with rt.connection.pipeline(transaction=False) as pipe:
         for entry in reports:
@@ -176,7 +176,7 @@ def _deliver(
 ) -> dict[str, int]:
     subscription = rt.subscription(subscription_id)
     if subscription is None:
-        reason = "subscription no longer in subscriptions.toml"
+        reason = "subscription deleted (from subscriptions.toml or the API)"
         return _dead_letter(rt, subscription_id, alerts, attempt - 1, reason)
     health = rt.endpoints.health(subscription)
     if health.status is EndpointStatus.DISABLED:
@@ -211,6 +211,7 @@ def _send_round(
     outcomes = rt.deliverer.send_all(subscription, alerts, in_flight, stop_after_failures=in_flight)
     round_ = sort_round(alerts, outcomes, attempt, len(rt.config.settings.retry_schedule_seconds))
     _log_round(round_, attempt)
+    rt.messages.record(round_, attempt)
     counters.record(rt.connection, round_.counts(), subscription.id)
     for alert, outcome in round_.failed + round_.dead:
         rt.dead_letters.add(alert, attempt, outcome.reason)

@@ -14,8 +14,10 @@ from rq import get_current_job
 
 from monitor.core.config import Config, config_dir, load_config
 from monitor.core.models import Subscription
+from monitor.core.subscriptions import Subscriptions
 from workers.delivery.deadletters import DeadLetters
 from workers.delivery.endpoints import EndpointPolicy, Endpoints
+from workers.delivery.messages import MessageLog
 from workers.delivery.send import Deliverer
 from workers.ml.encoder import EncoderUnavailable, SentenceEncoder, shipped
 from workers.pipeline.classify import Classifier
@@ -37,6 +39,8 @@ class Runtime:
     dead_letters: DeadLetters
     endpoints: Endpoints
     policy: EndpointPolicy
+    subscriptions: Subscriptions  # the file's and the API's, refreshed every few seconds
+    messages: MessageLog
 
     @classmethod
     def build(cls, config: Config, connection: redis.Redis) -> Runtime:
@@ -62,10 +66,12 @@ class Runtime:
             dead_letters=DeadLetters(connection, settings.dead_letter_days * 86400),
             endpoints=endpoints,
             policy=EndpointPolicy(endpoints, settings),
+            subscriptions=Subscriptions(config, connection),
+            messages=MessageLog(connection),
         )
 
     def subscription(self, subscription_id: str) -> Subscription | None:
-        return next((s for s in self.config.subscriptions if s.id == subscription_id), None)
+        return self.subscriptions.get(subscription_id)
 
 
 def _encoder() -> SentenceEncoder | None:

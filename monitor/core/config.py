@@ -191,6 +191,14 @@ class _Reader:
         elif data is not UNREAD:
             self.problem("-", f"must be a {form} object")
 
+    @classmethod
+    def of(cls, data: dict[str, Any], source: str, problems: list[Problem]) -> _Reader:
+        """A reader of `data` already parsed (a JSON body), its problems named after `source`."""
+        reader = cls.__new__(cls)
+        reader.path, reader.problems, reader.hint = Path(source), problems, ""
+        reader.data, reader.found = data, True
+        return reader
+
     def _parse(self, form: str, required: bool) -> Any:
         """The file's content; UNREAD, with any problem recorded, when it cannot be read."""
         parse = json.loads if form == "JSON" else tomllib.loads
@@ -506,32 +514,63 @@ def _secret_check(value: str) -> str | None:
     return None
 
 
+SUBSCRIPTION_KEYS = frozenset({"id", "url", "topics", "secret", "secret_env"})
+
+
 def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription, ...]:
     subscriptions, seen_ids = [], set()
     for i, table in enumerate(reader.array_of_tables("subscriptions")):
         where = f"subscriptions[{i}]."
-        reader.unknown_keys(table, {"id", "url", "topics", "secret", "secret_env"}, where)
-        sub_id = reader.require(table, "id", where, str, _name)
-        url = reader.require(table, "url", where, str, _http_url)
-        topics = reader.require(table, "topics", where, list, _strings)
-        if topics == []:
-            reader.problem(f"{where}topics", 'is empty; list topics, or ["*"] for every entry')
-        for topic in topics or []:
-            if topic != ALL_TOPICS and topic not in topic_names:
-                known = ", ".join(sorted(topic_names)) or "none defined"
+        subscription = _subscription(reader, table, where, topic_names, SUBSCRIPTION_KEYS)
+        sub_id = table.get("id")
+        if isinstance(sub_id, str):  # anything else is already a problem
+            if sub_id in seen_ids:
                 reader.problem(
-                    f"{where}topics", f"unknown topic {_shown(topic)}; known: {known}, or '*'"
+                    f"{where}id", f"{sub_id!r} is used by another subscription; ids must be unique"
                 )
-        secrets = _secrets(reader, table, where)
-        if sub_id in seen_ids:
-            reader.problem(
-                f"{where}id", f"{sub_id!r} is used by another subscription; ids must be unique"
-            )
-            continue
-        seen_ids.add(sub_id)
-        if sub_id and url and topics and secrets:
-            subscriptions.append(Subscription(sub_id, url, frozenset(topics), secrets))
+                continue
+            seen_ids.add(sub_id)
+        if subscription:
+            subscriptions.append(subscription)
     return tuple(subscriptions)
+
+
+def check_subscription(
+    table: dict[str, Any], topic_names: set[str], source: str, keys: frozenset[str]
+) -> tuple[Subscription | None, list[Problem]]:
+    """One subscription table as it arrives outside subscriptions.toml (the HTTP API, Redis),
+    checked exactly as a [[subscriptions]] table is, with `keys` the keys it may hold: the
+    subscription, or None and every problem found (each naming the key)."""
+    problems: list[Problem] = []
+    reader = _Reader.of(table, source, problems)
+    subscription = _subscription(reader, table, "", topic_names, keys)
+    return (None if problems else subscription), problems
+
+
+def _subscription(
+    reader: _Reader,
+    table: dict[str, Any],
+    where: str,
+    topic_names: set[str],
+    allowed: frozenset[str],
+) -> Subscription | None:
+    """The one check of a subscription table, wherever it comes from."""
+    reader.unknown_keys(table, set(allowed), where)
+    sub_id = reader.require(table, "id", where, str, _name)
+    url = reader.require(table, "url", where, str, _http_url)
+    topics = reader.require(table, "topics", where, list, _strings)
+    if topics == []:
+        reader.problem(f"{where}topics", 'is empty; list topics, or ["*"] for every entry')
+    for topic in topics or []:
+        if topic != ALL_TOPICS and topic not in topic_names:
+            known = ", ".join(sorted(topic_names)) or "none defined"
+            reader.problem(
+                f"{where}topics", f"unknown topic {_shown(topic)}; known: {known}, or '*'"
+            )
+    secrets = _secrets(reader, table, where)
+    if sub_id and url and topics and secrets:
+        return Subscription(sub_id, url, frozenset(topics), secrets)
+    return None
 
 
 def _secrets(reader: _Reader, table: dict[str, Any], where: str) -> tuple[str, ...]:

@@ -71,6 +71,7 @@ def alert_document(alert: Alert) -> Document:
         "topics": list(alert.topics),
         "entry": entry_document(alert.entry),
         "created": alert.created.isoformat(),
+        "test": alert.test,
     }
 
 
@@ -82,6 +83,7 @@ def read_alert(document: Document) -> Alert:
         topics=tuple(doc["topics"]),
         entry=read_entry(doc["entry"]),
         created=datetime.fromisoformat(doc["created"]),
+        test=doc.get("test", False),
     )
 
 

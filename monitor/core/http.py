@@ -55,6 +55,23 @@ def public_address(host: str, infos: list[tuple]) -> str:
     return addresses[0]
 
 
+def refused_target(host: str, port: int) -> str | None:
+    """Why the guard would refuse to connect to `host`, checked ahead (the API refuses such a
+    webhook URL at once); None when it would connect, or when the name does not resolve now
+    (deliveries retry, and the guard checks again on every connect)."""
+    if allow_private_targets():
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    try:
+        public_address(host, infos)
+    except BlockedAddress as exc:
+        return str(exc)
+    return None
+
+
 class GuardedBackend(httpcore.SyncBackend):
     """Resolves the host itself, refuses it if any address is not public, connects by IP."""
 

@@ -5,7 +5,9 @@ trimmed to `seen_per_feed`; the three keys expire a week after the feed's next d
 (every poll pushes that on), and a feed gone from feeds.toml loses them and its schedule
 entry a grace period after it left (schedule.py);
 dedupe keys expire with the dedupe window; one endpoint hash per subscription; dead letters
-are trimmed to `dead_letter_days` and to DEAD_LETTERS_KEPT.
+are trimmed to `dead_letter_days` and to DEAD_LETTERS_KEPT; API subscriptions are one
+hash field each; a subscription's recent messages are trimmed to MESSAGES_KEPT and expire
+after MESSAGE_DAYS, each with at most ATTEMPTS_KEPT attempts.
 RQ's own keys (`rq:*`) hold the queues named below.
 """
 
@@ -124,3 +126,30 @@ def claimed(worker_name: str) -> str:
 def releasing(worker_name: str) -> str:
     """String, expiring in seconds: one worker is giving back a gone worker's jobs."""
     return f"{PREFIX}worker:{worker_name}:releasing"
+
+
+# Subscriptions made over the HTTP API (subscriptions.toml's are not here): hash of id ->
+# versioned JSON record; one field per subscription. The counter moves on every change, so a
+# worker notices one with a single read.
+API_SUBSCRIPTIONS = f"{PREFIX}subscriptions"
+API_SUBSCRIPTIONS_VERSION = f"{PREFIX}subscriptions:version"
+MESSAGES_KEPT = 1000  # per subscription, newest first; older ones also expire (MESSAGE_DAYS)
+MESSAGE_DAYS = 7
+ATTEMPTS_KEPT = 100
+
+
+def messages_of(subscription_id: str) -> str:
+    """Sorted set: a subscription's message ids by time first sent; trimmed to MESSAGES_KEPT
+    and to MESSAGE_DAYS."""
+    return f"{PREFIX}messages:subscription:{subscription_id}"
+
+
+def message(alert_id: str) -> str:
+    """String, expiring after MESSAGE_DAYS: a message's JSON (its alert document)."""
+    return f"{PREFIX}message:{alert_id}"
+
+
+def message_attempts(alert_id: str) -> str:
+    """List, expiring after MESSAGE_DAYS: one JSON record per attempt to deliver a message
+    (when, outcome, HTTP status, duration, error), oldest first."""
+    return f"{PREFIX}message:{alert_id}:attempts"

@@ -58,6 +58,13 @@ class Subscription:
     url: str
     topics: frozenset[str]
     secrets: tuple[str, ...]  # each "whsec_" + base64; every delivery is signed with each
+    # Secrets replaced by a rotation, each with the unix time it stops signing: a receiver
+    # still verifying with the old one keeps working until then.
+    retiring: tuple[tuple[str, float], ...] = ()
+
+    def signing_secrets(self, now: float) -> tuple[str, ...]:
+        """The secrets a delivery made at `now` is signed with."""
+        return self.secrets + tuple(secret for secret, until in self.retiring if now < until)
 
     def matching_topics(self, entry_topics: tuple[str, ...]) -> tuple[str, ...] | None:
         """The entry's topics this subscription wants; None when it wants none of them."""
@@ -107,10 +114,14 @@ class Alert:
     topics: tuple[str, ...]
     entry: Entry
     created: datetime
+    test: bool = False  # a sample sent on request, to check the receiver end to end
 
     @property
     def type(self) -> str:
-        """The webhook body's `type`: an entry's first alert, or the update of an edited one."""
+        """The webhook body's `type`: an entry's first alert, the update of an edited one, or
+        a test message."""
+        if self.test:
+            return "message.test"
         return "alert.updated" if self.entry.revision else "alert.created"
 
     @staticmethod

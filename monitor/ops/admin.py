@@ -18,6 +18,7 @@ from monitor.core.config import Config
 from monitor.core.feedstate import FeedState
 from monitor.core.models import Alert, Subscription
 from monitor.core.redact import redact_url
+from monitor.core.subscriptions import Subscriptions
 from monitor.ops import CommandError
 from monitor.ops.redis_server import connect, redis_url
 from monitor.ops.stats import snapshot
@@ -55,18 +56,29 @@ class DeliveryState:
     connection: redis.Redis
     dead_letters: DeadLetters
     endpoints: Endpoints
+    subscriptions: Subscriptions
 
     @classmethod
     def open(cls, config: Config) -> DeliveryState:
-        connection = connect(redis_url(config))
+        return cls.on(config, connect(redis_url(config)))
+
+    @classmethod
+    def on(cls, config: Config, connection: redis.Redis) -> DeliveryState:
         days = config.settings.dead_letter_days
-        return cls(config, connection, DeadLetters(connection, days * 86400), Endpoints(connection))
+        return cls(
+            config,
+            connection,
+            DeadLetters(connection, days * 86400),
+            Endpoints(connection),
+            Subscriptions(config, connection),
+        )
 
     def subscription(self, subscription_id: str) -> Subscription:
-        for subscription in self.config.subscriptions:
-            if subscription.id == subscription_id:
-                return subscription
-        raise CommandError(f"no subscription {subscription_id!r} in subscriptions.toml")
+        if subscription := self.subscriptions.get(subscription_id):
+            return subscription
+        raise CommandError(
+            f"no subscription {subscription_id!r} in subscriptions.toml or made over the API"
+        )
 
 
 def show_stats(args: argparse.Namespace, config: Config) -> int:
@@ -171,30 +183,44 @@ def replay(args: argparse.Namespace, config: Config) -> int:
         chosen = [r for r in chosen if r["alert_id"] in wanted]
         if missing := wanted - {r["alert_id"] for r in chosen}:
             raise CommandError(f"no dead letter {', '.join(sorted(missing))}")
+    known = {s.id for s in state.subscriptions.all()}
     for record in chosen:
-        if record["subscription_id"] not in {s.id for s in config.subscriptions}:
+        if record["subscription_id"] not in known:
             raise CommandError(
                 f"{record['alert_id']} is for subscription "
-                f"{record['subscription_id']!r}, which is not in subscriptions.toml"
+                f"{record['subscription_id']!r}, which is neither in subscriptions.toml "
+                "nor made over the API"
             )
-    by_subscription: dict[str, list[Alert]] = defaultdict(list)
-    for alert in state.dead_letters.take([r["alert_id"] for r in chosen]):
-        by_subscription[alert.subscription_id].append(alert)
-    for subscription_id in by_subscription:
-        subscription = state.subscription(subscription_id)
-        if state.endpoints.health(subscription).disabled_reason:
-            state.endpoints.enable(subscription_id)
-            print(f"re-enabled subscription {subscription_id}")
-    queued = schedule_deliveries(
-        state.connection, config.settings, by_subscription, attempt=1, delay_seconds=0
-    )
+    alerts = state.dead_letters.take([r["alert_id"] for r in chosen])
+    queued, enabled = resend(state, alerts)
+    for subscription_id in enabled:
+        print(f"re-enabled subscription {subscription_id}")
     print(f"replaying {queued} alert(s)")
     return 0
 
 
+def resend(state: DeliveryState, alerts: list[Alert]) -> tuple[int, list[str]]:
+    """Queue `alerts` again from their first attempt, under their own webhook-ids, after
+    re-enabling their subscriptions if disabled: how many were queued, which were enabled."""
+    by_subscription: dict[str, list[Alert]] = defaultdict(list)
+    for alert in alerts:
+        by_subscription[alert.subscription_id].append(alert)
+    enabled = []
+    for subscription_id in by_subscription:
+        subscription = state.subscription(subscription_id)
+        if state.endpoints.health(subscription).disabled_reason:
+            state.endpoints.enable(subscription_id)
+            enabled.append(subscription_id)
+    queued = schedule_deliveries(
+        state.connection, state.config.settings, by_subscription, attempt=1, delay_seconds=0
+    )
+    return queued, enabled
+
+
 def list_subscriptions(args: argparse.Namespace, config: Config) -> int:
-    endpoints = DeliveryState.open(config).endpoints
-    for subscription in config.subscriptions:
+    state = DeliveryState.open(config)
+    endpoints = state.endpoints
+    for subscription in state.subscriptions.all():
         health = endpoints.health(subscription)
         if health.disabled_reason:
             status = f"disabled since {_iso(health.disabled_at)}: {health.disabled_reason}"

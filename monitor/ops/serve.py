@@ -7,6 +7,7 @@ GET /metrics   Prometheus text: the counters and gauges of `newsmon stats`, read
                at scrape time, so one endpoint covers every process of the deployment.
 GET  /websub/FEED  a WebSub hub verifying our subscription to FEED (see websub.py)
 POST /websub/FEED  a WebSub hub pushing FEED's new document
+/api/v1/..., /openapi.json, /schemas/NAME.json   see api.py
 
 The WebSub route is public, so the server is Starlette on uvicorn with limits on what a
 client can hold: connections, time to send a request's head and a push's body, head size
@@ -37,7 +38,7 @@ from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from monitor.core.config import Config
-from monitor.ops import CommandError, board, stats
+from monitor.ops import CommandError, api, board, stats
 from monitor.poller.websub import Callback
 
 MAX_CONNECTIONS = 100  # beyond this uvicorn answers 503 at once
@@ -166,6 +167,7 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
             Route("/websub/{feed:path}", websub_verify, methods=["GET"]),
             Route("/websub/{feed:path}", websub_push, methods=["POST"]),
             *board.routes(connection, config),
+            *api.routes(connection, config),
         ],
         exception_handlers={404: not_found, redis.RedisError: redis_down},
     )

@@ -16,6 +16,7 @@ from monitor.core import keys, queues
 from monitor.core.config import Config
 from monitor.core.counters import COUNTERS, SUBSCRIPTION_COUNTERS, subscription_field
 from monitor.core.feedstate import FeedHealth, FeedState
+from monitor.core.subscriptions import Subscriptions
 from workers.delivery.deadletters import DeadLetters
 from workers.delivery.endpoints import Endpoints
 
@@ -32,6 +33,7 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
     """Everything an operator watches, as plain data (the JSON of `newsmon stats --json`)."""
     now = time.time()
     minute = int(now // 60)
+    every_subscription = Subscriptions(config, connection).all()  # the file's and the API's
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.STATS_TOTAL)
         for m in range(minute - RATE_MINUTES + 1, minute + 1):
@@ -39,7 +41,7 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
             pipe.hmget(keys.stats_minute(m), COUNTERS)
         for feed in config.feeds:
             pipe.hgetall(keys.feed_state(feed.name))
-        for subscription in config.subscriptions:
+        for subscription in every_subscription:
             pipe.hgetall(keys.stats_subscription(subscription.id))
         pipe.zrangebyscore(
             keys.heartbeats("poller"), now - HEARTBEAT_FRESH_SECONDS, "+inf", withscores=True
@@ -51,7 +53,7 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         for _ in range(RATE_MINUTES)
     ]
     feed_states = [FeedState.read(next(replies)) for _ in config.feeds]
-    subscription_counts = [_ints(next(replies)) for _ in config.subscriptions]
+    subscription_counts = [_ints(next(replies)) for _ in every_subscription]
     pollers = next(replies)
 
     # The last five minute buckets, the current one counting for the part of it that passed.
@@ -75,7 +77,7 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
     endpoints = Endpoints(connection)
     dead_letters = DeadLetters(connection, config.settings.dead_letter_days * 86400)
     subscriptions = {}
-    for subscription, counts in zip(config.subscriptions, subscription_counts, strict=True):
+    for subscription, counts in zip(every_subscription, subscription_counts, strict=True):
         endpoint = endpoints.health(subscription)
         subscriptions[subscription.id] = {
             "status": endpoint.status,

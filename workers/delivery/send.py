@@ -55,6 +55,11 @@ def alert_body(alert: Alert) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def _since(started: float) -> float:
+    """Milliseconds since `started` (a monotonic time), to a tenth."""
+    return round((time.monotonic() - started) * 1000, 1)
+
+
 class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"  # worth sending again
@@ -123,17 +128,19 @@ class Deliverer:
     def send(self, subscription: Subscription, alert: Alert) -> Outcome:
         body = alert_body(alert)
         now = time.time()
-        headers = signed_headers(subscription.secrets, alert.id, int(now), body)
+        headers = signed_headers(subscription.signing_secrets(now), alert.id, int(now), body)
         started = time.monotonic()
         try:
             response = self.client.post(subscription.url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
-            return Outcome(DeliveryStatus.RETRY, f"timed out ({type(exc).__name__})")
+            reason = f"timed out ({type(exc).__name__})"
+            return Outcome(DeliveryStatus.RETRY, reason, duration_ms=_since(started))
         except httpx.HTTPError as exc:
             if refused := blocked_reason(exc):
-                return Outcome(DeliveryStatus.FAILED, refused)
-            return Outcome(DeliveryStatus.RETRY, f"{type(exc).__name__}: {exc}")
-        duration_ms = round((time.monotonic() - started) * 1000, 1)
+                return Outcome(DeliveryStatus.FAILED, refused, duration_ms=_since(started))
+            reason = f"{type(exc).__name__}: {exc}"
+            return Outcome(DeliveryStatus.RETRY, reason, duration_ms=_since(started))
+        duration_ms = _since(started)
         code = response.status_code
         if 200 <= code < 300:
             return Outcome(DeliveryStatus.DELIVERED, http_status=code, duration_ms=duration_ms)

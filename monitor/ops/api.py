@@ -1,0 +1,406 @@
+"""`/api/v1`: subscriptions over HTTP, for subscribers who cannot edit subscriptions.toml.
+
+Off (every route 404) unless NEWSMON_API_TOKEN is set; then every call needs
+`Authorization: Bearer <token>`. Bodies are JSON objects with the keys of a
+[[subscriptions]] table (no `secret_env`), checked by config.py's one subscription check, so
+a mistake is a 4xx naming the key. Subscriptions made here live in Redis; those of
+subscriptions.toml are listed too, and win an id clash, but only the file changes them (409).
+Updates are PATCH: the keys given replace the stored ones, the result is checked whole.
+
+Also public, token or not: `/openapi.json` (when the API is on) and `/schemas/NAME.json`,
+the JSON Schemas of every message type: the contract a receiver codes against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import secrets as random_secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import redis
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from monitor.core import keys
+from monitor.core.config import Config, Problem, check_subscription
+from monitor.core.http import refused_target
+from monitor.core.models import Alert, Entry, Subscription
+from monitor.core.subscriptions import API_KEYS, Record, Subscriptions, SubscriptionStore
+from monitor.ops.admin import DeliveryState, parse_since, resend
+from monitor.ops.auth import API_TOKEN_ENV, bearer_matches, token_from_env
+from monitor.ops.openapi import openapi_document
+from workers.delivery.messages import MessageLog
+from workers.delivery.signing import new_secret
+from workers.jobs import schedule_deliveries
+
+PREFIX = "/api/v1"
+MAX_BODY_BYTES = 64 * 1024  # a subscription is well under 1 KiB
+BODY_SECONDS = 10  # to send a body once the head is in
+ROTATION_OVERLAP_SECONDS = 24 * 3600  # the old secret signs beside the new one this long
+MESSAGES_LISTED = 50  # GET .../messages without ?limit=
+SCHEMAS = "schemas"  # workers/delivery/schemas/*.json, shipped as package data
+
+log = structlog.get_logger()
+Handler = Callable[[Request, Any], tuple[int, Any]]
+
+
+class AsciiJSON(JSONResponse):
+    """JSON with every non-ASCII character escaped: a key or id quoted back from a request
+    may hold a lone surrogate, which UTF-8 cannot encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode()
+
+
+class ApiError(Exception):
+    """A request the API refuses: its status, a message, and the field at fault, if one."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+        self.problems: list[dict[str, str]] = []
+
+    @classmethod
+    def invalid(cls, problems: list[Problem]) -> ApiError:
+        error = cls(422, problems[0].message, problems[0].key)
+        error.problems = [{"field": p.key, "message": p.message} for p in problems]
+        return error
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {"error": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.problems:
+            body["problems"] = self.problems
+        headers = {"www-authenticate": "Bearer"} if self.status == 401 else None
+        return AsciiJSON(body, status_code=self.status, headers=headers)
+
+
+def routes(connection: redis.Redis, config: Config) -> list[BaseRoute]:
+    """The routes `newsmon serve` mounts: the schemas always, the API when a token is set."""
+    public = [Route("/schemas/{name}", _schema, methods=["GET"])]
+    token = token_from_env(API_TOKEN_ENV)
+    if token is None:
+        return public
+    api = Api(connection, config)
+
+    def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    def route(path: str, handler: Handler, method: str) -> Route:
+        return Route(PREFIX + path, _endpoint(handler, token), methods=[method])
+
+    return [
+        *public,
+        Route("/openapi.json", openapi, methods=["GET"]),
+        route("/subscriptions", api.list, "GET"),
+        route("/subscriptions", api.create, "POST"),
+        route("/subscriptions/{id}", api.get, "GET"),
+        route("/subscriptions/{id}", api.update, "PATCH"),
+        route("/subscriptions/{id}", api.delete, "DELETE"),
+        route("/subscriptions/{id}/secret/rotate", api.rotate, "POST"),
+        route("/subscriptions/{id}/test", api.test, "POST"),
+        route("/subscriptions/{id}/messages", api.messages, "GET"),
+        route("/subscriptions/{id}/replay", api.replay, "POST"),
+    ]
+
+
+def _endpoint(handler: Handler, token: str) -> Callable[[Request], Awaitable[Response]]:
+    """The token check, the body read (capped) and parsed, then `handler` in the thread pool
+    (it calls Redis); an ApiError anywhere becomes its JSON answer."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            if not bearer_matches(request.headers.get("authorization"), (token,)):
+                raise ApiError(401, "missing or wrong token: send Authorization: Bearer <token>")
+            body = await _json_body(request) if request.method in ("POST", "PATCH") else None
+            status, payload = await run_in_threadpool(handler, request, body)
+        except ApiError as exc:
+            return exc.response()
+        if status == 204:
+            return Response(status_code=204)
+        return AsciiJSON(payload, status_code=status)
+
+    return endpoint
+
+
+async def _json_body(request: Request) -> Any:
+    """The body's JSON (None when empty), at most MAX_BODY_BYTES, counted as it arrives."""
+    declared = request.headers.get("content-length", "")
+    too_large = ApiError(413, f"a body may have at most {MAX_BODY_BYTES} bytes")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    chunks, size = [], 0
+    try:
+        with anyio.fail_after(BODY_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"the body was not sent in {BODY_SECONDS} s") from None
+    except ClientDisconnect:
+        raise ApiError(400, "the body was not sent whole") from None
+    if not size:
+        return None
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 is a ValueError too
+        raise ApiError(400, f"the body is not JSON ({exc})") from None
+
+
+def _object(body: Any, *, required: bool = True) -> dict[str, Any]:
+    if body is None and not required:
+        return {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+class Api:
+    """The handlers: each takes the request and its parsed body, returns (status, JSON)."""
+
+    def __init__(self, connection: redis.Redis, config: Config):
+        self.connection, self.config = connection, config
+        self.store = SubscriptionStore(connection)
+        # Read afresh on every call: a change must show in the next answer.
+        self.subscriptions = Subscriptions(config, connection, refresh_seconds=0)
+        self.topic_names = {topic.name for topic in config.topics}
+        self.from_file = {s.id for s in config.subscriptions}
+        self.messages_log = MessageLog(connection)
+
+    def list(self, request: Request, body: None) -> tuple[int, Any]:
+        records = self.store.records()
+        return 200, {"data": [self._view(s, records.get(s.id)) for s in self.subscriptions.all()]}
+
+    def get(self, request: Request, body: None) -> tuple[int, Any]:
+        subscription = self._subscription(request)
+        return 200, self._view(subscription, self.store.get(subscription.id))
+
+    def create(self, request: Request, body: Any) -> tuple[int, Any]:
+        table = dict(_object(body))
+        made_secret = "secret" not in table
+        if made_secret:
+            table["secret"] = new_secret()
+        subscription = self._checked(table)
+        if subscription.id in self.from_file:
+            raise self._owned_by_file(subscription.id)
+        table["secret"] = list(subscription.secrets)
+        record = Record(table)
+        if not self.store.create(record):
+            raise ApiError(409, f"subscription {subscription.id!r} exists; PATCH it", "id")
+        log.info("subscription.created", subscription=subscription.id, url=subscription.url)
+        view = self._view(subscription, record)
+        if made_secret:  # shown this once; never again
+            view["secret"] = subscription.secrets[0]
+        return 201, view
+
+    def update(self, request: Request, body: Any) -> tuple[int, Any]:
+        changes = _object(body)
+        if "secret" in changes:
+            raise ApiError(
+                422,
+                f"change it with POST {PREFIX}/subscriptions/{{id}}/secret/rotate",
+                "secret",
+            )
+
+        checked: list[Subscription] = []  # what the change made, for the answer
+
+        def change(record: Record) -> Record:
+            if changes.get("id", record.id) != record.id:
+                raise ApiError(422, "cannot change; create a subscription under the new id", "id")
+            table = {**record.table, **changes}
+            checked[:] = [self._checked(table)]
+            return dataclasses.replace(record, table=table, updated=time.time())
+
+        updated = self._change(request, change)
+        log.info("subscription.updated", subscription=updated.id, keys=sorted(changes))
+        return 200, self._view(checked[0], updated)
+
+    def delete(self, request: Request, body: None) -> tuple[int, Any]:
+        sub_id = self._changeable(request)
+        if not self.store.delete(sub_id):
+            raise ApiError(404, f"no subscription {sub_id!r}")
+        log.info("subscription.deleted", subscription=sub_id)
+        return 204, None
+
+    def rotate(self, request: Request, body: Any) -> tuple[int, Any]:
+        """A new secret signs from now on; the old ones sign beside it for a day more."""
+        given = _object(body, required=False)
+        if unknown := sorted(set(given) - {"secret"}):
+            raise ApiError(422, "unknown key; expected only: secret", unknown[0])
+        new = given.get("secret", new_secret())
+        now = time.time()
+        until = now + ROTATION_OVERLAP_SECONDS
+
+        def change(record: Record) -> Record:
+            secrets = self._checked({**record.table, "secret": new}).secrets
+            retiring = tuple((s, t) for s, t in record.retiring if t > now) + tuple(
+                (old, until) for old in record.table["secret"] if old not in secrets
+            )
+            table = {**record.table, "secret": list(secrets)}
+            return dataclasses.replace(record, table=table, retiring=retiring, updated=now)
+
+        rotated = self._change(request, change)
+        log.info("subscription.rotated", subscription=rotated.id, old_secrets_until=_iso(until))
+        secret = rotated.table["secret"][0]
+        return 200, {"secret": secret, "old_secrets_sign_until": _iso(until)}
+
+    def test(self, request: Request, body: Any) -> tuple[int, Any]:
+        """A `message.test` through the delivery queue, as any alert goes."""
+        subscription = self._subscription(request)
+        _object(body, required=False)
+        now = datetime.now(UTC)
+        entry = Entry(
+            id="test",
+            feed_name="newsmon",
+            feed_url="https://newsmon.invalid/test",
+            key="test",
+            title="newsmon test message",
+            link="https://newsmon.invalid/test",
+            summary="Sent on request to check that this endpoint receives and verifies alerts.",
+            published=now,
+            story_id="st_test",
+        )
+        alert = Alert("msg_" + random_secrets.token_hex(12), subscription.id, (), entry, now, True)
+        schedule_deliveries(
+            self.connection,
+            self.config.settings,
+            {subscription.id: [alert]},
+            attempt=1,
+            delay_seconds=0,
+        )
+        log.info("alert.enqueued", alert_id=alert.id, subscription=subscription.id, test=True)
+        return 202, {"message_id": alert.id, "type": alert.type}
+
+    def messages(self, request: Request, body: None) -> tuple[int, Any]:
+        subscription = self._subscription(request)
+        raw = request.query_params.get("limit", str(MESSAGES_LISTED))
+        if not raw.isdigit() or not 1 <= int(raw) <= keys.MESSAGES_KEPT:
+            raise ApiError(422, f"must be a whole number from 1 to {keys.MESSAGES_KEPT}", "limit")
+        messages = self.messages_log.recent(subscription.id, int(raw))
+        for message in messages:
+            message["created"] = _iso(message["created"])
+            for attempt in message["attempts"]:
+                attempt["at"] = _iso(attempt["at"])
+        return 200, {"data": messages}
+
+    def replay(self, request: Request, body: Any) -> tuple[int, Any]:
+        """Dead letters again (all, or those that died since a time), or every message first
+        sent since a time (`"messages": "all"`), each under its own webhook-id."""
+        subscription = self._subscription(request)
+        given = _object(body, required=False)
+        if unknown := sorted(set(given) - {"since", "messages"}):
+            raise ApiError(422, "unknown key; expected: since, messages", unknown[0])
+        which = given.get("messages", "dead")
+        if which not in ("dead", "all"):
+            raise ApiError(422, 'must be "dead" or "all"', "messages")
+        since = _since(given.get("since"))
+        state = DeliveryState.on(self.config, self.connection)
+        if which == "dead":
+            dead = state.dead_letters.list(subscription.id, since)
+            alerts = state.dead_letters.take([record["alert_id"] for record in dead])
+        else:
+            if since is None:
+                raise ApiError(422, 'is required with "messages": "all"', "since")
+            alerts = self.messages_log.since(subscription.id, since)
+            # Their dead letters, if any, go: the resend is their second chance.
+            state.dead_letters.take([a.id for a in alerts])
+        queued, _ = resend(state, alerts) if alerts else (0, [])
+        log.info("deliveries.replayed", subscription=subscription.id, alerts=queued, which=which)
+        return 202, {"queued": queued}
+
+    def _checked(self, table: dict[str, Any]) -> Subscription:
+        """The subscription `table` describes, or a 422 naming the field: the config's own
+        check, then the SSRF guard on the URL's host."""
+        subscription, problems = check_subscription(
+            table, self.topic_names, "request body", API_KEYS
+        )
+        if subscription is None:
+            raise ApiError.invalid(problems)
+        url = urlsplit(subscription.url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        if refused := refused_target(url.hostname or "", port):
+            raise ApiError(422, refused, "url")
+        return subscription
+
+    def _subscription(self, request: Request) -> Subscription:
+        sub_id = request.path_params["id"]
+        if subscription := self.subscriptions.get(sub_id):
+            return subscription
+        raise ApiError(404, f"no subscription {sub_id!r}")
+
+    def _changeable(self, request: Request) -> str:
+        """The id of the path, unless subscriptions.toml has it: the file wins (409)."""
+        sub_id = request.path_params["id"]
+        if sub_id in self.from_file:
+            raise self._owned_by_file(sub_id)
+        return sub_id
+
+    def _change(self, request: Request, change: Callable[[Record], Record]) -> Record:
+        """The stored record of the path's subscription changed by `change`, atomically."""
+        sub_id = self._changeable(request)
+        if changed := self.store.update(sub_id, change):
+            return changed
+        raise ApiError(404, f"no subscription {sub_id!r}")
+
+    def _owned_by_file(self, sub_id: str) -> ApiError:
+        return ApiError(
+            409,
+            f"subscription {sub_id!r} is defined in subscriptions.toml, which wins: "
+            "change it there, or use another id",
+            "id",
+        )
+
+    def _view(self, subscription: Subscription, record: Record | None) -> dict[str, Any]:
+        """A subscription as the API shows it: every field but its secrets."""
+        view: dict[str, Any] = {}
+        for name, value in dataclasses.asdict(subscription).items():
+            if name not in ("secrets", "retiring"):
+                view[name] = sorted(value) if isinstance(value, frozenset | set) else value
+        from_file = subscription.id in self.from_file
+        view["source"] = "subscriptions.toml" if from_file else "api"
+        if record and not from_file:
+            view["created"], view["updated"] = _iso(record.created), _iso(record.updated)
+        return view
+
+
+def _since(value: Any) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(422, "must be a string: an ISO time or a duration (30m, 2h, 7d)", "since")
+    try:
+        return parse_since(value)
+    except (argparse.ArgumentTypeError, OverflowError, ValueError) as exc:
+        raise ApiError(422, str(exc) or "unreadable time", "since") from None
+
+
+def _iso(unix_time: float) -> str:
+    return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _schemas() -> dict[str, Any]:
+    """The shipped schemas by file name (alert.created.json, ...)."""
+    folder = resources.files("workers.delivery") / SCHEMAS
+    return {item.name: item for item in folder.iterdir() if item.name.endswith(".json")}
+
+
+def _schema(request: Request) -> Response:
+    name, schemas = request.path_params["name"], _schemas()
+    if name not in schemas:
+        known = ", ".join(sorted(schemas))
+        return JSONResponse({"error": f"no schema {name!r}; known: {known}"}, status_code=404)
+    return Response(schemas[name].read_bytes(), media_type="application/schema+json")

@@ -1,0 +1,371 @@
+"""The subscriptions API over real HTTP: `newsmon serve` on 127.0.0.1, the real Redis, real
+workers and a real receiver. Every call, every refusal, and what a subscriber sees."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.core.subscriptions import Record, Subscriptions, SubscriptionStore
+from monitor.ops import api
+from monitor.ops.auth import API_TOKEN_ENV
+from tests.helpers import SECRET, load, write_config
+
+TOKEN = "test-token-0123456789"
+FILE_SUBSCRIPTION = {
+    "id": "desk",
+    "url": "https://hooks.example/desk",
+    "topics": ["diplomacy"],
+    "secret": SECRET,
+}
+OTHER_SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkw"
+
+
+@dataclass
+class Served:
+    url: str
+    client: httpx.Client
+    config_dir: object
+
+    def call(self, method: str, path: str, **options: object) -> httpx.Response:
+        return self.client.request(method, f"{self.url}/api/v1{path}", **options)
+
+
+@pytest.fixture
+def served(tmp_path, serve_url, monkeypatch) -> Iterator[Callable[..., Served]]:
+    """`newsmon serve` with the API on (a token set) and one subscription in the file."""
+    clients = []
+
+    def begin(feeds: list[dict] = (), token: str | None = TOKEN) -> Served:
+        if token:
+            monkeypatch.setenv(API_TOKEN_ENV, token)
+        else:
+            monkeypatch.delenv(API_TOKEN_ENV, raising=False)
+        directory = write_config(tmp_path / "config", feeds, [FILE_SUBSCRIPTION])
+        client = httpx.Client(headers={"authorization": f"Bearer {TOKEN}"}, timeout=10)
+        clients.append(client)
+        return Served(serve_url(load(directory)), client, directory)
+
+    yield begin
+    for client in clients:
+        client.close()
+
+
+def body(**fields: object) -> dict:
+    return {"id": "ops", "url": "https://hooks.example/ops", "topics": ["health"], **fields}
+
+
+def test_the_api_is_off_without_a_token_but_the_schemas_are_served(served):
+    base = served(token=None).url
+    assert httpx.get(f"{base}/api/v1/subscriptions").status_code == 404
+    assert httpx.get(f"{base}/openapi.json").status_code == 404
+    schema = httpx.get(f"{base}/schemas/alert.created.json")
+    assert schema.status_code == 200
+    assert schema.json()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert httpx.get(f"{base}/schemas/nothing.json").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"authorization": "Bearer wrong"}, {"authorization": TOKEN}, {"authorization": "Basic x"}],
+)
+def test_a_missing_or_wrong_token_is_a_401(served, headers):
+    base = served().url
+    for method, path in (("GET", "/subscriptions"), ("POST", "/subscriptions/desk/test")):
+        answer = httpx.request(method, f"{base}/api/v1{path}", headers=headers)
+        assert answer.status_code == 401
+        assert answer.headers["www-authenticate"] == "Bearer"
+        assert "token" in answer.json()["error"]
+    # The schemas are the public contract: no token needed.
+    assert httpx.get(f"{base}/schemas/alert.updated.json", headers=headers).status_code == 200
+
+
+def test_create_list_get_update_delete(served, connection):
+    server = served()
+    made = server.call("POST", "/subscriptions", json=body())
+    assert made.status_code == 201
+    view = made.json()
+    secret = view.pop("secret")
+    assert secret.startswith("whsec_") and len(secret) > 40
+    assert view == {
+        **body(),
+        "source": "api",
+        "created": view["created"],
+        "updated": view["created"],
+    }
+    given_secret = server.call("POST", "/subscriptions", json=body(id="ops2", secret=SECRET))
+    assert given_secret.status_code == 201 and "secret" not in given_secret.json()
+
+    listed = server.call("GET", "/subscriptions").json()["data"]
+    assert [(s["id"], s["source"]) for s in listed] == [
+        ("desk", "subscriptions.toml"),
+        ("ops", "api"),
+        ("ops2", "api"),
+    ]
+    assert all("secret" not in s and "secrets" not in s for s in listed)
+    assert server.call("GET", "/subscriptions/ops").json()["topics"] == ["health"]
+    assert server.call("GET", "/subscriptions/desk").json()["source"] == "subscriptions.toml"
+
+    changed = server.call("PATCH", "/subscriptions/ops", json={"topics": ["energy", "health"]})
+    assert changed.status_code == 200 and changed.json()["topics"] == ["energy", "health"]
+    assert server.call("GET", "/subscriptions/ops").json()["topics"] == ["energy", "health"]
+    stored = SubscriptionStore(connection).get("ops")
+    assert stored.table["secret"] == [secret]  # a PATCH leaves the secret alone
+
+    again = server.call("POST", "/subscriptions", json=body())
+    assert again.status_code == 409 and again.json()["field"] == "id"
+
+    assert server.call("DELETE", "/subscriptions/ops").status_code == 204
+    assert server.call("GET", "/subscriptions/ops").status_code == 404
+    assert server.call("DELETE", "/subscriptions/ops").status_code == 404
+    assert [s["id"] for s in server.call("GET", "/subscriptions").json()["data"]] == [
+        "desk",
+        "ops2",
+    ]
+    # Stored as versioned JSON, not a pickle.
+    raw = json.loads(connection.hget("newsmon:subscriptions", "ops2"))
+    assert raw["v"] == 1 and raw["table"]["id"] == "ops2"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"),
+    [
+        ("POST", "/subscriptions", body(id="desk")),
+        ("PATCH", "/subscriptions/desk", {"topics": ["health"]}),
+        ("DELETE", "/subscriptions/desk", None),
+        ("POST", "/subscriptions/desk/secret/rotate", None),
+    ],
+)
+def test_a_subscription_of_the_file_cannot_be_changed_over_the_api(
+    served, connection, method, path, payload
+):
+    server = served()
+    answer = server.call(method, path, json=payload)
+    assert answer.status_code == 409
+    assert answer.json()["field"] == "id"
+    assert "subscriptions.toml" in answer.json()["error"]
+    assert SubscriptionStore(connection).records() == {}
+    assert server.call("GET", "/subscriptions/desk").json()["topics"] == ["diplomacy"]
+
+
+def test_the_file_wins_a_clash_with_a_stored_subscription(served, connection, tmp_path):
+    """A subscription made over the API, then added to the file under the same id: the
+    file's is the one that counts, and the API will not change it."""
+    server = served()
+    assert server.call("POST", "/subscriptions", json=body(id="later")).status_code == 201
+    clash = {**FILE_SUBSCRIPTION, "id": "later", "topics": ["energy"]}
+    directory = write_config(tmp_path / "config2", subscriptions=[FILE_SUBSCRIPTION, clash])
+    view = Subscriptions(load(directory), connection).get("later")
+    assert view.topics == frozenset({"energy"})
+
+
+def test_a_change_that_races_another_runs_again_on_the_new_record(connection):
+    """PATCH and rotate read, change and write a record: a write landing in between (another
+    call) makes the change run again on what that write left, so neither is lost."""
+    store = SubscriptionStore(connection)
+    store.create(Record({**body(), "secret": [SECRET]}))
+    seen = []
+
+    def change(record: Record) -> Record:
+        seen.append(record.table["url"])
+        if len(seen) == 1:
+            store.update(
+                "ops", lambda r: replace(r, table={**r.table, "url": "https://b.example/"})
+            )
+        return replace(record, table={**record.table, "topics": ["energy"]})
+
+    store.update("ops", change)
+    assert seen == ["https://hooks.example/ops", "https://b.example/"]
+    final = store.get("ops").table
+    assert (final["url"], final["topics"]) == ("https://b.example/", ["energy"])
+
+
+BAD_BODIES = [
+    (body(topics=["sport"]), "topics", "unknown topic 'sport'"),
+    (body(topics=[]), "topics", "is empty"),
+    (body(topics="health"), "topics", "must be list"),
+    (body(url="not a url"), "url", "not a usable http(s) URL"),
+    (body(url="ftp://hooks.example/x"), "url", "needs http:// or https://"),
+    (body(url="http://127.0.0.1:9/hook"), "url", "non-public address 127.0.0.1"),
+    (body(url="http://169.254.169.254/latest"), "url", "non-public address 169.254.169.254"),
+    (body(url="http://localhost:8000/"), "url", "non-public address"),
+    (body(secret="hunter2"), "secret", "must start with 'whsec_'"),
+    (body(secret="whsec_!!!"), "secret", "not valid base64"),
+    (body(secret_env="HOOK_SECRET"), "secret_env", "unknown key"),
+    (body(colour="red"), "colour", "unknown key"),
+    ({"url": "https://hooks.example/x", "topics": ["*"]}, "id", "is required"),
+    (body(id="has space"), "id", "must be 1-64 letters"),
+]
+
+
+@pytest.mark.parametrize(("payload", "field", "message"), BAD_BODIES)
+def test_bad_input_is_a_422_naming_the_field(served, connection, payload, field, message):
+    server = served()
+    answer = server.call("POST", "/subscriptions", json=payload)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field
+    assert message in answer.json()["error"]
+    assert SubscriptionStore(connection).records() == {}
+
+
+def test_private_targets_are_accepted_when_allowed(served, private_targets):
+    server = served()
+    answer = server.call("POST", "/subscriptions", json=body(url="http://127.0.0.1:9/hook"))
+    assert answer.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "message"),
+    [
+        (b"{not json", 400, "not JSON"),
+        (b"\xff\xfe", 400, "not JSON"),
+        (b"[1, 2]", 400, "must be a JSON object"),
+        (b"", 400, "must be a JSON object"),
+        (b"[" * 100_000, 413, "at most"),
+        (json.dumps(body(pad="x" * api.MAX_BODY_BYTES)).encode(), 413, "at most"),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_or_too_large_is_refused(served, content, status, message):
+    answer = served().call("POST", "/subscriptions", content=content)
+    assert answer.status_code == status and message in answer.json()["error"]
+
+
+def test_a_deeply_nested_body_is_a_400(served):
+    content = b"[" * 30_000 + b"]" * 30_000
+    assert len(content) <= api.MAX_BODY_BYTES
+    answer = served().call("POST", "/subscriptions", content=content)
+    assert answer.status_code == 400 and "not JSON" in answer.json()["error"]
+
+
+def test_a_chunked_body_over_the_cap_is_refused(served):
+    def chunks() -> Iterator[bytes]:
+        for _ in range(20):
+            yield b" " * 8192
+
+    answer = served().call("POST", "/subscriptions", content=chunks())
+    assert answer.status_code == 413
+
+
+def test_a_body_must_arrive_in_time(served, monkeypatch):
+    monkeypatch.setattr(api, "BODY_SECONDS", 0.5)
+    url = urlsplit(served().url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/v1/subscriptions HTTP/1.1\r\nhost: x\r\n"
+            + f"authorization: Bearer {TOKEN}\r\ncontent-length: 100\r\n\r\n".encode()
+            + b'{"id": '
+        )
+        started = time.monotonic()
+        answer = b""
+        while b"}" not in answer and (chunk := sock.recv(4096)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert b"not sent in 0.5 s" in answer and time.monotonic() - started < 5
+
+
+def test_bad_updates_name_their_field(served):
+    server = served()
+    server.call("POST", "/subscriptions", json=body())
+    for payload, field in (
+        ({"id": "other"}, "id"),
+        ({"secret": SECRET}, "secret"),
+        ({"topics": ["sport"]}, "topics"),
+        ({"url": "http://10.0.0.1/x"}, "url"),
+        ({"colour": "red"}, "colour"),
+    ):
+        answer = server.call("PATCH", "/subscriptions/ops", json=payload)
+        assert answer.status_code == 422 and answer.json()["field"] == field, payload
+    assert server.call("GET", "/subscriptions/ops").json() | {"created": 0, "updated": 0} == {
+        **body(),
+        "source": "api",
+        "created": 0,
+        "updated": 0,
+    }
+    assert server.call("PATCH", "/subscriptions/nobody", json={}).status_code == 404
+    for payload, field in (({"messages": "some"}, "messages"), ({"since": "soon"}, "since")):
+        answer = server.call("POST", "/subscriptions/ops/replay", json=payload)
+        assert answer.status_code == 422 and answer.json()["field"] == field
+    answer = server.call("POST", "/subscriptions/ops/replay", json={"messages": "all"})
+    assert answer.status_code == 422 and answer.json()["field"] == "since"
+    answer = server.call("GET", "/subscriptions/ops/messages", params={"limit": "0"})
+    assert answer.status_code == 422 and answer.json()["field"] == "limit"
+    answer = server.call("POST", "/subscriptions/ops/secret/rotate", json={"secret": "nope"})
+    assert answer.status_code == 422 and answer.json()["field"] == "secret"
+
+
+def test_openapi_lists_every_route_and_body(served, connection):
+    server = served()
+    document = server.client.get(f"{server.url}/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    served_routes = {
+        (route.path.removeprefix("/api/v1"), method.lower())
+        for route in api.routes(connection, load(server.config_dir))
+        if route.path.startswith("/api/v1")
+        for method in route.methods - {"HEAD"}
+    }
+    listed = {
+        (path, method)
+        for path, operations in document["paths"].items()
+        for method in operations
+        if method != "parameters"
+    }
+    assert listed == served_routes
+    for path, method in listed:
+        operation = document["paths"][path][method]
+        if method in ("post", "patch") and not path.endswith("/test"):
+            schema = operation["requestBody"]["content"]["application/json"]["schema"]
+            assert schema["$ref"].split("/")[-1] in document["components"]["schemas"]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(st.characters(codec=None)),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+KEYS = st.sampled_from(["id", "url", "topics", "secret", "secret_env", "\ud800", "x"])
+BODIES = st.one_of(
+    JSON_VALUES,
+    st.dictionaries(KEYS, JSON_VALUES, max_size=5),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "id": st.text(max_size=70) | st.just("ops"),
+            "url": st.text(max_size=40) | st.just("https://hooks.example/x"),
+            "topics": st.lists(st.sampled_from(["health", "*", "sport", ""]), max_size=3),
+            "secret": st.text(max_size=60) | st.just(SECRET),
+        },
+    ),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(payload=BODIES, path=st.sampled_from(["", "/ops", "/ops/secret/rotate", "/ops/replay"]))
+def test_no_body_is_a_500(served_once, payload, path):
+    server = served_once
+    method = "PATCH" if path == "/ops" else "POST"
+    content = json.dumps(payload, allow_nan=True).encode()
+    answer = server.call(method, f"/subscriptions{path}", content=content)
+    assert answer.status_code < 500, answer.text
+    assert "error" in answer.json() or answer.status_code in (200, 201, 202)
+
+
+@pytest.fixture
+def served_once(served) -> Served:
+    server = served()
+    server.call("POST", "/subscriptions", json=body())
+    return server
