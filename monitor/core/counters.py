@@ -3,7 +3,8 @@ reads them for `newsmon stats`, `/healthz` and `/metrics`).
 
 Counters live in Redis, not in each process, so one view covers every poller and worker on
 every machine: a running total, a per-minute hash (kept two hours) for rates, and a hash per
-subscription. Increments ride in the pipelines the steps already send.
+subscription. Increments ride in the pipelines the steps already send, as do the
+histograms' observations (`monitor.core.histograms`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 import redis
 
 from monitor.core import keys
+from monitor.core.histograms import Observations, observe
 from monitor.core.processes import process_name
 
 MINUTES_KEPT = 120
@@ -26,9 +28,17 @@ COUNTERS = (
 SUBSCRIPTION_COUNTERS = ("delivered", "retried", "failed", "dead")
 
 
-def count(pipe: redis.client.Pipeline, counters: Mapping[str, int], subscription: str = "") -> None:
-    """Add to the counters, in the caller's pipeline. With `subscription`, the counters named
-    alerts_<x> also add to that subscription's <x>."""
+def count(
+    pipe: redis.client.Pipeline,
+    counters: Mapping[str, int],
+    subscription: str = "",
+    observations: Observations | None = None,
+) -> None:
+    """Add to the counters (and the histograms, with `observations`), in the caller's
+    pipeline. With `subscription`, the counters named alerts_<x> also add to that
+    subscription's <x>."""
+    if observations:
+        observe(pipe, observations)
     minute_key = keys.stats_minute(int(time.time() // 60))
     for name, value in counters.items():
         if value:
@@ -41,10 +51,15 @@ def count(pipe: redis.client.Pipeline, counters: Mapping[str, int], subscription
     pipe.expire(minute_key, MINUTES_KEPT * 60)
 
 
-def record(connection: redis.Redis, counters: dict[str, int], subscription: str = "") -> None:
+def record(
+    connection: redis.Redis,
+    counters: dict[str, int],
+    subscription: str = "",
+    observations: Observations | None = None,
+) -> None:
     """`count`, in a pipeline of its own."""
     with connection.pipeline() as pipe:
-        count(pipe, counters, subscription)
+        count(pipe, counters, subscription, observations)
         pipe.execute()
 
 

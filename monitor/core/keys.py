@@ -123,3 +123,9 @@ def claimed(worker_name: str) -> str:
 def releasing(worker_name: str) -> str:
     """String, expiring in seconds: one worker is giving back a gone worker's jobs."""
     return f"{PREFIX}worker:{worker_name}:releasing"
+
+
+def histogram(name: str) -> str:
+    """Hash: bucket upper bound -> observations in that bucket, and their `sum`; a fixed
+    set of fields (monitor/core/histograms.py)."""
+    return f"{PREFIX}histogram:{name}"

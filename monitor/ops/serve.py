@@ -27,7 +27,12 @@ import redis
 import structlog
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -35,7 +40,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from monitor.core import __version__
 from monitor.core.config import Config
+from monitor.core.histograms import HISTOGRAMS
 from monitor.ops import CommandError, stats
 from monitor.poller.websub import Callback
 
@@ -95,6 +102,19 @@ class SnapshotCollector:
         yield GaugeMetricFamily(
             "newsmon_pollers", "pollers that beat within a minute", value=snap["pollers"]
         )
+        for histogram in HISTOGRAMS:
+            seen = snap["histograms"][histogram.name]
+            yield HistogramMetricFamily(
+                f"newsmon_{histogram.name}",
+                histogram.help,
+                buckets=seen["buckets"],
+                sum_value=seen["sum"],
+            )
+        build = GaugeMetricFamily(
+            "newsmon_build_info", "the newsmon version serving /metrics", labels=["version"]
+        )
+        build.add_metric([__version__], 1)
+        yield build
 
 
 async def read_capped(request: Request, cap: int) -> bytes | None:
