@@ -203,7 +203,9 @@ class _Reader:
         except FileNotFoundError:
             self.found = False
             if required:
-                self.problem("-", "file is missing; create it (see the shipped config/ folder)")
+                self.problem(
+                    "-", "file is missing; create it (`newsmon init DIR` writes the shipped ones)"
+                )
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             self.problem("-", f"cannot be read ({reason}); make it a file newsmon can read")
