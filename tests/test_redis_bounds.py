@@ -31,6 +31,7 @@ BOUNDED = {
     r"dead(:order|:subscription:[^:]+)?": "trimmed to dead_letter_days and DEAD_LETTERS_KEPT",
     r"workers": "names of running workers; a gone worker's name is removed on release",
     r"worker:[^:]+:claimed": "one per running worker, emptied as each claimed job starts",
+    r"histogram:[^:]+": "one hash per histogram, a fixed set: a field per bucket, and the sum",
 }
 
 

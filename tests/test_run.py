@@ -55,6 +55,8 @@ def test_run_delivers_and_stops_cleanly_on_sigterm(
     )
     assert len(hooks()) == len(ROUND_ONE_LIVEBLOG)  # the second poll found nothing new
     assert (tmp_path / "data" / "redis").is_dir()
+    started = next(e for e in run.events() if e["event"] == "redis.started")
+    assert started["server"].endswith("/redis-server") and started["version"][0].isdigit()
 
 
 def test_second_run_on_the_same_data_is_refused_clearly(

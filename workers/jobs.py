@@ -29,6 +29,7 @@ from structlog.contextvars import bound_contextvars
 from monitor.core import counters, keys, queues
 from monitor.core.config import Settings
 from monitor.core.documents import Document, alert_document, read_alert, read_entry
+from monitor.core.histograms import ENTRY_PROCESSING
 from monitor.core.models import Alert, Entry, Subscription
 from workers import runtime
 from workers.delivery.endpoints import EndpointStatus
@@ -115,7 +116,8 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     counts["alerts_enqueued"] = schedule_deliveries(
         rt.connection, rt.config.settings, alerts, attempt=1, delay_seconds=0
     )
-    counters.record(rt.connection, counts)
+    share = (datetime.now(UTC) - now).total_seconds() / len(entries)
+    counters.record(rt.connection, counts, observations={ENTRY_PROCESSING: [share] * len(entries)})
     for subscription_alerts in alerts.values():
         for alert in subscription_alerts:
             log.info(
@@ -212,7 +214,8 @@ def _send_round(
     round_ = sort_round(alerts, outcomes, attempt, len(rt.config.settings.retry_schedule_seconds))
     _log_round(round_, attempt)
     rt.messages.record(round_, attempt)
-    counters.record(rt.connection, round_.counts(), subscription.id)
+    observed = round_.observations(datetime.now(UTC))
+    counters.record(rt.connection, round_.counts(), subscription.id, observed)
     for alert, outcome in round_.failed + round_.dead:
         rt.dead_letters.add(alert, attempt, outcome.reason)
     verdict = rt.policy.after_round(subscription, round_, attempt)

@@ -8,6 +8,7 @@ reads raw TOML.
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 import math
 import os
@@ -15,7 +16,7 @@ import re
 import reprlib
 import stat
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def load_config(directory: Path) -> Config:
                 )
             ]
         )
-    settings = _settings(_Reader(directory / "newsmon.toml", problems, required=False))
+    settings = _settings(_Reader(directory / "newsmon.toml", problems, required=False), os.environ)
     topics = _topics(_Reader(directory / "topics.toml", problems))
     topic_model = _topic_model(directory / TOPIC_MODEL, topics, problems)
     feeds = _feeds(_Reader(directory / "feeds.toml", problems), settings)
@@ -210,7 +211,9 @@ class _Reader:
         except FileNotFoundError:
             self.found = False
             if required:
-                self.problem("-", "file is missing; create it (see the shipped config/ folder)")
+                self.problem(
+                    "-", "file is missing; create it (`newsmon init DIR` writes the shipped ones)"
+                )
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             self.problem("-", f"cannot be read ({reason}); make it a file newsmon can read")
@@ -411,16 +414,64 @@ SETTINGS_KEYS = (
 )
 
 
-def _settings(reader: _Reader) -> Settings:
+ENVIRONMENT = "environment"
+ENV_PREFIX = "NEWSMON_"
+
+
+def env_variable(section: str, key: str) -> str:
+    """The variable that overrides `[section] key` of newsmon.toml."""
+    return f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+
+
+def _env_value(raw: str, kind: type | tuple[type, ...]) -> Any:
+    """A variable's value read as a TOML value (`120`, `1.5`, `[0, 5]`, `"text"`). A text
+    setting also takes its value bare (`/var/lib/newsmon`, `https://host/websub`), as does
+    anything that is not one whole TOML value, for the check to judge."""
+    try:
+        parsed = tomllib.loads(f"value = {raw}")
+    except tomllib.TOMLDecodeError:
+        return raw
+    if parsed.keys() != {"value"} or (kind is str and not isinstance(parsed["value"], str)):
+        return raw
+    return parsed["value"]
+
+
+def _overrides(environ: Mapping[str, str], problems: list[Problem]) -> dict[str, str]:
+    """The NEWSMON_<SECTION>__<KEY> variables set, by variable name; an unknown one is a
+    problem (a typo would otherwise be silently ignored)."""
+    known = {env_variable(section, key) for section, key, *_ in SETTINGS_KEYS}
+    found = {name: value for name, value in environ.items() if name.startswith(ENV_PREFIX)}
+    for name in sorted(found.keys() - known):
+        if "__" in name:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+            fix = f"did you mean {close[0]}?" if close else "unset it"
+            message = f"no such setting ({ENV_PREFIX}<SECTION>__<KEY> of newsmon.toml); {fix}"
+            problems.append(Problem(ENVIRONMENT, _printable(name), message))
+    return {name: value for name, value in found.items() if name in known}
+
+
+def _settings(reader: _Reader, environ: Mapping[str, str]) -> Settings:
+    """newsmon.toml, each key overridden by its NEWSMON_<SECTION>__<KEY> variable when set;
+    an override is checked as the file's value would be, and its problems name the variable."""
     section_names = sorted({section for section, *_ in SETTINGS_KEYS})
     reader.unknown_keys(reader.data, set(section_names), "")
     sections = {name: reader.get(reader.data, name, "", dict, default={}) for name in section_names}
     for name in section_names:
         known = {key for section, key, *_ in SETTINGS_KEYS if section == name}
         reader.unknown_keys(sections[name], known, f"{name}.")
+    overrides = _overrides(environ, reader.problems)
     values: dict[str, Any] = {}
     for section, key, field_name, kind, check in SETTINGS_KEYS:
-        value = reader.get(sections[section], key, f"{section}.", kind, check=check)
+        variable = env_variable(section, key)
+        if variable in overrides:
+            value = _env_value(overrides[variable], kind)
+            if message := _value_problem(value, kind, check):
+                reader.problems.append(
+                    Problem(ENVIRONMENT, variable, f"{_printable(message)}; fix or unset it")
+                )
+                value = None
+        else:
+            value = reader.get(sections[section], key, f"{section}.", kind, check=check)
         if value is None:
             continue
         if kind is NUMBER:

@@ -5,7 +5,8 @@ Counters live in Redis, not in each process, so one view covers every poller and
 every machine: a running total, a per-minute hash (kept two hours) for rates, and a hash per
 subscription. A subscription's outcomes also count in the per-minute hash, under fields of
 their own (`subscription_field`), so its last hour can be read. Increments ride in the
-pipelines the steps already send.
+pipelines the steps already send, as do the histograms' observations
+(`monitor.core.histograms`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 import redis
 
 from monitor.core import keys
+from monitor.core.histograms import Observations, observe
 from monitor.core.processes import process_name
 
 MINUTES_KEPT = 120
@@ -33,9 +35,17 @@ def subscription_field(subscription: str, outcome: str) -> str:
     return f"subscription:{subscription}:{outcome}"
 
 
-def count(pipe: redis.client.Pipeline, counters: Mapping[str, int], subscription: str = "") -> None:
-    """Add to the counters, in the caller's pipeline. With `subscription`, the counters named
-    alerts_<x> also add to that subscription's <x>."""
+def count(
+    pipe: redis.client.Pipeline,
+    counters: Mapping[str, int],
+    subscription: str = "",
+    observations: Observations | None = None,
+) -> None:
+    """Add to the counters (and the histograms, with `observations`), in the caller's
+    pipeline. With `subscription`, the counters named alerts_<x> also add to that
+    subscription's <x>."""
+    if observations:
+        observe(pipe, observations)
     minute_key = keys.stats_minute(int(time.time() // 60))
     for name, value in counters.items():
         if value:
@@ -48,10 +58,15 @@ def count(pipe: redis.client.Pipeline, counters: Mapping[str, int], subscription
     pipe.expire(minute_key, MINUTES_KEPT * 60)
 
 
-def record(connection: redis.Redis, counters: dict[str, int], subscription: str = "") -> None:
+def record(
+    connection: redis.Redis,
+    counters: dict[str, int],
+    subscription: str = "",
+    observations: Observations | None = None,
+) -> None:
     """`count`, in a pipeline of its own."""
     with connection.pipeline() as pipe:
-        count(pipe, counters, subscription)
+        count(pipe, counters, subscription, observations)
         pipe.execute()
 
 

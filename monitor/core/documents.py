@@ -38,6 +38,7 @@ def entry_document(entry: Entry) -> Document:
         "summary": entry.summary,
         "published": entry.published.isoformat() if entry.published else None,
         "revision": entry.revision,
+        "fetched": entry.fetched.isoformat() if entry.fetched else None,
         "text": entry.text,
         "story_id": entry.story_id,
         "topics": list(entry.topics),
@@ -46,7 +47,7 @@ def entry_document(entry: Entry) -> Document:
 
 def read_entry(document: Document) -> Entry:
     doc = _current(document, "entry")
-    published = doc.get("published")
+    published, fetched = doc.get("published"), doc.get("fetched")
     return Entry(
         id=doc["id"],
         feed_name=doc["feed_name"],
@@ -57,6 +58,7 @@ def read_entry(document: Document) -> Entry:
         summary=doc["summary"],
         published=datetime.fromisoformat(published) if published else None,
         revision=doc.get("revision", ""),
+        fetched=datetime.fromisoformat(fetched) if fetched else None,
         text=doc.get("text", ""),
         story_id=doc.get("story_id", ""),
         topics=tuple(doc.get("topics", ())),

@@ -153,3 +153,9 @@ def message_attempts(alert_id: str) -> str:
     """List, expiring after MESSAGE_DAYS: one JSON record per attempt to deliver a message
     (when, outcome, HTTP status, duration, error), oldest first."""
     return f"{PREFIX}message:{alert_id}:attempts"
+
+
+def histogram(name: str) -> str:
+    """Hash: bucket upper bound -> observations in that bucket, and their `sum`; a fixed
+    set of fields (monitor/core/histograms.py)."""
+    return f"{PREFIX}histogram:{name}"

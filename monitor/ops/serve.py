@@ -1,8 +1,12 @@
 """`newsmon serve`: the small HTTP server for everything newsmon exposes over HTTP.
 
 GET /          the live board, and its /board/... data and assets (see board.py)
-GET /healthz   200 when Redis answers, a poller beat within a minute and a worker is
-               registered, else 503; the body says which check failed.
+GET /livez     200 while this process serves HTTP; calls nothing (a container's liveness).
+GET /readyz    200 when this process can do its work: Redis answers a PING within
+               PROBE_SECONDS, from the thread pool that runs every Redis-calling handler
+               (the event loop answering and the pool not exhausted); else 503.
+GET /healthz   the whole deployment: 200 when Redis answers, a poller beat within a minute
+               and a worker is registered, else 503; the body says which check failed.
 GET /metrics   Prometheus text: the counters and gauges of `newsmon stats`, read from Redis
                at scrape time, so one endpoint covers every process of the deployment.
 GET  /websub/FEED  a WebSub hub verifying our subscription to FEED (see websub.py)
@@ -29,7 +33,14 @@ import redis
 import structlog
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -37,7 +48,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from monitor.core import __version__
 from monitor.core.config import Config
+from monitor.core.histograms import HISTOGRAMS
 from monitor.ops import CommandError, api, board, stats
 from monitor.poller.websub import Callback
 
@@ -47,6 +60,7 @@ HEAD_SECONDS = 10  # to send a request's line and headers once connected (or aft
 BODY_SECONDS = 30  # to send a push's body, at most WebSub's 2 MiB
 KEEP_ALIVE_SECONDS = 5
 SHUTDOWN_SECONDS = 5  # a stop waits this long for requests in flight
+PROBE_SECONDS = 2  # /readyz: a Redis that takes longer than this is not ready
 
 log = structlog.get_logger()
 
@@ -97,6 +111,19 @@ class SnapshotCollector:
         yield GaugeMetricFamily(
             "newsmon_pollers", "pollers that beat within a minute", value=snap["pollers"]
         )
+        for histogram in HISTOGRAMS:
+            seen = snap["histograms"][histogram.name]
+            yield HistogramMetricFamily(
+                f"newsmon_{histogram.name}",
+                histogram.help,
+                buckets=seen["buckets"],
+                sum_value=seen["sum"],
+            )
+        build = GaugeMetricFamily(
+            "newsmon_build_info", "the newsmon version serving /metrics", labels=["version"]
+        )
+        build.add_metric([__version__], 1)
+        yield build
 
 
 async def read_capped(request: Request, cap: int) -> bytes | None:
@@ -111,11 +138,37 @@ async def read_capped(request: Request, cap: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def probe_client(connection: redis.Redis) -> redis.Redis:
+    """A client of the same Redis that gives up after PROBE_SECONDS, without retrying: a
+    probe must answer in time whatever the timeouts of the connection the handlers use."""
+    pool = connection.connection_pool
+    settings = {
+        **pool.connection_kwargs,
+        "socket_timeout": PROBE_SECONDS,
+        "socket_connect_timeout": PROBE_SECONDS,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **settings)
+    )
+
+
 def make_app(connection: redis.Redis, config: Config) -> Starlette:
     registry = CollectorRegistry()
     registry.register(SnapshotCollector(connection, config))
     callback = Callback(connection, config)
     cap = callback.max_push_bytes
+    probe = probe_client(connection)
+
+    async def livez(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    def readyz(request: Request) -> Response:
+        try:
+            probe.ping()
+        except (redis.RedisError, OSError) as exc:
+            return JSONResponse({"ready": False, "redis": f"unreachable: {exc}"}, status_code=503)
+        return JSONResponse({"ready": True, "redis": "ok"})
 
     def healthz(request: Request) -> Response:
         healthy, checks = stats.health(connection)
@@ -161,6 +214,8 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
 
     return Starlette(
         routes=[
+            Route("/livez", livez, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             # `path`, so a feed name with an (encoded) slash still reaches its feed.

@@ -16,6 +16,7 @@ from monitor.core import keys, queues
 from monitor.core.config import Config
 from monitor.core.counters import COUNTERS, SUBSCRIPTION_COUNTERS, subscription_field
 from monitor.core.feedstate import FeedHealth, FeedState
+from monitor.core.histograms import HISTOGRAMS, distribution
 from monitor.core.subscriptions import Subscriptions
 from workers.delivery.deadletters import DeadLetters
 from workers.delivery.endpoints import Endpoints
@@ -46,6 +47,8 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         pipe.zrangebyscore(
             keys.heartbeats("poller"), now - HEARTBEAT_FRESH_SECONDS, "+inf", withscores=True
         )
+        for histogram in HISTOGRAMS:
+            pipe.hgetall(keys.histogram(histogram.name))
         replies = iter(pipe.execute())
     totals = _ints(next(replies))
     recent = [
@@ -55,6 +58,7 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
     feed_states = [FeedState.read(next(replies)) for _ in config.feeds]
     subscription_counts = [_ints(next(replies)) for _ in every_subscription]
     pollers = next(replies)
+    distributions = {h.name: distribution(h, next(replies)) for h in HISTOGRAMS}
 
     # The last five minute buckets, the current one counting for the part of it that passed.
     minutes_covered = RATE_MINUTES - 1 + (now % 60) / 60
@@ -119,6 +123,10 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         if pollers
         else None,
         "workers": Worker.count(connection=connection),
+        "histograms": {
+            name: {"buckets": d.buckets, "sum": round(d.sum, 6), "count": d.count}
+            for name, d in distributions.items()
+        },
     }
 
 

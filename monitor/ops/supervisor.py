@@ -56,7 +56,7 @@ def run(config: Config, workers: int) -> int:
         except RuntimeError as exc:
             log.error("redis.failed", reason=str(exc), data_dir=str(embedded.data_dir))
             return 1
-        log.info("redis.started", url=url, data_dir=str(embedded.data_dir), pid=embedded.pid)
+        _started(embedded)
     env = {**os.environ, "REDIS_URL": url}
     base = [sys.executable, "-m", "monitor"]
     config_path = str(config.directory)
@@ -95,8 +95,19 @@ def _restart_redis(embedded: EmbeddedRedis) -> bool:
     except RuntimeError as exc:
         log.error("redis.failed", reason=str(exc), data_dir=str(embedded.data_dir))
         return False
-    log.info("redis.started", url=embedded.url, data_dir=str(embedded.data_dir), pid=embedded.pid)
+    _started(embedded)
     return True
+
+
+def _started(embedded: EmbeddedRedis) -> None:
+    log.info(
+        "redis.started",
+        url=embedded.url,
+        data_dir=str(embedded.data_dir),
+        pid=embedded.pid,
+        server=str(embedded.binary),
+        version=embedded.version,
+    )
 
 
 def _stop_children(children: list[Child]) -> None:

@@ -33,6 +33,7 @@ from monitor.core import keys
 from monitor.core.config import Config, Settings
 from monitor.core.counters import count, heartbeat
 from monitor.core.feedstate import FeedHealth, FeedState
+from monitor.core.histograms import FETCH
 from monitor.core.models import Feed
 from monitor.core.outage import UNAVAILABLE, wait_for_redis
 from monitor.poller import websub
@@ -74,6 +75,7 @@ class Save:
     fields: dict[str, str]
     counters: dict[str, int]
     due: float
+    fetch_seconds: float  # how long its fetch took (the fetch duration histogram)
 
 
 class Poller:
@@ -197,7 +199,7 @@ class Poller:
             for save in saves:
                 self._store(pipe, save.feed, save.fields, save.due)
                 totals.update(save.counters)
-            count(pipe, totals)
+            count(pipe, totals, observations={FETCH: [save.fetch_seconds for save in saves]})
             pipe.execute()
 
     def _claim(self, now: float, limit: int) -> list[tuple[Feed, FeedState]]:
@@ -222,29 +224,34 @@ class Poller:
         """One fetch of one feed, end to end, in a task of its own. Never raises for a bad
         feed: it logs and reports."""
         structlog.contextvars.bind_contextvars(feed=feed.name, url=feed.url)
-        started = time.monotonic()
+        started = fetch_started = time.monotonic()
         url = state.url_for(feed.url)
         try:
             async with session.slot(url):
                 if time.monotonic() - started > self.schedule.lease_seconds / 2:
                     await asyncio.to_thread(self.schedule.extend_lease, feed.name, time.time())
+                fetch_started = time.monotonic()
                 fetched = await session.fetcher.fetch(
                     url, state.etag or None, state.last_modified or None
                 )
         except FetchError as exc:
+            seconds = time.monotonic() - fetch_started
             if exc.retry_after is not None:
-                return self._throttled(session, feed, state, str(exc), exc.retry_after)
-            return self._failed(session, feed, state, str(exc))
+                return self._throttled(session, feed, state, str(exc), exc.retry_after, seconds)
+            return self._failed(session, feed, state, str(exc), seconds)
+        seconds = time.monotonic() - fetch_started
         if fetched.body is None:
-            return self._not_modified(session, feed, state, url, fetched)
+            return self._not_modified(session, feed, state, url, fetched, seconds)
         try:
             parsed = await asyncio.to_thread(parse_feed, feed, fetched.body, fetched.content_type)
         except ParseError as exc:
-            return self._failed(session, feed, state, str(exc))
+            return self._failed(session, feed, state, str(exc), seconds)
         except Exception as exc:  # a feed must never take the poller down
             reason = f"unexpected {type(exc).__name__}: {exc}"
-            return self._failed(session, feed, state, reason)
-        outcome = await asyncio.to_thread(self._take, feed, state, url, fetched, parsed, started)
+            return self._failed(session, feed, state, reason, seconds)
+        outcome = await asyncio.to_thread(
+            self._take, feed, state, url, fetched, parsed, started, seconds
+        )
         if parsed.hub and parsed.topic and self.settings.websub_callback_url:
             await self._subscribe(session.fetcher, feed, state, parsed.hub, parsed.topic)
         return outcome
@@ -257,6 +264,7 @@ class Poller:
         fetched: FetchResult,
         parsed: ParsedFeed,
         started: float,
+        fetch_seconds: float,
     ) -> PollOutcome:
         """A document: enqueue what is new, and store it with the feed's state, counters and
         next due time, in one transaction."""
@@ -276,7 +284,11 @@ class Poller:
             pipe.multi()
             submitted = self.entry_queue.enqueue(pipe, feed, checked)
             self._store(pipe, feed.name, state.take_changes(), now + interval)
-            count(pipe, {"feeds_fetched": 1, **submitted.counters})
+            count(
+                pipe,
+                {"feeds_fetched": 1, **submitted.counters},
+                observations={FETCH: [fetch_seconds]},
+            )
             pipe.execute()
         submitted.log_entries()
         log.info(
@@ -299,13 +311,19 @@ class Poller:
         )
 
     def _not_modified(
-        self, session: _Session, feed: Feed, state: FeedState, url: str, fetched: FetchResult
+        self,
+        session: _Session,
+        feed: Feed,
+        state: FeedState,
+        url: str,
+        fetched: FetchResult,
+        fetch_seconds: float,
     ) -> PollOutcome:
         now = time.time()
         state.not_modified(fetched.status, now)
         self._follow_redirect(feed, state, url, fetched)
         interval = self._interval(feed, state, fetched, now)
-        session.save(feed.name, state, {"feeds_not_modified": 1}, now + interval)
+        session.save(feed.name, state, {"feeds_not_modified": 1}, now + interval, fetch_seconds)
         log.info("feed.not_modified", next_poll_in=round(interval))
         return PollOutcome(feed.name, PollStatus.NOT_MODIFIED, next_poll_in=interval)
 
@@ -330,26 +348,34 @@ class Poller:
                 "feed.moved", moved_to=fetched.moved_to, hint="update feeds.toml to the new URL"
             )
 
-    def _failed(self, session: _Session, feed: Feed, state: FeedState, reason: str) -> PollOutcome:
+    def _failed(
+        self, session: _Session, feed: Feed, state: FeedState, reason: str, fetch_seconds: float
+    ) -> PollOutcome:
         """Count the error and back off (schedule.backoff); never a hard stop."""
         was_unhealthy = state.health is FeedHealth.UNHEALTHY
         now = time.time()
         state.failed(reason, now)
         wait = backoff(feed, state.errors)
-        session.save(feed.name, state, {"feeds_failed": 1}, now + wait)
+        session.save(feed.name, state, {"feeds_failed": 1}, now + wait, fetch_seconds)
         log.warning("feed.failed", reason=reason, errors=state.errors, retry_in=wait)
         if state.health is FeedHealth.UNHEALTHY and not was_unhealthy:
             log.error("feed.unhealthy", errors=state.errors, last_error=reason)
         return PollOutcome(feed.name, PollStatus.FAILED, reason=reason, next_poll_in=wait)
 
     def _throttled(
-        self, session: _Session, feed: Feed, state: FeedState, reason: str, retry_after: float
+        self,
+        session: _Session,
+        feed: Feed,
+        state: FeedState,
+        reason: str,
+        retry_after: float,
+        fetch_seconds: float,
     ) -> PollOutcome:
         """The server asked for time (429/503 with Retry-After): wait, but count no error."""
         wait = max(feed.interval_seconds, retry_after)
         now = time.time()
         state.throttled(reason, now)
-        session.save(feed.name, state, {}, now + wait)
+        session.save(feed.name, state, {}, now + wait, fetch_seconds)
         log.info("feed.throttled", reason=reason, retry_in=wait)
         return PollOutcome(feed.name, PollStatus.THROTTLED, reason=reason, next_poll_in=wait)
 
@@ -408,9 +434,16 @@ class _Session:
         async with per_host, self.overall:
             yield
 
-    def save(self, feed: str, state: FeedState, counters: dict[str, int], due: float) -> None:
+    def save(
+        self,
+        feed: str,
+        state: FeedState,
+        counters: dict[str, int],
+        due: float,
+        fetch_seconds: float,
+    ) -> None:
         """Keep a poll's save for the next write (on the event loop's thread only)."""
-        self.saves.append(Save(feed, state.take_changes(), counters, due))
+        self.saves.append(Save(feed, state.take_changes(), counters, due, fetch_seconds))
 
     def take_saves(self) -> list[Save]:
         saves, self.saves = self.saves, []

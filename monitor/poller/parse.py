@@ -159,4 +159,5 @@ def _entry(feed: Feed, item: dict, key_field: str, now: datetime) -> Entry:
         link=item["link"],
         summary=item["summary"],
         published=published,
+        fetched=now,
     )

@@ -7,7 +7,9 @@ endpoint policy (endpoints.py) reads it to decide what becomes of the endpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from monitor.core.histograms import DELIVERY, FETCH_TO_DELIVERY, Observations
 from monitor.core.models import Alert
 from workers.delivery.send import DeliveryStatus, Outcome
 
@@ -36,6 +38,19 @@ class Round:
     def retry_after(self) -> float:
         """The longest wait a receiver asked for in a Retry-After (0 when none did)."""
         return max((outcome.retry_after or 0.0 for _, outcome in self.retry), default=0.0)
+
+    def observations(self, now: datetime) -> Observations:
+        """The round's histograms: how long each answered attempt took, and how long each
+        delivered alert took since the fetch that brought its entry."""
+        sent = [outcome for _, outcome in self.delivered + self.retry + self.failed + self.dead]
+        return {
+            DELIVERY: [o.duration_ms / 1000 for o in sent if o.http_status is not None],
+            FETCH_TO_DELIVERY: [
+                (now - alert.entry.fetched).total_seconds()
+                for alert, _ in self.delivered
+                if alert.entry.fetched
+            ],
+        }
 
     def counts(self) -> dict[str, int]:
         """The round's counters (see monitor.core.counters)."""

@@ -1,0 +1,151 @@
+"""The deployment files run newsmon commands that exist: every command line of the
+Dockerfile, compose.yaml, the systemd units and the Procfile is parsed by newsmon's own
+command line (nothing is started), the probes they call are routes of `newsmon serve`, and
+the example environment file holds only settings newsmon accepts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+from pathlib import Path
+from unittest import mock
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+import yaml
+
+from monitor.core import log
+from monitor.core.config import load_config
+from monitor.ops import cli
+from monitor.ops.serve import make_app
+from tests.helpers import REPO
+
+SYSTEMD = REPO / "deploy" / "systemd"
+HANDLERS = ("_run", "_poll", "_worker", "_serve", "_check", "_init")
+COMPOSE = yaml.safe_load((REPO / "compose.yaml").read_text())
+NEWSMON_SERVICES = {
+    name: service
+    for name, service in COMPOSE["services"].items()
+    if service.get("image") == "newsmon:latest"
+}
+
+
+def dockerfile_commands() -> list[list[str]]:
+    lines = (REPO / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+    (entrypoint,) = [
+        json.loads(line.split(None, 1)[1]) for line in lines if line.startswith("ENTRYPOINT")
+    ]
+    assert entrypoint == ["newsmon"]
+    (cmd,) = [json.loads(line.split(None, 1)[1]) for line in lines if line.startswith("CMD")]
+    runs = [
+        words[words.index("newsmon") + 1 : words.index("&&") if "&&" in words else None]
+        for line in lines
+        if line.startswith("RUN") and "newsmon" in (words := shlex.split(line))
+    ]
+    return [cmd, *runs]
+
+
+def unit_commands() -> list[list[str]]:
+    commands = []
+    for unit in sorted(SYSTEMD.glob("*.service")):
+        for line in unit.read_text().splitlines():
+            if line.startswith("ExecStart="):
+                binary, *argv = shlex.split(line.removeprefix("ExecStart="))
+                assert binary == "/opt/newsmon/bin/newsmon", unit.name
+                commands.append(argv)
+    return commands
+
+
+def procfile_commands() -> list[list[str]]:
+    text = re.sub(r"\$\{PORT:-(\d+)\}", r"\1", (REPO / "Procfile").read_text())
+    return [shlex.split(line.split(":", 1)[1])[1:] for line in text.splitlines() if line]
+
+
+COMMANDS = {
+    **{f"Dockerfile {' '.join(c)}": c for c in dockerfile_commands()},
+    **{f"compose {name}": s["command"] for name, s in NEWSMON_SERVICES.items()},
+    **{f"unit {' '.join(c)}": c for c in unit_commands()},
+    **{f"Procfile {' '.join(c)}": c for c in procfile_commands()},
+}
+
+
+def parsed(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> argparse.Namespace:
+    """What `newsmon argv` would run, as newsmon's own command line parses it; the command
+    itself does not run."""
+    seen = []
+
+    def record(args: argparse.Namespace, config: object) -> int:
+        seen.append(args)
+        return 0
+
+    for name in HANDLERS:
+        monkeypatch.setattr(cli, name, record)
+    monkeypatch.setattr(log, "configure", lambda: None)
+    monkeypatch.setenv("NEWSMON_CONFIG", str(REPO / "config"))
+    assert cli.main(argv) == 0
+    (args,) = seen
+    return args
+
+
+@pytest.mark.parametrize("argv", COMMANDS.values(), ids=COMMANDS.keys())
+def test_every_command_line_is_one_newsmon_takes(argv, monkeypatch):
+    args = parsed(argv, monkeypatch)
+    assert args.command == argv[0]
+
+
+def test_the_roles_are_all_there(monkeypatch):
+    for commands in (dockerfile_commands(), unit_commands(), list(NEWSMON_SERVICES.values())):
+        assert commands
+    roles = {name: s["command"][0] for name, s in NEWSMON_SERVICES.items()}
+    assert roles == {"poller": "poll", "worker": "worker", "web": "serve"}
+    assert NEWSMON_SERVICES["worker"]["deploy"]["replicas"] == 2
+    assert sorted(c[0] for c in unit_commands()) == ["poll", "serve", "worker"]
+    assert (SYSTEMD / "newsmon-worker@.service").exists()
+
+
+def test_the_web_healthcheck_probes_a_route_of_serve(monkeypatch):
+    web = NEWSMON_SERVICES["web"]
+    args = parsed(web["command"], monkeypatch)
+    (url,) = re.findall(r"http://[^'\"]+", " ".join(web["healthcheck"]["test"]))
+    target = urlsplit(url)
+    assert (target.port, target.path) == (args.port, "/readyz")
+    routes = {route.path for route in make_app(redis.Redis(), load_config(REPO / "config")).routes}
+    assert target.path in routes and "/livez" in routes
+    assert web["ports"] == [f"{args.port}:{args.port}"] and args.host == "0.0.0.0"
+
+
+def test_compose_redis_keeps_an_append_only_file_on_a_volume():
+    redis_service = COMPOSE["services"]["redis"]
+    command = redis_service["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert redis_service["volumes"] == ["redis-data:/data"] and "redis-data" in COMPOSE["volumes"]
+    assert COMPOSE["services"]["rq-dashboard"]["profiles"] == ["dashboard"]
+    for service in NEWSMON_SERVICES.values():
+        assert service["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_the_units_read_the_example_environment_file():
+    for unit in SYSTEMD.glob("*.service"):
+        text = unit.read_text()
+        assert "EnvironmentFile=/etc/newsmon/newsmon.env" in text, unit.name
+        assert re.search(r"^Restart=always$", text, re.M), unit.name
+    # Every variable of the example, the commented ones too, is one newsmon accepts.
+    example = (SYSTEMD / "newsmon.env.example").read_text()
+    variables = dict(
+        line.lstrip("# ").split("=", 1)
+        for line in example.splitlines()
+        if re.match(r"#? ?NEWSMON_\w+=", line)
+    )
+    assert "NEWSMON_POLLER__INTERVAL_SECONDS" in variables
+    settings_only = {k: v for k, v in variables.items() if k != "NEWSMON_CONFIG"}
+    with mock.patch.dict("os.environ", settings_only):
+        settings = load_config(REPO / "config").settings
+    assert variables["NEWSMON_LOG_LEVEL"] in log.LEVELS
+    assert variables["NEWSMON_LOG_FORMAT"] in ("json", "console")
+    assert settings.poll_interval_seconds == 120
+    assert settings.retry_schedule_seconds == (0, 5, 300, 1800)
+    assert Path(variables["NEWSMON_CONFIG"]) == Path("/etc/newsmon")
