@@ -14,7 +14,7 @@ from monitor.core import documents, keys, queues
 from monitor.core.documents import DocumentError, alert_document, read_alert
 from monitor.core.models import Alert, Entry
 from monitor.poller.loop import Poller
-from tests.helpers import blog_config, load, run_worker
+from tests.helpers import blog_config, load, polled_before, run_worker
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 from workers.delivery.deadletters import DeadLetters
 
@@ -69,6 +69,7 @@ def setup(tmp_path, connection, http_server, status=200):
     )
     http_server.route("/hook", (status, {}, b""))
     config = load(blog_config(tmp_path / "config", http_server, "/hook"))
+    polled_before(connection, config.feeds)
     Poller(config, connection).poll_feeds(config.feeds)
     return config
 

@@ -71,16 +71,26 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     alerts: dict[str, list[Alert]] = defaultdict(list)
     counts: Counter[str] = Counter(entries_processed=len(entries))
     normalised = [normalise(entry) for entry in entries]
+    # The feed's past is recorded for dedupe only, unless a subscription asks for it: no
+    # sentence vector, no topics, no alert. A cold start of many feeds is mostly past.
+    subscriptions = rt.config.subscriptions
+    unwanted = [
+        e.backfilled and not any(s.wants_past(e, now) for s in subscriptions) for e in normalised
+    ]
     vectors = None
     if rt.encoder:  # the encoder is the costly step: not for an exact repeat, which never alerts
         repeats = rt.deduper.repeats(normalised)
         vectors = [
-            None if repeat else rt.encoder.vector(e.text)
-            for e, repeat in zip(normalised, repeats, strict=True)
+            None if repeat or past else rt.encoder.vector(e.text)
+            for e, repeat, past in zip(normalised, repeats, unwanted, strict=True)
         ]
     checked = rt.deduper.check(normalised, vectors)
     reports: list[Entry] = []
-    for (entry, duplicate), vector in zip(checked, vectors or [None] * len(checked), strict=True):
+    rows = zip(checked, vectors or [None] * len(checked), unwanted, strict=True)
+    for (entry, duplicate), vector, past in rows:
+        if past:
+            reports.append(entry)
+            continue
         with bound_contextvars(entry_id=entry.id, feed=entry.feed_name, story_id=entry.story_id):
             if entry.revision:
                 # An item edited in place updates its story. Only the entry that was alerted

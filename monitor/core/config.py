@@ -62,6 +62,7 @@ class Settings:
     disable_after_hours: float = 120.0
     dead_letter_days: float = 14.0
     websub_callback_url: str = ""
+    max_age_hours: float = 24.0
     data_dir: Path = field(default_factory=lambda: default_data_dir())
 
 
@@ -377,6 +378,7 @@ WINDOW_HOURS = _between(0.01, 30 * 24, " hours (30 days)")
 MAX_IN_FLIGHT = _between(1, 100)
 DISABLE_AFTER_HOURS = _between(0, 30 * 24, " hours (30 days)", above=True)
 DEAD_LETTER_DAYS = _between(0, 365, " days (a year)", above=True)
+AGE_HOURS = _between(0, 365 * 24, " hours (a year)", above=True)
 # topics.toml
 TOPIC_THRESHOLD = _between(0, 1000, above=True)
 TERM_WEIGHT = _between(-1000, 1000)
@@ -399,6 +401,7 @@ SETTINGS_KEYS = (
     ("delivery", "disable_after_hours", "disable_after_hours", NUMBER, DISABLE_AFTER_HOURS),
     ("delivery", "dead_letter_days", "dead_letter_days", NUMBER, DEAD_LETTER_DAYS),
     ("websub", "callback_url", "websub_callback_url", str, _http_url),
+    ("alerts", "max_age_hours", "max_age_hours", NUMBER, AGE_HOURS),
     ("storage", "data_dir", "data_dir", str, _data_dir),
 )
 
@@ -506,11 +509,15 @@ def _secret_check(value: str) -> str | None:
     return None
 
 
+SUBSCRIPTION_KEYS = {"id", "url", "topics", "secret", "secret_env", "backfill_hours"}
+BACKFILL_HOURS = _between(0, 365 * 24, " hours (a year); 0 sends none of the feeds' past")
+
+
 def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription, ...]:
     subscriptions, seen_ids = [], set()
     for i, table in enumerate(reader.array_of_tables("subscriptions")):
         where = f"subscriptions[{i}]."
-        reader.unknown_keys(table, {"id", "url", "topics", "secret", "secret_env"}, where)
+        reader.unknown_keys(table, SUBSCRIPTION_KEYS, where)
         sub_id = reader.require(table, "id", where, str, _name)
         url = reader.require(table, "url", where, str, _http_url)
         topics = reader.require(table, "topics", where, list, _strings)
@@ -523,6 +530,7 @@ def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription
                     f"{where}topics", f"unknown topic {_shown(topic)}; known: {known}, or '*'"
                 )
         secrets = _secrets(reader, table, where)
+        backfill_hours = _backfill_hours(reader, table, where)
         if sub_id in seen_ids:
             reader.problem(
                 f"{where}id", f"{sub_id!r} is used by another subscription; ids must be unique"
@@ -530,8 +538,15 @@ def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription
             continue
         seen_ids.add(sub_id)
         if sub_id and url and topics and secrets:
-            subscriptions.append(Subscription(sub_id, url, frozenset(topics), secrets))
+            subscriptions.append(
+                Subscription(sub_id, url, frozenset(topics), secrets, backfill_hours=backfill_hours)
+            )
     return tuple(subscriptions)
+
+
+def _backfill_hours(reader: _Reader, table: dict[str, Any], where: str) -> float:
+    """How far back the feeds' past is alerted to the subscription (0: not at all)."""
+    return float(reader.get(table, "backfill_hours", where, NUMBER, 0, BACKFILL_HOURS))
 
 
 def _secrets(reader: _Reader, table: dict[str, Any], where: str) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 ALL_TOPICS = "*"
 
@@ -58,6 +58,9 @@ class Subscription:
     url: str
     topics: frozenset[str]
     secrets: tuple[str, ...]  # each "whsec_" + base64; every delivery is signed with each
+    # The feed's past (Entry.backfilled) published within this many hours is alerted too;
+    # 0: none of it. An entry without a date counts as within.
+    backfill_hours: float = 0.0
 
     def matching_topics(self, entry_topics: tuple[str, ...]) -> tuple[str, ...] | None:
         """The entry's topics this subscription wants; None when it wants none of them."""
@@ -65,6 +68,14 @@ class Subscription:
             return entry_topics
         matched = tuple(t for t in entry_topics if t in self.topics)
         return matched or None
+
+    def wants_past(self, entry: Entry, now: datetime) -> bool:
+        """Whether this subscription is alerted to `entry`, an item of its feed's past."""
+        if not self.backfill_hours:
+            return False
+        return entry.published is None or now - entry.published <= timedelta(
+            hours=self.backfill_hours
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +93,10 @@ class Entry:
     # Set by the poller when the item was edited in place (same key, new title or summary):
     # a digest of the new version. The entry then updates its story instead of starting one.
     revision: str = ""
+    # Set by the poller for an item of the feed's past (its first document, or published
+    # longer ago than [alerts] max_age_hours): recorded for dedupe, never classified by the
+    # model nor alerted, except to subscriptions that ask for the past (backfill_hours).
+    backfilled: bool = False
     # Filled by the workers.
     text: str = ""
     story_id: str = ""

@@ -121,6 +121,7 @@ def list_feeds(args: argparse.Namespace, config: Config) -> int:
             "last_fetched": _iso(state.last_fetched) if state.last_fetched is not None else None,
             "next_due_in_seconds": round(max(due - now, 0), 1) if due is not None else None,
             "entries_seen": seen,
+            "backfilled": state.backfilled,
             "last_error": state.last_error,
             "push": "active" if websub.is_active(state, now) else "",
         }
@@ -131,7 +132,7 @@ def list_feeds(args: argparse.Namespace, config: Config) -> int:
             print(
                 f"{feed.name:<20} {state.health:<13} last {row['last_status'] or '-':<4} "
                 f"{ago:<10} next in {row['next_due_in_seconds'] or 0:>6}s  seen {seen:<6} "
-                f"errors {state.errors}"
+                f"backfilled {state.backfilled:<6} errors {state.errors}"
                 + ("  push" if row["push"] else "")
                 + (f"  {state.last_error}" if state.errors else "")
             )
