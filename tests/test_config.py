@@ -125,6 +125,14 @@ def test_shipped_config_is_valid():
         ),
         (
             [],
+            [{**GOOD_SUB, "format": "mattermost"}],
+            "",
+            "subscriptions.toml",
+            "subscriptions[0].format",
+            "unknown format 'mattermost'; write one of 'standard', 'slack'",
+        ),
+        (
+            [],
             [{**GOOD_SUB, "backfill_hours": -1}],
             "",
             "subscriptions.toml",

@@ -221,6 +221,7 @@ subscription_keys = {
         )
     ),
     "backfill_hours": number(0, 365 * 24),
+    "format": Key(st.sampled_from(["standard", "slack", "discord", "teams"]), texts),
 }
 secrets = Key(
     st.sampled_from([SECRET, [SECRET, SECRET]]), st.sampled_from([[], "whsec_", "x"]), True

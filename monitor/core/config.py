@@ -28,6 +28,7 @@ from monitor.core.models import (
     DIMENSIONS,
     ENCODER_ID,
     Feed,
+    Format,
     Subscription,
     Topic,
     TopicModel,
@@ -509,7 +510,7 @@ def _secret_check(value: str) -> str | None:
     return None
 
 
-SUBSCRIPTION_KEYS = {"id", "url", "topics", "secret", "secret_env", "backfill_hours"}
+SUBSCRIPTION_KEYS = {"id", "url", "topics", "secret", "secret_env", "backfill_hours", "format"}
 BACKFILL_HOURS = _between(0, 365 * 24, " hours (a year); 0 sends none of the feeds' past")
 
 
@@ -531,6 +532,7 @@ def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription
                 )
         secrets = _secrets(reader, table, where)
         backfill_hours = _backfill_hours(reader, table, where)
+        format_ = _format(reader, table, where)
         if sub_id in seen_ids:
             reader.problem(
                 f"{where}id", f"{sub_id!r} is used by another subscription; ids must be unique"
@@ -539,9 +541,28 @@ def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription
         seen_ids.add(sub_id)
         if sub_id and url and topics and secrets:
             subscriptions.append(
-                Subscription(sub_id, url, frozenset(topics), secrets, backfill_hours=backfill_hours)
+                Subscription(
+                    sub_id,
+                    url,
+                    frozenset(topics),
+                    secrets,
+                    format=format_,
+                    backfill_hours=backfill_hours,
+                )
             )
     return tuple(subscriptions)
+
+
+def _format(reader: _Reader, table: dict[str, Any], where: str) -> Format:
+    """The body's shape: newsmon's JSON, or a chat service's incoming-webhook payload."""
+    return Format(reader.get(table, "format", where, str, Format.STANDARD, _format_name))
+
+
+def _format_name(value: str) -> str | None:
+    if value in set(Format):
+        return None
+    names = ", ".join(repr(f.value) for f in Format)
+    return f"unknown format {_shown(value)}; write one of {names} (default 'standard')"
 
 
 def _backfill_hours(reader: _Reader, table: dict[str, Any], where: str) -> float:

@@ -73,6 +73,7 @@ def alert_document(alert: Alert) -> Document:
         "topics": list(alert.topics),
         "entry": entry_document(alert.entry),
         "created": alert.created.isoformat(),
+        "stories": [alert_document(story) for story in alert.stories],
     }
 
 
@@ -84,6 +85,7 @@ def read_alert(document: Document) -> Alert:
         topics=tuple(doc["topics"]),
         entry=read_entry(doc["entry"]),
         created=datetime.fromisoformat(doc["created"]),
+        stories=tuple(read_alert(story) for story in doc.get("stories", ())),
     )
 
 

@@ -10,8 +10,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 ALL_TOPICS = "*"
+
+
+class Format(StrEnum):
+    """A subscription's message body: newsmon's Standard Webhooks JSON, or the payload of a
+    chat service's incoming webhook (workers/delivery/formats.py)."""
+
+    STANDARD = "standard"
+    SLACK = "slack"
+    DISCORD = "discord"
+    TEAMS = "teams"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,7 @@ class Subscription:
     url: str
     topics: frozenset[str]
     secrets: tuple[str, ...]  # each "whsec_" + base64; every delivery is signed with each
+    format: Format = Format.STANDARD
     # The feed's past (Entry.backfilled) published within this many hours is alerted too;
     # 0: none of it. An entry without a date counts as within.
     backfill_hours: float = 0.0
@@ -122,10 +134,16 @@ class Alert:
     topics: tuple[str, ...]
     entry: Entry
     created: datetime
+    # A digest (digest_minutes) is one message listing the alerts of many stories; its
+    # `entry` is its first story's, so logs and dead letters name one.
+    stories: tuple[Alert, ...] = ()
 
     @property
     def type(self) -> str:
-        """The webhook body's `type`: an entry's first alert, or the update of an edited one."""
+        """The webhook body's `type`: an entry's first alert, the update of an edited one,
+        or a digest."""
+        if self.stories:
+            return "digest.created"
         return "alert.updated" if self.entry.revision else "alert.created"
 
     @staticmethod
