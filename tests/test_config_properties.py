@@ -222,6 +222,11 @@ subscription_keys = {
     ),
     "backfill_hours": number(0, 365 * 24),
     "format": Key(st.sampled_from(["standard", "slack", "discord", "teams"]), texts),
+    # The valid folder's one feed is "blog", untagged.
+    "feeds": Key(st.just(["blog"]), st.lists(texts | toml_values, max_size=2)),
+    "tags": Key(st.nothing(), st.lists(texts | toml_values, max_size=2)),
+    "keywords": Key(st.lists(phrases, min_size=1, max_size=3), st.lists(texts, max_size=3)),
+    "exclude_keywords": Key(st.lists(phrases, min_size=1, max_size=3), st.lists(texts, max_size=3)),
 }
 secrets = Key(
     st.sampled_from([SECRET, [SECRET, SECRET]]), st.sampled_from([[], "whsec_", "x"]), True

@@ -124,7 +124,7 @@ def load_config(directory: Path) -> Config:
     topic_model = _topic_model(directory / TOPIC_MODEL, topics, problems)
     feeds = _feeds(_Reader(directory / "feeds.toml", problems), settings)
     subscriptions = _subscriptions(
-        _Reader(directory / "subscriptions.toml", problems), {t.name for t in topics}
+        _Reader(directory / "subscriptions.toml", problems), {t.name for t in topics}, feeds
     )
     if problems:
         raise ConfigError(problems)
@@ -510,11 +510,16 @@ def _secret_check(value: str) -> str | None:
     return None
 
 
-SUBSCRIPTION_KEYS = {"id", "url", "topics", "secret", "secret_env", "backfill_hours", "format"}
+SUBSCRIPTION_KEYS = {
+    *("id", "url", "topics", "secret", "secret_env", "format", "backfill_hours"),
+    *("feeds", "tags", "keywords", "exclude_keywords"),
+}
 BACKFILL_HOURS = _between(0, 365 * 24, " hours (a year); 0 sends none of the feeds' past")
 
 
-def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription, ...]:
+def _subscriptions(
+    reader: _Reader, topic_names: set[str], feeds: tuple[Feed, ...]
+) -> tuple[Subscription, ...]:
     subscriptions, seen_ids = [], set()
     for i, table in enumerate(reader.array_of_tables("subscriptions")):
         where = f"subscriptions[{i}]."
@@ -533,6 +538,7 @@ def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription
         secrets = _secrets(reader, table, where)
         backfill_hours = _backfill_hours(reader, table, where)
         format_ = _format(reader, table, where)
+        filters = _filters(reader, table, where, feeds)
         if sub_id in seen_ids:
             reader.problem(
                 f"{where}id", f"{sub_id!r} is used by another subscription; ids must be unique"
@@ -548,9 +554,56 @@ def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription
                     secrets,
                     format=format_,
                     backfill_hours=backfill_hours,
+                    **filters,
                 )
             )
     return tuple(subscriptions)
+
+
+def _filters(
+    reader: _Reader, table: dict[str, Any], where: str, feeds: tuple[Feed, ...]
+) -> dict[str, Any]:
+    """`feeds` and `tags` (resolved to the feeds they name), `keywords`, `exclude_keywords`:
+    the Subscription fields that narrow what it gets beyond its topics."""
+    names = _listed(reader, table, "feeds", where, _strings)
+    tags = _listed(reader, table, "tags", where, _strings)
+    known_names = {f.name for f in feeds}
+    known_tags = {t for f in feeds for t in f.tags}
+    for name in names:
+        if name not in known_names:
+            reader.problem(
+                f"{where}feeds",
+                f"unknown feed {_shown(name)}; name a feed of feeds.toml "
+                f"({_some(known_names)}), or remove it",
+            )
+    for tag in tags:
+        if tag not in known_tags:
+            reader.problem(
+                f"{where}tags",
+                f"no feed has the tag {_shown(tag)}; add it to a feed's tags in feeds.toml "
+                f"(tags in use: {_some(known_tags)}), or remove it",
+            )
+    chosen = set(names) | {f.name for f in feeds if set(f.tags) & set(tags)}
+    return {
+        "feeds": frozenset(chosen),
+        "keywords": tuple(_listed(reader, table, "keywords", where, _phrases)),
+        "exclude_keywords": tuple(_listed(reader, table, "exclude_keywords", where, _phrases)),
+    }
+
+
+def _listed(reader: _Reader, table: dict[str, Any], key: str, where: str, check: Check) -> list:
+    """An optional list that, when given, lists something: an empty one is a slip."""
+    values = reader.get(table, key, where, list, [], check)
+    if key in table and table[key] == []:
+        reader.problem(f"{where}{key}", "is empty; list at least one, or remove the key")
+    return values
+
+
+def _some(names: set[str], shown: int = 10) -> str:
+    """A few of `names`, for a problem's hint (feeds.toml may hold thousands)."""
+    first = sorted(names)[:shown]
+    more = f", and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(first) + more if first else "none"
 
 
 def _format(reader: _Reader, table: dict[str, Any], where: str) -> Format:

@@ -70,6 +70,12 @@ class Subscription:
     topics: frozenset[str]
     secrets: tuple[str, ...]  # each "whsec_" + base64; every delivery is signed with each
     format: Format = Format.STANDARD
+    # Filters beyond topics (workers/pipeline/match.py), each optional: only entries of these
+    # feeds (named in `feeds`, or carrying one of its `tags`: resolved when the config is
+    # read; empty: every feed), that mention any of `keywords`, and none of `exclude_keywords`.
+    feeds: frozenset[str] = frozenset()
+    keywords: tuple[str, ...] = ()
+    exclude_keywords: tuple[str, ...] = ()
     # The feed's past (Entry.backfilled) published within this many hours is alerted too;
     # 0: none of it. An entry without a date counts as within.
     backfill_hours: float = 0.0
