@@ -133,6 +133,14 @@ def test_shipped_config_is_valid():
         ),
         (
             [],
+            [{**GOOD_SUB, "digest_minutes": 0}],
+            "",
+            "subscriptions.toml",
+            "subscriptions[0].digest_minutes",
+            "at least 1 and at most 1440 minutes",
+        ),
+        (
+            [],
             [{**GOOD_SUB, "backfill_hours": -1}],
             "",
             "subscriptions.toml",

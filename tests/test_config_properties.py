@@ -222,6 +222,7 @@ subscription_keys = {
     ),
     "backfill_hours": number(0, 365 * 24),
     "format": Key(st.sampled_from(["standard", "slack", "discord", "teams"]), texts),
+    "digest_minutes": number(1, 24 * 60, whole=True),
     # The valid folder's one feed is "blog", untagged.
     "feeds": Key(st.just(["blog"]), st.lists(texts | toml_values, max_size=2)),
     "tags": Key(st.nothing(), st.lists(texts | toml_values, max_size=2)),

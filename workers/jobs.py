@@ -122,19 +122,31 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
         for entry in reports:
             rt.stories.add(pipe, entry)
         pipe.execute()
+    # A digest subscription's alerts wait for its digest; the others are sent now.
+    held = {s.id: s for s in subscriptions if s.digest_minutes and s.id in alerts}
+    if held:
+        with rt.connection.pipeline(transaction=True) as pipe:
+            for subscription in held.values():
+                rt.digests.hold(pipe, subscription, alerts[subscription.id])
+            pipe.execute()
     counts["alerts_enqueued"] = schedule_deliveries(
-        rt.connection, rt.config.settings, alerts, attempt=1, delay_seconds=0
+        rt.connection,
+        rt.config.settings,
+        {sid: a for sid, a in alerts.items() if sid not in held},
+        attempt=1,
+        delay_seconds=0,
     )
     counters.record(rt.connection, counts)
-    for subscription_alerts in alerts.values():
+    for subscription_id, subscription_alerts in alerts.items():
         for alert in subscription_alerts:
             log.info(
                 "alert.enqueued",
                 alert_id=alert.id,
-                subscription=alert.subscription_id,
+                subscription=subscription_id,
                 entry_id=alert.entry.id,
                 story_id=alert.entry.story_id,
                 topics=list(alert.topics),
+                digest=subscription_id in held,
             )
     return counts
 
@@ -156,14 +168,9 @@ def schedule_deliveries(
         for subscription_id, subscription_alerts in alerts.items():
             for start in range(0, len(subscription_alerts), DELIVERY_CHUNK):
                 chunk = subscription_alerts[start : start + DELIVERY_CHUNK]
-                job = queue.create_job(
-                    queues.DELIVER_JOB,
-                    args=(subscription_id, [alert_document(a) for a in chunk], attempt),
-                    # Longer than the worst case, so RQ never runs one delivery twice at once.
-                    timeout=int(len(chunk) * per_message_seconds) + 60,
-                    retry=queues.JOB_RETRY,
-                    result_ttl=0,
-                    description=f"deliver {len(chunk)} to {subscription_id}, attempt {attempt}",
+                documents = [alert_document(a) for a in chunk]
+                job = queues.delivery_job(
+                    queue, subscription_id, documents, attempt, per_message_seconds
                 )
                 if delay_seconds > 0:
                     queue.schedule_job(job, when, pipeline=pipe)

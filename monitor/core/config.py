@@ -512,8 +512,9 @@ def _secret_check(value: str) -> str | None:
 
 SUBSCRIPTION_KEYS = {
     *("id", "url", "topics", "secret", "secret_env", "format", "backfill_hours"),
-    *("feeds", "tags", "keywords", "exclude_keywords"),
+    *("feeds", "tags", "keywords", "exclude_keywords", "digest_minutes"),
 }
+DIGEST_MINUTES = _between(1, 24 * 60, " minutes (a day); leave it out for one message a story")
 BACKFILL_HOURS = _between(0, 365 * 24, " hours (a year); 0 sends none of the feeds' past")
 
 
@@ -539,6 +540,7 @@ def _subscriptions(
         backfill_hours = _backfill_hours(reader, table, where)
         format_ = _format(reader, table, where)
         filters = _filters(reader, table, where, feeds)
+        digest_minutes = _digest_minutes(reader, table, where)
         if sub_id in seen_ids:
             reader.problem(
                 f"{where}id", f"{sub_id!r} is used by another subscription; ids must be unique"
@@ -554,6 +556,7 @@ def _subscriptions(
                     secrets,
                     format=format_,
                     backfill_hours=backfill_hours,
+                    digest_minutes=digest_minutes,
                     **filters,
                 )
             )
@@ -604,6 +607,11 @@ def _some(names: set[str], shown: int = 10) -> str:
     first = sorted(names)[:shown]
     more = f", and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(first) + more if first else "none"
+
+
+def _digest_minutes(reader: _Reader, table: dict[str, Any], where: str) -> int:
+    """Minutes between digests; 0 (the key left out) sends each story as it comes."""
+    return reader.get(table, "digest_minutes", where, int, 0, DIGEST_MINUTES)
 
 
 def _format(reader: _Reader, table: dict[str, Any], where: str) -> Format:

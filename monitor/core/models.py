@@ -76,6 +76,9 @@ class Subscription:
     feeds: frozenset[str] = frozenset()
     keywords: tuple[str, ...] = ()
     exclude_keywords: tuple[str, ...] = ()
+    # One message every this many minutes listing the new stories since the last (0: one
+    # message per story); workers/delivery/digests.py.
+    digest_minutes: int = 0
     # The feed's past (Entry.backfilled) published within this many hours is alerted too;
     # 0: none of it. An entry without a date counts as within.
     backfill_hours: float = 0.0
