@@ -15,7 +15,9 @@ from tests.stories import ROUND_ONE_LIVEBLOG, rss
 # The keys of each event, as its JSON line has them (the renderer adds level and timestamp).
 KEYS = {
     "entry.classified": {"job_id", "entry_id", "feed", "story_id", "topics", "title"},
-    "alert.enqueued": {"job_id", "alert_id", "subscription", "entry_id", "story_id", "topics"},
+    "alert.enqueued": {
+        *("job_id", "alert_id", "subscription", "entry_id", "story_id", "topics", "digest"),
+    },
     "alert.delivered": {
         "job_id",
         "subscription",
