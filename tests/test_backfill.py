@@ -16,6 +16,7 @@ from monitor.core import keys
 from monitor.poller.loop import Poller
 from tests.helpers import RSS, SECRET, load, run_worker, write_config
 from tests.stories import Item, unrelated_items
+from workers.pipeline.stories import Stories
 
 
 def dated_rss(items: list[tuple[Item, datetime | None]]) -> bytes:
@@ -87,6 +88,9 @@ def test_a_feeds_past_is_recorded_but_alerted_only_to_who_asks(
     # Only what a subscription asked for is classified: never the 10-day-old item.
     classified = sorted(e["title"] for e in logs if e["event"] == "entry.classified")
     assert classified == sorted(archive[i].title for i in (0, 1, 3))
+    # The rest of the past is no story of now (`newsmon stories`).
+    recorded = sorted(s.title for s in Stories(connection, 3600).recent(0))
+    assert recorded == classified
 
     second = [
         *first,

@@ -88,8 +88,7 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     reports: list[Entry] = []
     rows = zip(checked, vectors or [None] * len(checked), unwanted, strict=True)
     for (entry, duplicate), vector, past in rows:
-        if past:
-            reports.append(entry)
+        if past:  # not a story of now either: a later report of it starts the record
             continue
         with bound_contextvars(entry_id=entry.id, feed=entry.feed_name, story_id=entry.story_id):
             if entry.revision:
