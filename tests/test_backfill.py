@@ -92,8 +92,11 @@ def test_a_feeds_past_is_recorded_but_alerted_only_to_who_asks(
     recorded = sorted(s.title for s in Stories(connection, 3600).recent(0))
     assert recorded == classified
 
+    # An edit of an item of the past: no update of what the desk never saw.
+    edited = Item("e", archive[3].guid, archive[3].title + " (updated)", "", archive[3].link)
     second = [
-        *first,
+        *first[:3],
+        (edited, None),
         (fresh, now - timedelta(minutes=5)),
         (stale, now - timedelta(hours=30)),  # new to the feed, but older than max_age_hours
         (later, None),  # undated: counts as new
@@ -104,10 +107,10 @@ def test_a_feeds_past_is_recorded_but_alerted_only_to_who_asks(
         poller.poll_feeds(config.feeds)
         run_worker(config, connection)
     assert delivered_links(http_server, "desk") == sorted([fresh.link, later.link])
-    assert delivered_links(http_server, "backfill") == sorted(
-        [archive[0].link, archive[1].link, archive[3].link, fresh.link, later.link, stale.link]
-    )
-    assert [e["entries"] for e in logs if e["event"] == "feed.backfilled"] == [1]
+    # archive[3] twice: once as it was, once its update (it was sent the original).
+    sent = [archive[0], archive[1], archive[3], archive[3], fresh, later, stale]
+    assert delivered_links(http_server, "backfill") == sorted(i.link for i in sent)
+    assert [e["entries"] for e in logs if e["event"] == "feed.backfilled"] == [2]
     duplicates = [e for e in logs if e["event"] == "entry.duplicate"]
     assert [e["title"] for e in duplicates] == [repeat.title]
 
@@ -116,7 +119,7 @@ def test_a_feeds_past_is_recorded_but_alerted_only_to_who_asks(
     )
     assert listing.finish() == 0
     rows = [json.loads(line) for line in listing.log_path.read_text().splitlines()]
-    assert [(r["feed"], r["backfilled"]) for r in rows] == [("blog", 5)]
+    assert [(r["feed"], r["backfilled"]) for r in rows] == [("blog", 6)]
 
 
 def test_a_feed_known_before_the_upgrade_alerts_its_next_news(tmp_path, connection, http_server):

@@ -32,6 +32,7 @@ from monitor.poller.schedule import KEEP_SECONDS
 log = structlog.get_logger()
 
 BATCH_SIZE = 200
+PAST = "p:"  # before an item's stored digest: it is of the feed's past (never alerted)
 JOB_TIMEOUT_SECONDS = 600
 
 # Marks the feed's current items seen (refreshing their place, so trimming only ever drops
@@ -63,8 +64,9 @@ return 0
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A document's items (one per key, with their digests), and which of them are new or
-    edited (each edited one with its `revision` set)."""
+    """A document's items (one per key, with their digests as stored: PAST-marked for the
+    feed's past), and which of them are new or edited (each edited one with its `revision`
+    set)."""
 
     items: list[Entry]
     digests: list[str]
@@ -146,15 +148,19 @@ class EntryQueue:
             pipe.zmscore(keys.feed_seen(feed.name), item_keys)
             pipe.hmget(keys.feed_digests(feed.name), item_keys)
             scores, known_digests = pipe.execute()
-        new, edited = [], []
+        new, edited, stored = [], [], []
         oldest = datetime.now(UTC) - self.max_age
         for entry, current, score, known in zip(items, digests, scores, known_digests, strict=True):
-            past = is_past(entry, first_document, oldest)
+            known_digest = known.decode() if known is not None else None
+            # An item of the past stays one: an edit of what was never alerted is no update.
+            was_past = known_digest is not None and known_digest.startswith(PAST)
+            past = was_past or is_past(entry, first_document, oldest)
             if score is None:
                 new.append(replace(entry, backfilled=past))
-            elif known is not None and known.decode() != current:
+            elif known_digest is not None and known_digest.removeprefix(PAST) != current:
                 edited.append(replace(entry, revision=current, backfilled=past))
-        return Checked(items, digests, new, edited)
+            stored.append(PAST + current if past else current)
+        return Checked(items, stored, new, edited)
 
     def enqueue(self, pipe: redis.client.Pipeline, feed: Feed, checked: Checked) -> Submitted:
         """Queue the new and edited entries and mark the document's items seen, in the
