@@ -39,6 +39,8 @@ def slack_problem(payload: dict[str, Any]) -> str | None:
     blocks = payload.get("blocks")
     if not isinstance(blocks, list) or not 0 < len(blocks) <= 50:
         return "blocks must be 1 to 50"
+    if sum(len(json.dumps(b, ensure_ascii=False)) for b in blocks) > 13_000:
+        return "blocks too long in all"
     texts = [payload["text"]]
     for block in blocks:
         if block.get("type") == "section":

@@ -22,6 +22,7 @@ from monitor.core.models import Alert, Entry, Format
 # The services' documented limits (characters), with room to spare where they count bytes.
 SLACK_TEXT = 3000  # a section block's text; also kept for the notification `text`
 SLACK_BLOCKS = 50
+SLACK_ALL_BLOCKS = 10_000  # text of all blocks; Slack refuses ~13k in all (msg_blocks_too_long)
 DISCORD_CONTENT = 2000
 DISCORD_TITLE = 256
 DISCORD_DESCRIPTION = 4096
@@ -137,17 +138,20 @@ def _slack_line(story: Alert) -> str:
 
 def slack(alert: Alert) -> bytes:
     stories = _stories(alert)
-    lines = [_slack_line(story) for story in stories]
-    shown = lines[: SLACK_BLOCKS - 1]
+    lines = [_cut(_slack_line(story), SLACK_TEXT) for story in stories]
+    shown: list[str] = []
+    for line in lines:  # within the block count, and the size Slack takes for all of them
+        if len(shown) == SLACK_BLOCKS - 1 or sum(map(len, shown)) + len(line) > SLACK_ALL_BLOCKS:
+            break
+        shown.append(line)
+    shown = shown or [lines[0][: SLACK_ALL_BLOCKS - 1]]
     blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(line, SLACK_TEXT)}}
-        for line in shown
+        {"type": "section", "text": {"type": "mrkdwn", "text": line}} for line in shown
     ]
     if len(lines) > len(shown):
         more = f"and {len(lines) - len(shown)} more"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
-    first = stories[0].entry
-    text = _cut(f"{_heading(alert)}: {slack_escape(_title(first))}", SLACK_TEXT)
+    text = _cut(f"{_heading(alert)}: {slack_escape(_title(stories[0].entry))}", SLACK_TEXT)
     return _json({"text": text, "blocks": blocks})
 
 
