@@ -55,9 +55,10 @@ def _cut_escaped(text: str, limit: int, escape: Callable[[str], str]) -> str:
     escaped = escape(text)
     if len(escaped) <= limit:
         return escaped
-    while len(escaped) > limit - 1:
-        text = text[: max(len(text) - max(len(escaped) - limit, 1) - 1, 0)]
-        escaped = escape(text)
+    text = text[:limit]  # escaping never shortens
+    while len(escaped := escape(text)) > limit - 1:
+        # An escape is at most 5 characters for 1 ("&amp;"): drop a fifth of the excess.
+        text = text[: len(text) - max((len(escaped) - limit + 1) // 5, 1)]
     return escaped + ELLIPSIS
 
 
