@@ -66,7 +66,7 @@ def test_filters_narrow_a_subscription(subscription, title, summary, feed, passe
 
 
 def test_energy_only_about_zaporizhzhia_not_markets_is_one_subscription(
-    tmp_path, connection, http_server
+    tmp_path, connection, http_server, start_process, redis_url
 ):
     items = [ZAPORIZHZHIA, MARKETS, ELSEWHERE]
     http_server.route("/wire.xml", (200, RSS, rss(items)))
@@ -120,6 +120,13 @@ def test_energy_only_about_zaporizhzhia_not_markets_is_one_subscription(
         if r.path == "/all"
     ]
     assert sorted(to_all) == sorted([ZAPORIZHZHIA.link, MARKETS.link])
+
+    listing = start_process(
+        "subscriptions", "list", "--config", str(directory), env={"REDIS_URL": redis_url}
+    )
+    assert listing.finish() == 0
+    desk = next(line for line in listing.log_path.read_text().splitlines() if "desk" in line)
+    assert desk.endswith("feeds=wire  keywords=Zaporizhzhia  exclude_keywords=market"), desk
 
 
 @pytest.mark.parametrize(

@@ -199,8 +199,26 @@ def list_subscriptions(args: argparse.Namespace, config: Config) -> int:
         else:
             status = "ok"
         topics = ",".join(sorted(subscription.topics))
-        print(f"{subscription.id:<16} {status}  [{topics}] {redact_url(subscription.url)}")
+        print(
+            f"{subscription.id:<16} {status}  [{topics}] {redact_url(subscription.url)}"
+            + "".join(f"  {option}" for option in _options(subscription))
+        )
     return 0
+
+
+def _options(subscription: Subscription) -> list[str]:
+    """What a subscription asks beyond its topics, as subscriptions.toml says it."""
+    options = [f"format={subscription.format}"] if subscription.format != "standard" else []
+    if subscription.digest_minutes:
+        options.append(f"digest_minutes={subscription.digest_minutes}")
+    if subscription.backfill_hours:
+        options.append(f"backfill_hours={subscription.backfill_hours:g}")
+    if subscription.feeds:
+        options.append(f"feeds={','.join(sorted(subscription.feeds))}")
+    for name in ("keywords", "exclude_keywords"):
+        if words := getattr(subscription, name):
+            options.append(f"{name}={','.join(words)}")
+    return options
 
 
 def enable(args: argparse.Namespace, config: Config) -> int:
