@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,9 +24,10 @@ from jsonschema import Draft202012Validator, FormatChecker
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from monitor.core import keys
 from monitor.core.config import Config, load_config
 from monitor.core.documents import alert_document
-from monitor.core.models import Alert, Entry
+from monitor.core.models import Alert, Entry, Feed
 from monitor.poller.loop import Poller
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 from workers import runtime, worker
@@ -133,6 +135,15 @@ def write_config(
     return directory
 
 
+def polled_before(connection: redis.Redis, feeds: Iterable[Feed]) -> None:
+    """Give these feeds a first fetch in the past, as if an earlier poller had read their
+    archive: their next document is news, not their past (which the workers never alert)."""
+    with connection.pipeline() as pipe:
+        for feed in feeds:
+            pipe.hset(keys.feed_state(feed.name), "first_fetched", time.time() - 3600)
+        pipe.execute()
+
+
 def run_worker(config: Config, connection: redis.Redis) -> None:
     """Drain newsmon's queues with a real RQ worker in this process."""
     runtime.install(runtime.Runtime.build(config, connection))
@@ -223,9 +234,20 @@ def blog_config(
     )
 
 
+def news_after_the_first_poll(document: bytes) -> Callable[[Request], Response]:
+    """A feed's answers: an empty first document (a feed's first is its past, never alerted),
+    then `document`, as news."""
+    polls = itertools.count()
+
+    def answer(_request: Request) -> Response:
+        return (200, RSS, rss([]) if next(polls) == 0 else document)
+
+    return answer
+
+
 def run_config(tmp_path: Path, http_server: LocalServer) -> Path:
     """A config folder: one live blog polled every second, one subscription to everything."""
-    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG)))
+    http_server.route("/blog.xml", news_after_the_first_poll(rss(ROUND_ONE_LIVEBLOG)))
     http_server.route("/hook", (200, {}, b""))
     settings = f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
     return blog_config(tmp_path / "config", http_server, settings=settings, interval_seconds=1)

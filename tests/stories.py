@@ -11,7 +11,13 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
 from xml.sax.saxutils import escape
+
+# Today's news (a feed's past, published before [alerts] max_age_hours, is not alerted).
+PUBLISHED = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+PLUS_ONE = timezone(timedelta(hours=1))
 
 BOILERPLATE = (
     "Your support keeps our reporters close to the story. "
@@ -230,7 +236,7 @@ def rss(items: list[Item], title: str = "Live: war in Ukraine", head: str = "") 
         f'<item><guid isPermaLink="false">{escape(i.guid)}</guid><title>{escape(i.title)}</title>'
         f"<link>{escape(i.link)}</link>"
         f"<description>{escape('<p>' + i.summary + '</p>')}</description>"
-        f"<pubDate>Tue, 28 Jan 2025 09:58:00 GMT</pubDate></item>"
+        f"<pubDate>{format_datetime(PUBLISHED, usegmt=True)}</pubDate></item>"
         for i in items
     )
     return (
@@ -244,12 +250,12 @@ def atom(items: list[Item], title: str = "Wire: Europe") -> bytes:
     body = "".join(
         f"<entry><id>urn:wire:{escape(i.guid)}</id><title>{escape(i.title)}</title>"
         f'<link href="{escape(i.link)}"/><summary>{escape(i.summary)}</summary>'
-        f"<updated>2025-01-28T10:00:00Z</updated></entry>"
+        f"<updated>{PUBLISHED.isoformat()}</updated></entry>"
         for i in items
     )
     return (
         f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-        f"<title>{escape(title)}</title><id>urn:wire</id><updated>2025-01-28T10:00:00Z</updated>"
+        f"<title>{escape(title)}</title><id>urn:wire</id><updated>{PUBLISHED.isoformat()}</updated>"
         f"{body}</feed>"
     ).encode()
 
@@ -265,7 +271,7 @@ def json_feed(items: list[Item], title: str = "Daily") -> bytes:
                     "url": i.link,
                     "title": i.title,
                     "summary": i.summary,
-                    "date_published": "2025-01-28T10:05:00+01:00",
+                    "date_published": PUBLISHED.astimezone(PLUS_ONE).isoformat(),
                 }
                 for i in items
             ],

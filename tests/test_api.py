@@ -64,6 +64,17 @@ def body(**fields: object) -> dict:
     return {"id": "ops", "url": "https://hooks.example/ops", "topics": ["health"], **fields}
 
 
+# What a subscription shows of the options it was made without.
+OPTIONS_LEFT_OUT = {
+    "format": "standard",
+    "feeds": [],
+    "keywords": [],
+    "exclude_keywords": [],
+    "digest_minutes": 0,
+    "backfill_hours": 0.0,
+}
+
+
 def test_the_api_is_off_without_a_token_but_the_schemas_are_served(served):
     base = served(token=None).url
     assert httpx.get(f"{base}/api/v1/subscriptions").status_code == 404
@@ -98,6 +109,7 @@ def test_create_list_get_update_delete(served, connection):
     assert secret.startswith("whsec_") and len(secret) > 40
     assert view == {
         **body(),
+        **OPTIONS_LEFT_OUT,
         "source": "api",
         "created": view["created"],
         "updated": view["created"],
@@ -286,6 +298,7 @@ def test_bad_updates_name_their_field(served):
         assert answer.status_code == 422 and answer.json()["field"] == field, payload
     assert server.call("GET", "/subscriptions/ops").json() | {"created": 0, "updated": 0} == {
         **body(),
+        **OPTIONS_LEFT_OUT,
         "source": "api",
         "created": 0,
         "updated": 0,
@@ -369,3 +382,27 @@ def served_once(served) -> Served:
     server = served()
     server.call("POST", "/subscriptions", json=body())
     return server
+
+
+def test_the_options_of_subscriptions_toml_are_the_apis_too(served):
+    """One check serves the file and the API: a format, filters, a digest and the feeds' past
+    are accepted as in subscriptions.toml, tags resolved to the feeds that carry them, and
+    the same mistakes refused naming their key."""
+    server = served(feeds=[{"name": "wire", "url": "https://wire.example/rss", "tags": ["ua"]}])
+    options = {
+        "format": "slack",
+        "tags": ["ua"],
+        "keywords": ["Zaporizhzhia"],
+        "exclude_keywords": ["markets"],
+        "digest_minutes": 30,
+        "backfill_hours": 6,
+    }
+    made = server.call("POST", "/subscriptions", json=body(**options, secret=SECRET))
+    assert made.status_code == 201
+    view = made.json()
+    assert view["format"] == "slack" and view["feeds"] == ["wire"]
+    assert view["keywords"] == ["Zaporizhzhia"] and view["exclude_keywords"] == ["markets"]
+    assert (view["digest_minutes"], view["backfill_hours"]) == (30, 6)
+    for key, value in (("format", "telegram"), ("tags", ["nowhere"]), ("digest_minutes", 0)):
+        refused = server.call("POST", "/subscriptions", json=body(id="other", **{key: value}))
+        assert refused.status_code == 422 and refused.json()["field"] == key, key

@@ -23,6 +23,7 @@ from tests.helpers import (
     SECRET,
     assert_valid_delivery,
     load,
+    polled_before,
     run_worker,
     schema_validator,
     write_config,
@@ -33,15 +34,17 @@ TOKEN = "test-token-0123456789"
 
 
 @pytest.fixture
-def setup(tmp_path, http_server, serve_url, monkeypatch):
-    """A feed at /blog.xml, a receiver at /hook, no subscription in the file, and `newsmon
-    serve` with the API on; returns (config, API base URL, an authorised client)."""
+def setup(tmp_path, http_server, serve_url, monkeypatch, connection):
+    """A feed at /blog.xml (polled before, so what it serves is news), a receiver at /hook,
+    no subscription in the file, and `newsmon serve` with the API on; returns (config, API
+    base URL, an authorised client)."""
     monkeypatch.setenv(API_TOKEN_ENV, TOKEN)
     http_server.route("/hook", (200, {}, b""))
     directory = write_config(
         tmp_path / "config", feeds=[{"name": "blog", "url": http_server.url_for("/blog.xml")}]
     )
     config = load(directory)
+    polled_before(connection, config.feeds)
     client = httpx.Client(headers={"authorization": f"Bearer {TOKEN}"}, timeout=10)
     yield config, serve_url(config) + "/api/v1", client
     client.close()

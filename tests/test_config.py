@@ -115,6 +115,38 @@ def test_shipped_config_is_valid():
             "min_interval_seconds <= interval_seconds",
         ),
         ([], [], '[websub]\ncallback_url = "ws"\n', "newsmon.toml", "websub.callback_url", "http"),
+        (
+            [],
+            [],
+            "[alerts]\nmax_age_hours = 0\n",
+            "newsmon.toml",
+            "alerts.max_age_hours",
+            "more than 0",
+        ),
+        (
+            [],
+            [{**GOOD_SUB, "format": "mattermost"}],
+            "",
+            "subscriptions.toml",
+            "subscriptions[0].format",
+            "unknown format 'mattermost'; write one of 'standard', 'slack'",
+        ),
+        (
+            [],
+            [{**GOOD_SUB, "digest_minutes": 0}],
+            "",
+            "subscriptions.toml",
+            "subscriptions[0].digest_minutes",
+            "at least 1 and at most 1440 minutes",
+        ),
+        (
+            [],
+            [{**GOOD_SUB, "backfill_hours": -1}],
+            "",
+            "subscriptions.toml",
+            "subscriptions[0].backfill_hours",
+            "0 sends none",
+        ),
     ],
 )
 def test_each_problem_names_file_key_and_fix(

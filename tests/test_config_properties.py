@@ -187,6 +187,7 @@ SETTINGS = {
     "disable_after_hours": number(0, 720, above=True),
     "dead_letter_days": number(0, 365, above=True),
     "websub_callback_url": Key(good_urls, urls),
+    "max_age_hours": number(0, 365 * 24, above=True),
     "data_dir": Key(
         st.from_regex(r"[A-Za-z0-9_./-]{0,20}", fullmatch=True),
         texts | st.sampled_from(["~no-such-user-x/data", "a\x00b", "~"]),
@@ -219,6 +220,14 @@ subscription_keys = {
             st.lists(st.sampled_from(["*", "health", "sport", ""]) | toml_values, max_size=3),
         )
     ),
+    "backfill_hours": number(0, 365 * 24),
+    "format": Key(st.sampled_from(["standard", "slack", "discord", "teams"]), texts),
+    "digest_minutes": number(1, 24 * 60, whole=True),
+    # The valid folder's one feed is "blog", untagged.
+    "feeds": Key(st.just(["blog"]), st.lists(texts | toml_values, max_size=2)),
+    "tags": Key(st.nothing(), st.lists(texts | toml_values, max_size=2)),
+    "keywords": Key(st.lists(phrases, min_size=1, max_size=3), st.lists(texts, max_size=3)),
+    "exclude_keywords": Key(st.lists(phrases, min_size=1, max_size=3), st.lists(texts, max_size=3)),
 }
 secrets = Key(
     st.sampled_from([SECRET, [SECRET, SECRET]]), st.sampled_from([[], "whsec_", "x"]), True

@@ -11,7 +11,7 @@ from pathlib import Path
 from standardwebhooks import Webhook
 
 from monitor.poller.loop import Poller
-from tests.helpers import SECRET, load, make_alerts, write_config
+from tests.helpers import SECRET, load, make_alerts, polled_before, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, rss
 from workers import runtime
 from workers.delivery.deadletters import DeadLetters
@@ -35,6 +35,7 @@ def setup(tmp_path, connection, http_server, answer, items=3, schedule="[0, 1, 1
         + settings,
     )
     config = load(directory)
+    polled_before(connection, config.feeds)
     Poller(config, connection).poll_feeds([config.feeds[0]])[0]
     return directory
 
@@ -192,6 +193,7 @@ def test_a_hanging_endpoint_does_not_hold_up_a_healthy_one(
         settings="[delivery]\ntimeout_seconds = 1\nmax_in_flight = 2\n",
     )
     config = load(directory)
+    polled_before(connection, config.feeds)
     Poller(config, connection).poll_feeds([config.feeds[0]])[0]
     worker = start_process("worker", "--config", str(directory), env={"REDIS_URL": redis_url})
     started = time.monotonic()

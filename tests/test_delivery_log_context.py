@@ -9,13 +9,15 @@ import structlog
 from structlog.contextvars import get_contextvars, merge_contextvars
 
 from monitor.poller.loop import Poller
-from tests.helpers import RSS, blog_config, load, run_worker
+from tests.helpers import RSS, blog_config, load, polled_before, run_worker
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
 # The keys of each event, as its JSON line has them (the renderer adds level and timestamp).
 KEYS = {
     "entry.classified": {"job_id", "entry_id", "feed", "story_id", "topics", "title"},
-    "alert.enqueued": {"job_id", "alert_id", "subscription", "entry_id", "story_id", "topics"},
+    "alert.enqueued": {
+        *("job_id", "alert_id", "subscription", "entry_id", "story_id", "topics", "digest"),
+    },
     "alert.delivered": {
         "job_id",
         "subscription",
@@ -32,6 +34,7 @@ def test_no_job_leaves_its_ids_on_the_next_jobs_lines(tmp_path, connection, http
     http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG[:2])))
     http_server.route("/hook", (204, {}, b""))
     config = load(blog_config(tmp_path / "config", http_server, "/hook"))
+    polled_before(connection, config.feeds)
     poller = Poller(config, connection)
     with structlog.testing.capture_logs(processors=[merge_contextvars]) as logs:
         poller.poll_feeds(config.feeds)

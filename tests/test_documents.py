@@ -14,7 +14,7 @@ from monitor.core import documents, keys, queues
 from monitor.core.documents import DocumentError, alert_document, read_alert
 from monitor.core.models import Alert, Entry
 from monitor.poller.loop import Poller
-from tests.helpers import blog_config, load, run_worker
+from tests.helpers import blog_config, load, polled_before, run_worker
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 from workers.delivery.deadletters import DeadLetters
 
@@ -30,6 +30,7 @@ entries = st.builds(
     summary=text,
     published=st.none() | st.datetimes(timezones=st.just(UTC)),
     revision=text,
+    backfilled=st.booleans(),
     text=text,
     story_id=text,
     topics=st.lists(text, max_size=3).map(tuple),
@@ -42,6 +43,26 @@ alerts = st.builds(
     entry=entries,
     created=st.datetimes(timezones=st.just(UTC)),
 )
+# A digest: an alert listing others.
+alerts = alerts | st.builds(
+    Alert,
+    id=text,
+    subscription_id=text,
+    topics=st.lists(text, max_size=3).map(tuple),
+    entry=entries,
+    created=st.datetimes(timezones=st.just(UTC)),
+    stories=st.lists(alerts, min_size=1, max_size=3).map(tuple),
+)
+
+
+@given(alerts)
+def test_a_document_written_before_backfill_and_digests_reads_as_neither(alert):
+    stored = json.loads(json.dumps(alert_document(alert)))
+    del stored["stories"]
+    del stored["entry"]["backfilled"]
+    old = read_alert(stored)
+    assert old.stories == () and old.entry.backfilled is False
+    assert old.entry.title == alert.entry.title
 
 
 @given(alerts)
@@ -69,6 +90,7 @@ def setup(tmp_path, connection, http_server, status=200):
     )
     http_server.route("/hook", (status, {}, b""))
     config = load(blog_config(tmp_path / "config", http_server, "/hook"))
+    polled_before(connection, config.feeds)
     Poller(config, connection).poll_feeds(config.feeds)
     return config
 

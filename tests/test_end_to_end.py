@@ -11,7 +11,14 @@ from standardwebhooks import Webhook
 from structlog.contextvars import merge_contextvars
 
 from monitor.poller.loop import Poller
-from tests.helpers import SECRET, assert_valid_delivery, load, run_worker, write_config
+from tests.helpers import (
+    SECRET,
+    assert_valid_delivery,
+    load,
+    polled_before,
+    run_worker,
+    write_config,
+)
 from tests.stories import (
     DAILY_ITEMS,
     ROUND_ONE_LIVEBLOG,
@@ -61,6 +68,7 @@ def test_rounds_of_feeds_alert_once_per_story_per_subscription(tmp_path, connect
             ],
         )
     )
+    polled_before(connection, config.feeds)
     poller = Poller(config, connection)
     items_by_link = {i.link: i for i in [*ROUND_TWO_LIVEBLOG, *WIRE_ITEMS, *DAILY_ITEMS]}
 
@@ -154,6 +162,7 @@ def test_an_item_edited_in_place_updates_its_story_once(tmp_path, connection, ht
             ],
         )
     )
+    polled_before(connection, config.feeds)
     poller = Poller(config, connection)
     assert poller.poll_feeds(config.feeds)[0].new_entries == 3
     run_worker(config, connection)

@@ -15,7 +15,7 @@ from prometheus_client.samples import Sample
 from monitor.core import __version__
 from monitor.core.histograms import FETCH, HISTOGRAMS, Histogram, distribution
 from monitor.poller.loop import Poller
-from tests.helpers import REPO, SECRET, load, run_worker, write_config
+from tests.helpers import REPO, SECRET, load, polled_before, run_worker, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
 DASHBOARD = REPO / "deploy" / "grafana" / "newsmon.json"
@@ -63,6 +63,7 @@ def scraped(tmp_path, connection, http_server, serve_url) -> dict[str, list[Samp
             ],
         )
     )
+    polled_before(connection, config.feeds)  # so that the document is news, alerted
     Poller(config, connection).poll_feeds(config.feeds)
     run_worker(config, connection)
     response = httpx.get(f"{serve_url(config)}/metrics")

@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 from monitor.core import keys
 from monitor.core.models import Alert, Entry
 from monitor.poller.loop import Poller
-from tests.helpers import SECRET, load, write_config
+from tests.helpers import SECRET, load, polled_before, write_config
 from tests.stories import rss, unrelated_items
 
 RSS = {"content-type": "application/rss+xml"}
@@ -71,6 +71,7 @@ def test_every_alert_arrives_though_the_workers_die(
     if moment == "after_pop":
         for worker in first:
             worker.popen.send_signal(signal.SIGSTOP)
+    polled_before(connection, config.feeds)
     Poller(config, connection).poll_feeds(config.feeds)
     if moment == "after_pop":
         time.sleep(0.5)

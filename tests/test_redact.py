@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from monitor.core.log import truncate_text
 from monitor.core.redact import redact_url, redact_urls
-from tests.helpers import SECRET, write_config
+from tests.helpers import SECRET, load, polled_before, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
 # Secrets are upper case and every other part lower case, so a secret found in the output
@@ -132,6 +132,7 @@ def test_log_lines_and_cli_output_show_no_credentials(
     env = {"REDIS_URL": redis_url}
     secrets = ("pw-FEED-1", "tok-HOOK-2", "key-FEED-3")
 
+    polled_before(connection, load(directory).feeds)
     poll = start_process("poll", "--config", str(directory), env=env)
     poll.wait_for(lambda: "feed.fetched" in [e["event"] for e in poll.events()])
     assert poll.stop() == 0

@@ -7,7 +7,7 @@ import json
 import time
 
 from monitor.ops.redis_server import EmbeddedRedis, connect
-from tests.helpers import SECRET, write_config
+from tests.helpers import SECRET, news_after_the_first_poll, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
 RSS = {"content-type": "application/rss+xml"}
@@ -21,7 +21,7 @@ def test_poller_and_worker_ride_out_a_redis_restart(tmp_path, http_server, start
         answers.append(503 if not answers else 200)
         return answers[-1], {"retry-after": "4"}, b""
 
-    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG[:1])))
+    http_server.route("/blog.xml", news_after_the_first_poll(rss(ROUND_ONE_LIVEBLOG[:1])))
     http_server.route("/hook", first_busy)
     directory = write_config(
         tmp_path / "config",

@@ -12,7 +12,7 @@ from monitor.core.models import Entry
 from monitor.ops.redis_server import EmbeddedRedis, connect
 from monitor.ops.redis_server import answers as redis_answers
 from monitor.poller.loop import Poller
-from tests.helpers import RSS, load, run_config
+from tests.helpers import RSS, load, polled_before, run_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss, unrelated_items
 
 
@@ -82,6 +82,8 @@ def test_work_queued_before_a_restart_is_done_after_it(
     # Entries are queued, then Redis goes down before any worker has seen them.
     server = EmbeddedRedis(config.settings.data_dir / "redis")
     connection = connect(server.start())
+    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG)))
+    polled_before(connection, config.feeds)
     Poller(config, connection).poll_feeds([config.feeds[0]])[0]
     connection.close()
     server.kill()  # as abrupt as a power cut: AOF (fsync every second) must hold the jobs

@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from monitor.core.models import Alert, Entry
 from tests.helpers import SECRET
-from workers.delivery.send import alert_body
+from workers.delivery.formats import standard as alert_body
 from workers.delivery.signing import new_secret, signed_headers
 
 ALERT = Alert(

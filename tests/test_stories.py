@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from monitor.core.models import Entry
 from monitor.ops.redis_server import connect
 from monitor.poller.loop import Poller
-from tests.helpers import REPO, RSS, SECRET, load, run_worker, write_config
+from tests.helpers import REPO, RSS, SECRET, load, polled_before, run_worker, write_config
 from tests.stories import Item, rss
 from workers.ml.encoder import shipped
 from workers.ml.evaluation import evaluate_stories
@@ -194,6 +194,7 @@ def test_two_outlets_one_event_one_alert_and_the_story_lists_both(
         ],
     )
     config = load(directory)
+    polled_before(connection, config.feeds)
     poller = Poller(config, connection)
     poller.poll_feeds(config.feeds[:1])
     run_worker(config, connection)

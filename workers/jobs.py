@@ -72,16 +72,25 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     alerts: dict[str, list[Alert]] = defaultdict(list)
     counts: Counter[str] = Counter(entries_processed=len(entries))
     normalised = [normalise(entry) for entry in entries]
+    # The feed's past is recorded for dedupe only, unless a subscription asks for it: no
+    # sentence vector, no topics, no alert. A cold start of many feeds is mostly past.
+    subscriptions = rt.config.subscriptions
+    unwanted = [
+        e.backfilled and not any(s.wants_past(e, now) for s in subscriptions) for e in normalised
+    ]
     vectors = None
     if rt.encoder:  # the encoder is the costly step: not for an exact repeat, which never alerts
         repeats = rt.deduper.repeats(normalised)
         vectors = [
-            None if repeat else rt.encoder.vector(e.text)
-            for e, repeat in zip(normalised, repeats, strict=True)
+            None if repeat or past else rt.encoder.vector(e.text)
+            for e, repeat, past in zip(normalised, repeats, unwanted, strict=True)
         ]
     checked = rt.deduper.check(normalised, vectors)
     reports: list[Entry] = []
-    for (entry, duplicate), vector in zip(checked, vectors or [None] * len(checked), strict=True):
+    rows = zip(checked, vectors or [None] * len(checked), unwanted, strict=True)
+    for (entry, duplicate), vector, past in rows:
+        if past:  # not a story of now either: a later report of it starts the record
+            continue
         with bound_contextvars(entry_id=entry.id, feed=entry.feed_name, story_id=entry.story_id):
             if entry.revision:
                 # An item edited in place updates its story. Only the entry that was alerted
@@ -113,20 +122,32 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
         for entry in reports:
             rt.stories.add(pipe, entry)
         pipe.execute()
+    # A digest subscription's alerts wait for its digest; the others are sent now.
+    held = {s.id: s for s in subscriptions if s.digest_minutes and s.id in alerts}
+    if held:
+        with rt.connection.pipeline(transaction=True) as pipe:
+            for subscription in held.values():
+                rt.digests.hold(pipe, subscription, alerts[subscription.id])
+            pipe.execute()
     counts["alerts_enqueued"] = schedule_deliveries(
-        rt.connection, rt.config.settings, alerts, attempt=1, delay_seconds=0
+        rt.connection,
+        rt.config.settings,
+        {sid: a for sid, a in alerts.items() if sid not in held},
+        attempt=1,
+        delay_seconds=0,
     )
     share = (datetime.now(UTC) - now).total_seconds() / len(entries)
     counters.record(rt.connection, counts, observations={ENTRY_PROCESSING: [share] * len(entries)})
-    for subscription_alerts in alerts.values():
+    for subscription_id, subscription_alerts in alerts.items():
         for alert in subscription_alerts:
             log.info(
                 "alert.enqueued",
                 alert_id=alert.id,
-                subscription=alert.subscription_id,
+                subscription=subscription_id,
                 entry_id=alert.entry.id,
                 story_id=alert.entry.story_id,
                 topics=list(alert.topics),
+                digest=subscription_id in held,
             )
     return counts
 
@@ -148,14 +169,9 @@ def schedule_deliveries(
         for subscription_id, subscription_alerts in alerts.items():
             for start in range(0, len(subscription_alerts), DELIVERY_CHUNK):
                 chunk = subscription_alerts[start : start + DELIVERY_CHUNK]
-                job = queue.create_job(
-                    queues.DELIVER_JOB,
-                    args=(subscription_id, [alert_document(a) for a in chunk], attempt),
-                    # Longer than the worst case, so RQ never runs one delivery twice at once.
-                    timeout=int(len(chunk) * per_message_seconds) + 60,
-                    retry=queues.JOB_RETRY,
-                    result_ttl=0,
-                    description=f"deliver {len(chunk)} to {subscription_id}, attempt {attempt}",
+                documents = [alert_document(a) for a in chunk]
+                job = queues.delivery_job(
+                    queue, subscription_id, documents, attempt, per_message_seconds
                 )
                 if delay_seconds > 0:
                     queue.schedule_job(job, when, pipeline=pipe)

@@ -16,6 +16,7 @@ from monitor.core.config import Config, config_dir, load_config
 from monitor.core.models import Subscription
 from monitor.core.subscriptions import Subscriptions
 from workers.delivery.deadletters import DeadLetters
+from workers.delivery.digests import Digests
 from workers.delivery.endpoints import EndpointPolicy, Endpoints
 from workers.delivery.messages import MessageLog
 from workers.delivery.send import Deliverer
@@ -37,6 +38,7 @@ class Runtime:
     stories: Stories
     deliverer: Deliverer
     dead_letters: DeadLetters
+    digests: Digests
     endpoints: Endpoints
     policy: EndpointPolicy
     subscriptions: Subscriptions  # the file's and the API's, refreshed every few seconds
@@ -64,6 +66,7 @@ class Runtime:
                 settings.delivery_timeout_seconds, settings.max_in_flight_per_endpoint
             ),
             dead_letters=DeadLetters(connection, settings.dead_letter_days * 86400),
+            digests=Digests(connection, settings.delivery_timeout_seconds + 1),
             endpoints=endpoints,
             policy=EndpointPolicy(endpoints, settings),
             subscriptions=Subscriptions(config, connection),
@@ -92,6 +95,12 @@ _current: Runtime | None = None
 def install(runtime: Runtime) -> None:
     global _current
     _current = runtime
+
+
+def installed() -> Runtime | None:
+    """The runtime `newsmon worker` installed, if any (a plain `rq worker` has none until
+    its first job)."""
+    return _current
 
 
 def current() -> Runtime:

@@ -6,6 +6,7 @@
 - RQ's scheduler (retries and deferred deliveries) runs in a thread of this process rather
   than a forked child, beside the sweep that gives back a dead worker's jobs; both ride out
   a Redis outage and move scheduled work again within seconds of Redis coming back.
+- The same thread sends the digests that are due (workers/delivery/digests.py).
 - When Redis goes away mid-job, RQ's work loop ends; this one waits for Redis, gives back
   the job it held and starts again, instead of exiting into a restart loop.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -25,7 +27,7 @@ from rq.scheduler import RQScheduler
 
 from monitor.core import keys, queues
 from monitor.core.outage import UNAVAILABLE, wait_for_redis
-from workers import recovery
+from workers import recovery, runtime
 
 log = structlog.get_logger()
 
@@ -116,6 +118,7 @@ def run(connection: redis.Redis, name: str, burst: bool) -> int:
         )
         _move_scheduled(scheduler)
         scheduler.release_locks()
+        _send_due_digests()
     else:
         background.start()
     while True:
@@ -152,6 +155,7 @@ def _schedule_and_sweep(connection: redis.Redis, name: str, stopping: threading.
     while not stopping.wait(SCHEDULER_INTERVAL_SECONDS):
         try:
             _move_scheduled(scheduler)
+            _send_due_digests()
             if time.monotonic() >= next_sweep:
                 if released := recovery.release_dead_workers(connection):
                     log.warning("worker.jobs_released", worker=name, released_jobs=released)
@@ -160,6 +164,13 @@ def _schedule_and_sweep(connection: redis.Redis, name: str, stopping: threading.
             wait_for_redis(connection, stopping)
     with contextlib.suppress(UNAVAILABLE):  # else the locks expire by themselves
         scheduler.release_locks()
+
+
+def _send_due_digests() -> None:
+    """Digests whose time has come onto the deliveries queue (digests.py); any worker may,
+    as taking them is one transaction."""
+    if rt := runtime.installed():
+        rt.digests.send_due(datetime.now(UTC))
 
 
 def _move_scheduled(scheduler: RQScheduler) -> None:

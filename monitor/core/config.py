@@ -29,6 +29,7 @@ from monitor.core.models import (
     DIMENSIONS,
     ENCODER_ID,
     Feed,
+    Format,
     Subscription,
     Topic,
     TopicModel,
@@ -63,6 +64,7 @@ class Settings:
     disable_after_hours: float = 120.0
     dead_letter_days: float = 14.0
     websub_callback_url: str = ""
+    max_age_hours: float = 24.0
     data_dir: Path = field(default_factory=lambda: default_data_dir())
 
 
@@ -123,7 +125,7 @@ def load_config(directory: Path) -> Config:
     topic_model = _topic_model(directory / TOPIC_MODEL, topics, problems)
     feeds = _feeds(_Reader(directory / "feeds.toml", problems), settings)
     subscriptions = _subscriptions(
-        _Reader(directory / "subscriptions.toml", problems), {t.name for t in topics}
+        _Reader(directory / "subscriptions.toml", problems), {t.name for t in topics}, feeds
     )
     if problems:
         raise ConfigError(problems)
@@ -388,6 +390,7 @@ WINDOW_HOURS = _between(0.01, 30 * 24, " hours (30 days)")
 MAX_IN_FLIGHT = _between(1, 100)
 DISABLE_AFTER_HOURS = _between(0, 30 * 24, " hours (30 days)", above=True)
 DEAD_LETTER_DAYS = _between(0, 365, " days (a year)", above=True)
+AGE_HOURS = _between(0, 365 * 24, " hours (a year)", above=True)
 # topics.toml
 TOPIC_THRESHOLD = _between(0, 1000, above=True)
 TERM_WEIGHT = _between(-1000, 1000)
@@ -410,6 +413,7 @@ SETTINGS_KEYS = (
     ("delivery", "disable_after_hours", "disable_after_hours", NUMBER, DISABLE_AFTER_HOURS),
     ("delivery", "dead_letter_days", "dead_letter_days", NUMBER, DEAD_LETTER_DAYS),
     ("websub", "callback_url", "websub_callback_url", str, _http_url),
+    ("alerts", "max_age_hours", "max_age_hours", NUMBER, AGE_HOURS),
     ("storage", "data_dir", "data_dir", str, _data_dir),
 )
 
@@ -565,14 +569,23 @@ def _secret_check(value: str) -> str | None:
     return None
 
 
-SUBSCRIPTION_KEYS = frozenset({"id", "url", "topics", "secret", "secret_env"})
+SUBSCRIPTION_KEYS = frozenset(
+    {
+        *("id", "url", "topics", "secret", "secret_env", "format", "backfill_hours"),
+        *("feeds", "tags", "keywords", "exclude_keywords", "digest_minutes"),
+    }
+)
+DIGEST_MINUTES = _between(1, 24 * 60, " minutes (a day); leave it out for one message a story")
+BACKFILL_HOURS = _between(0, 365 * 24, " hours (a year); 0 sends none of the feeds' past")
 
 
-def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription, ...]:
+def _subscriptions(
+    reader: _Reader, topic_names: set[str], feeds: tuple[Feed, ...]
+) -> tuple[Subscription, ...]:
     subscriptions, seen_ids = [], set()
     for i, table in enumerate(reader.array_of_tables("subscriptions")):
         where = f"subscriptions[{i}]."
-        subscription = _subscription(reader, table, where, topic_names, SUBSCRIPTION_KEYS)
+        subscription = _subscription(reader, table, where, topic_names, feeds, SUBSCRIPTION_KEYS)
         sub_id = table.get("id")
         if isinstance(sub_id, str):  # anything else is already a problem
             if sub_id in seen_ids:
@@ -587,14 +600,18 @@ def _subscriptions(reader: _Reader, topic_names: set[str]) -> tuple[Subscription
 
 
 def check_subscription(
-    table: dict[str, Any], topic_names: set[str], source: str, keys: frozenset[str]
+    table: dict[str, Any],
+    topic_names: set[str],
+    feeds: tuple[Feed, ...],
+    source: str,
+    keys: frozenset[str],
 ) -> tuple[Subscription | None, list[Problem]]:
     """One subscription table as it arrives outside subscriptions.toml (the HTTP API, Redis),
     checked exactly as a [[subscriptions]] table is, with `keys` the keys it may hold: the
     subscription, or None and every problem found (each naming the key)."""
     problems: list[Problem] = []
     reader = _Reader.of(table, source, problems)
-    subscription = _subscription(reader, table, "", topic_names, keys)
+    subscription = _subscription(reader, table, "", topic_names, feeds, keys)
     return (None if problems else subscription), problems
 
 
@@ -603,6 +620,7 @@ def _subscription(
     table: dict[str, Any],
     where: str,
     topic_names: set[str],
+    feeds: tuple[Feed, ...],
     allowed: frozenset[str],
 ) -> Subscription | None:
     """The one check of a subscription table, wherever it comes from."""
@@ -619,9 +637,90 @@ def _subscription(
                 f"{where}topics", f"unknown topic {_shown(topic)}; known: {known}, or '*'"
             )
     secrets = _secrets(reader, table, where)
+    backfill_hours = _backfill_hours(reader, table, where)
+    format_ = _format(reader, table, where)
+    filters = _filters(reader, table, where, feeds)
+    digest_minutes = _digest_minutes(reader, table, where)
     if sub_id and url and topics and secrets:
-        return Subscription(sub_id, url, frozenset(topics), secrets)
+        return Subscription(
+            sub_id,
+            url,
+            frozenset(topics),
+            secrets,
+            format=format_,
+            backfill_hours=backfill_hours,
+            digest_minutes=digest_minutes,
+            **filters,
+        )
     return None
+
+
+def _filters(
+    reader: _Reader, table: dict[str, Any], where: str, feeds: tuple[Feed, ...]
+) -> dict[str, Any]:
+    """`feeds` and `tags` (resolved to the feeds they name), `keywords`, `exclude_keywords`:
+    the Subscription fields that narrow what it gets beyond its topics."""
+    names = _listed(reader, table, "feeds", where, _strings)
+    tags = _listed(reader, table, "tags", where, _strings)
+    known_names = {f.name for f in feeds}
+    known_tags = {t for f in feeds for t in f.tags}
+    for name in names:
+        if name not in known_names:
+            reader.problem(
+                f"{where}feeds",
+                f"unknown feed {_shown(name)}; name a feed of feeds.toml "
+                f"({_some(known_names)}), or remove it",
+            )
+    for tag in tags:
+        if tag not in known_tags:
+            reader.problem(
+                f"{where}tags",
+                f"no feed has the tag {_shown(tag)}; add it to a feed's tags in feeds.toml "
+                f"(tags in use: {_some(known_tags)}), or remove it",
+            )
+    chosen = set(names) | {f.name for f in feeds if set(f.tags) & set(tags)}
+    return {
+        "feeds": frozenset(chosen),
+        "keywords": tuple(_listed(reader, table, "keywords", where, _phrases)),
+        "exclude_keywords": tuple(_listed(reader, table, "exclude_keywords", where, _phrases)),
+    }
+
+
+def _listed(reader: _Reader, table: dict[str, Any], key: str, where: str, check: Check) -> list:
+    """An optional list that, when given, lists something: an empty one is a slip."""
+    values = reader.get(table, key, where, list, [], check)
+    if key in table and table[key] == []:
+        reader.problem(f"{where}{key}", "is empty; list at least one, or remove the key")
+    return values
+
+
+def _some(names: set[str], shown: int = 10) -> str:
+    """A few of `names`, for a problem's hint (feeds.toml may hold thousands)."""
+    first = sorted(names)[:shown]
+    more = f", and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(first) + more if first else "none"
+
+
+def _digest_minutes(reader: _Reader, table: dict[str, Any], where: str) -> int:
+    """Minutes between digests; 0 (the key left out) sends each story as it comes."""
+    return reader.get(table, "digest_minutes", where, int, 0, DIGEST_MINUTES)
+
+
+def _format(reader: _Reader, table: dict[str, Any], where: str) -> Format:
+    """The body's shape: newsmon's JSON, or a chat service's incoming-webhook payload."""
+    return Format(reader.get(table, "format", where, str, Format.STANDARD, _format_name))
+
+
+def _format_name(value: str) -> str | None:
+    if value in set(Format):
+        return None
+    names = ", ".join(repr(f.value) for f in Format)
+    return f"unknown format {_shown(value)}; write one of {names} (default 'standard')"
+
+
+def _backfill_hours(reader: _Reader, table: dict[str, Any], where: str) -> float:
+    """How far back the feeds' past is alerted to the subscription (0: not at all)."""
+    return float(reader.get(table, "backfill_hours", where, NUMBER, 0, BACKFILL_HOURS))
 
 
 def _secrets(reader: _Reader, table: dict[str, Any], where: str) -> tuple[str, ...]:

@@ -24,7 +24,8 @@ MINUTES_KEPT = 120
 
 COUNTERS = (
     "feeds_fetched", "feeds_not_modified", "feeds_failed", "feeds_pushed",
-    "entries_enqueued", "entries_edited", "entries_processed", "entries_duplicate",
+    "entries_enqueued", "entries_edited", "entries_backfilled", "entries_processed",
+    "entries_duplicate",
     "alerts_enqueued", "alerts_delivered", "alerts_retried", "alerts_failed", "alerts_dead",
 )  # fmt: skip
 SUBSCRIPTION_COUNTERS = ("delivered", "retried", "failed", "dead")

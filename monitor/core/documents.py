@@ -39,6 +39,7 @@ def entry_document(entry: Entry) -> Document:
         "published": entry.published.isoformat() if entry.published else None,
         "revision": entry.revision,
         "fetched": entry.fetched.isoformat() if entry.fetched else None,
+        "backfilled": entry.backfilled,
         "text": entry.text,
         "story_id": entry.story_id,
         "topics": list(entry.topics),
@@ -59,6 +60,7 @@ def read_entry(document: Document) -> Entry:
         published=datetime.fromisoformat(published) if published else None,
         revision=doc.get("revision", ""),
         fetched=datetime.fromisoformat(fetched) if fetched else None,
+        backfilled=doc.get("backfilled", False),
         text=doc.get("text", ""),
         story_id=doc.get("story_id", ""),
         topics=tuple(doc.get("topics", ())),
@@ -74,6 +76,7 @@ def alert_document(alert: Alert) -> Document:
         "entry": entry_document(alert.entry),
         "created": alert.created.isoformat(),
         "test": alert.test,
+        "stories": [alert_document(story) for story in alert.stories],
     }
 
 
@@ -86,6 +89,7 @@ def read_alert(document: Document) -> Alert:
         entry=read_entry(doc["entry"]),
         created=datetime.fromisoformat(doc["created"]),
         test=doc.get("test", False),
+        stories=tuple(read_alert(story) for story in doc.get("stories", ())),
     )
 
 

@@ -54,6 +54,8 @@ class FeedState:
     errors: int = 0
     last_error: str = ""
     new_count: float = 0.0  # new entries, decayed (decayed_count)
+    # Entries of the feed's past recorded without alerts; the poller adds to it in Redis.
+    backfilled: int = 0
     # A permanent redirect seen on consecutive polls (moving_*), and the one followed (moved_*).
     moving_to: str = ""
     moving_count: int = 0

@@ -105,6 +105,13 @@ def heartbeats(role: str) -> str:
     return f"{PREFIX}heartbeat:{role}"
 
 
+def digest_pending(subscription_id: str) -> str:
+    """Hash: story id -> the alert (versioned JSON) waiting for the subscription's digest."""
+    return f"{PREFIX}digest:{subscription_id}"
+
+
+DIGESTS_DUE = f"{PREFIX}digests:due"  # sorted set: subscription id -> when its digest is due
+
 DEAD_LETTERS = f"{PREFIX}dead"  # hash: alert id -> dead letter JSON (why, when, the alert)
 DEAD_LETTERS_ORDER = f"{PREFIX}dead:order"  # sorted set: alert id by time of death
 

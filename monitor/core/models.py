@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 ALL_TOPICS = "*"
+
+
+class Format(StrEnum):
+    """A subscription's message body: newsmon's Standard Webhooks JSON, or the payload of a
+    chat service's incoming webhook (workers/delivery/formats.py)."""
+
+    STANDARD = "standard"
+    SLACK = "slack"
+    DISCORD = "discord"
+    TEAMS = "teams"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,19 @@ class Subscription:
     url: str
     topics: frozenset[str]
     secrets: tuple[str, ...]  # each "whsec_" + base64; every delivery is signed with each
+    format: Format = Format.STANDARD
+    # Filters beyond topics (workers/pipeline/match.py), each optional: only entries of these
+    # feeds (named in `feeds`, or carrying one of its `tags`: resolved when the config is
+    # read; empty: every feed), that mention any of `keywords`, and none of `exclude_keywords`.
+    feeds: frozenset[str] = frozenset()
+    keywords: tuple[str, ...] = ()
+    exclude_keywords: tuple[str, ...] = ()
+    # One message every this many minutes listing the new stories since the last (0: one
+    # message per story); workers/delivery/digests.py.
+    digest_minutes: int = 0
+    # The feed's past (Entry.backfilled) published within this many hours is alerted too;
+    # 0: none of it. An entry without a date counts as within.
+    backfill_hours: float = 0.0
     # Secrets replaced by a rotation, each with the unix time it stops signing: a receiver
     # still verifying with the old one keeps working until then.
     retiring: tuple[tuple[str, float], ...] = ()
@@ -72,6 +96,14 @@ class Subscription:
             return entry_topics
         matched = tuple(t for t in entry_topics if t in self.topics)
         return matched or None
+
+    def wants_past(self, entry: Entry, now: datetime) -> bool:
+        """Whether this subscription is alerted to `entry`, an item of its feed's past."""
+        if not self.backfill_hours:
+            return False
+        return entry.published is None or now - entry.published <= timedelta(
+            hours=self.backfill_hours
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +124,10 @@ class Entry:
     # When the poller got the document the entry came in (fetched or pushed): the start of
     # the fetch-to-delivery latency. None in documents queued by an older newsmon.
     fetched: datetime | None = None
+    # Set by the poller for an item of the feed's past (its first document, or published
+    # longer ago than [alerts] max_age_hours): recorded for dedupe, never classified by the
+    # model nor alerted, except to subscriptions that ask for the past (backfill_hours).
+    backfilled: bool = False
     # Filled by the workers.
     text: str = ""
     story_id: str = ""
@@ -118,13 +154,18 @@ class Alert:
     entry: Entry
     created: datetime
     test: bool = False  # a sample sent on request, to check the receiver end to end
+    # A digest (digest_minutes) is one message listing the alerts of many stories; its
+    # `entry` is its first story's, so logs and dead letters name one.
+    stories: tuple[Alert, ...] = ()
 
     @property
     def type(self) -> str:
-        """The webhook body's `type`: an entry's first alert, the update of an edited one, or
-        a test message."""
+        """The webhook body's `type`: an entry's first alert, the update of an edited one, a
+        digest, or a test message."""
         if self.test:
             return "message.test"
+        if self.stories:
+            return "digest.created"
         return "alert.updated" if self.entry.revision else "alert.created"
 
     @staticmethod

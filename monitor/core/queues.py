@@ -6,8 +6,11 @@ monitor/documents.py, so a job queued by one version of newsmon runs on the next
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from rq import Queue, Retry
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from monitor.core import keys
@@ -23,3 +26,22 @@ PRIORITY = (keys.DELIVERIES_QUEUE, keys.ENTRIES_QUEUE)
 
 def queue(name: str, connection: redis.Redis) -> Queue:
     return Queue(name, connection=connection, serializer=SERIALIZER)
+
+
+def delivery_job(
+    queue: Queue,
+    subscription_id: str,
+    documents: list[dict[str, Any]],
+    attempt: int,
+    per_message_seconds: float,
+) -> Job:
+    """A job that sends these alert documents to one subscription (not queued yet)."""
+    return queue.create_job(
+        DELIVER_JOB,
+        args=(subscription_id, documents, attempt),
+        # Longer than the worst case, so RQ never runs one delivery twice at once.
+        timeout=int(len(documents) * per_message_seconds) + 60,
+        retry=JOB_RETRY,
+        result_ttl=0,
+        description=f"deliver {len(documents)} to {subscription_id}, attempt {attempt}",
+    )

@@ -21,7 +21,7 @@ import structlog
 
 from monitor.core import keys
 from monitor.core.config import SUBSCRIPTION_KEYS, Config, check_subscription
-from monitor.core.models import Subscription
+from monitor.core.models import Feed, Subscription
 
 VERSION = 1
 # Over the API a secret is given, or made by newsmon; an environment variable names
@@ -66,11 +66,11 @@ class Record:
         retiring = tuple((secret, float(until)) for secret, until in doc.get("retiring", ()))
         return cls(doc["table"], retiring, doc["created"], doc["updated"])
 
-    def subscription(self, topic_names: set[str]) -> Subscription | None:
+    def subscription(self, topic_names: set[str], feeds: tuple[Feed, ...]) -> Subscription | None:
         """The subscription, checked as when it was made; None (logged) if it no longer
         passes, e.g. its topic was removed from topics.toml."""
         subscription, problems = check_subscription(
-            self.table, topic_names, f"API subscription {self.id}", API_KEYS
+            self.table, topic_names, feeds, f"API subscription {self.id}", API_KEYS
         )
         if subscription is None:
             log.warning(
@@ -156,6 +156,7 @@ class Subscriptions:
         self.config, self.refresh_seconds = config, refresh_seconds
         self.store = SubscriptionStore(connection)
         self.topic_names = {topic.name for topic in config.topics}
+        self.feeds = config.feeds
         self.from_file = {s.id: s for s in config.subscriptions}
         self._version: int | None = None
         self._checked = float("-inf")
@@ -179,6 +180,6 @@ class Subscriptions:
             subscription
             for sub_id, record in self.store.records().items()
             if sub_id not in self.from_file
-            and (subscription := record.subscription(self.topic_names))
+            and (subscription := record.subscription(self.topic_names, self.feeds))
         ]
         return self.config.subscriptions + tuple(from_api)

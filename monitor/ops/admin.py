@@ -134,6 +134,7 @@ def feed_rows(connection: redis.Redis, config: Config) -> list[tuple[dict, FeedS
             "last_fetched": _iso(state.last_fetched) if state.last_fetched is not None else None,
             "next_due_in_seconds": round(max(due - now, 0), 1) if due is not None else None,
             "entries_seen": seen,
+            "backfilled": state.backfilled,
             "last_error": state.last_error,
             "push": "active" if websub.is_active(state, now) else "",
         }
@@ -151,7 +152,8 @@ def list_feeds(args: argparse.Namespace, config: Config) -> int:
             print(
                 f"{row['feed']:<20} {state.health:<13} last {row['last_status'] or '-':<4} "
                 f"{ago:<10} next in {row['next_due_in_seconds'] or 0:>6}s  "
-                f"seen {row['entries_seen']:<6} errors {state.errors}"
+                f"seen {row['entries_seen']:<6} backfilled {state.backfilled:<6} "
+                f"errors {state.errors}"
                 + ("  push" if row["push"] else "")
                 + (f"  {state.last_error}" if state.errors else "")
             )
@@ -232,8 +234,26 @@ def list_subscriptions(args: argparse.Namespace, config: Config) -> int:
         else:
             status = "ok"
         topics = ",".join(sorted(subscription.topics))
-        print(f"{subscription.id:<16} {status}  [{topics}] {redact_url(subscription.url)}")
+        print(
+            f"{subscription.id:<16} {status}  [{topics}] {redact_url(subscription.url)}"
+            + "".join(f"  {option}" for option in _options(subscription))
+        )
     return 0
+
+
+def _options(subscription: Subscription) -> list[str]:
+    """What a subscription asks beyond its topics, as subscriptions.toml says it."""
+    options = [f"format={subscription.format}"] if subscription.format != "standard" else []
+    if subscription.digest_minutes:
+        options.append(f"digest_minutes={subscription.digest_minutes}")
+    if subscription.backfill_hours:
+        options.append(f"backfill_hours={subscription.backfill_hours:g}")
+    if subscription.feeds:
+        options.append(f"feeds={','.join(sorted(subscription.feeds))}")
+    for name in ("keywords", "exclude_keywords"):
+        if words := getattr(subscription, name):
+            options.append(f"{name}={','.join(words)}")
+    return options
 
 
 def enable(args: argparse.Namespace, config: Config) -> int:

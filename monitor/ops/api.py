@@ -178,6 +178,7 @@ class Api:
         # Read afresh on every call: a change must show in the next answer.
         self.subscriptions = Subscriptions(config, connection, refresh_seconds=0)
         self.topic_names = {topic.name for topic in config.topics}
+        self.feeds = config.feeds
         self.from_file = {s.id for s in config.subscriptions}
         self.messages_log = MessageLog(connection)
 
@@ -274,7 +275,9 @@ class Api:
             published=now,
             story_id="st_test",
         )
-        alert = Alert("msg_" + random_secrets.token_hex(12), subscription.id, (), entry, now, True)
+        alert = Alert(
+            "msg_" + random_secrets.token_hex(12), subscription.id, (), entry, now, test=True
+        )
         schedule_deliveries(
             self.connection,
             self.config.settings,
@@ -326,7 +329,7 @@ class Api:
         """The subscription `table` describes, or a 422 naming the field: the config's own
         check, then the SSRF guard on the URL's host."""
         subscription, problems = check_subscription(
-            table, self.topic_names, "request body", API_KEYS
+            table, self.topic_names, self.feeds, "request body", API_KEYS
         )
         if subscription is None:
             raise ApiError.invalid(problems)

@@ -19,6 +19,18 @@ _TOPICS = {
     "description": 'topics of topics.toml, or ["*"] for every entry',
 }
 _TIME = {"type": "string", "format": "date-time"}
+_NAMES = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+# What a subscription may add to its topics: the shape of its messages, filters, digests
+# and the feeds' past; each optional, as in subscriptions.toml.
+_OPTIONS = {
+    "format": {"enum": ["standard", "slack", "discord", "teams"], "default": "standard"},
+    "feeds": {**_NAMES, "description": "only entries of these feeds of feeds.toml"},
+    "tags": {**_NAMES, "description": "only entries of feeds carrying one of these tags"},
+    "keywords": {**_NAMES, "description": "only entries mentioning one of these"},
+    "exclude_keywords": {**_NAMES, "description": "no entry mentioning one of these"},
+    "digest_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
+    "backfill_hours": {"type": "number", "minimum": 0, "maximum": 8760},
+}
 
 SCHEMAS: dict[str, Any] = {
     "SubscriptionCreate": {
@@ -31,13 +43,14 @@ SCHEMAS: dict[str, Any] = {
             "url": {"type": "string", "format": "uri"},
             "topics": _TOPICS,
             "secret": {"oneOf": [_SECRET, {"type": "array", "items": _SECRET, "minItems": 1}]},
+            **_OPTIONS,
         },
     },
     "SubscriptionPatch": {
         "type": "object",
         "description": "Keys to replace; the result is checked whole. The id stays; the "
         "secret changes only by rotation.",
-        "properties": {"url": {"type": "string", "format": "uri"}, "topics": _TOPICS},
+        "properties": {"url": {"type": "string", "format": "uri"}, "topics": _TOPICS, **_OPTIONS},
     },
     "Subscription": {
         "type": "object",
@@ -47,6 +60,7 @@ SCHEMAS: dict[str, Any] = {
             "url": {"type": "string"},
             "topics": _TOPICS,
             "source": {"enum": ["api", "subscriptions.toml"]},
+            **_OPTIONS,
             "created": _TIME,
             "updated": _TIME,
             "secret": {**_SECRET, "description": "only in the answer to a create that made it"},

@@ -84,7 +84,9 @@ class Poller:
         self.feeds = config.feeds
         self.feeds_by_name = {feed.name: feed for feed in config.feeds}
         self.connection = connection
-        self.entry_queue = EntryQueue(connection, self.settings.seen_per_feed)
+        self.entry_queue = EntryQueue(
+            connection, self.settings.seen_per_feed, max_age_hours=self.settings.max_age_hours
+        )
         # A lease outlives any fetch (bounded by the timeout) and the work after it.
         self.schedule = Schedule(
             connection, lease_seconds=2 * self.settings.fetch_timeout_seconds + 60
@@ -269,7 +271,10 @@ class Poller:
         """A document: enqueue what is new, and store it with the feed's state, counters and
         next due time, in one transaction."""
         now = time.time()
-        checked = self.entry_queue.check(feed, parsed.entries)
+        # A feed's first document is its past. A feed polled before this rule existed has
+        # its state already, so its first poll after an upgrade alerts what is new as ever.
+        first_document = state.first_fetched is None
+        checked = self.entry_queue.check(feed, parsed.entries, first_document)
         state.fetched(
             fetched.status,
             now,

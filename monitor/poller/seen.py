@@ -2,8 +2,10 @@
 
 An entry is new when its key is not in its feed's seen-set, and edited when its key is
 there but its title or summary changed (it then carries a `revision` and updates its story
-rather than starting one). New and edited entries go onto the entries queue in batches (one
-RQ job per batch, so RQ's per-job cost is shared), and in the same MULTI/EXEC the keys are
+rather than starting one). An entry of the feed's past (`is_past`) is marked `backfilled`:
+it still goes to the workers, which record it for dedupe but do not alert it. New and
+edited entries go onto the entries queue in batches (one RQ job per batch, so RQ's per-job
+cost is shared), and in the same MULTI/EXEC the keys are
 marked seen and the feed's state (validators such as ETag and Last-Modified) is stored. So
 a crash can never mark an entry seen without its job being queued, nor make the next fetch
 answer 304 for entries that were never queued.
@@ -15,11 +17,13 @@ import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 import redis
 import structlog
 
 from monitor.core import keys, queues
+from monitor.core.config import Settings
 from monitor.core.counters import count
 from monitor.core.documents import entry_document
 from monitor.core.models import Entry, Feed
@@ -28,6 +32,7 @@ from monitor.poller.schedule import KEEP_SECONDS
 log = structlog.get_logger()
 
 BATCH_SIZE = 200
+PAST = "p:"  # before an item's stored digest: it is of the feed's past (never alerted)
 JOB_TIMEOUT_SECONDS = 600
 
 # Marks the feed's current items seen (refreshing their place, so trimming only ever drops
@@ -59,13 +64,18 @@ return 0
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A document's items (one per key, with their digests), and which of them are new or
-    edited (each edited one with its `revision` set)."""
+    """A document's items (one per key, with their digests as stored: PAST-marked for the
+    feed's past), and which of them are new or edited (each edited one with its `revision`
+    set)."""
 
     items: list[Entry]
     digests: list[str]
     new: list[Entry]
     edited: list[Entry]
+
+    @property
+    def backfilled(self) -> int:
+        return sum(e.backfilled for e in self.new + self.edited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +83,35 @@ class Submitted:
     new: list[Entry]
     edited: list[Entry]
     job_ids: list[str]
+    backfilled: int = 0
 
     @property
     def counters(self) -> dict[str, int]:
-        return {"entries_enqueued": len(self.new), "entries_edited": len(self.edited)}
+        return {
+            "entries_enqueued": len(self.new),
+            "entries_edited": len(self.edited),
+            "entries_backfilled": self.backfilled,
+        }
 
     def log_entries(self) -> None:
-        """One line per entry; the feed's ids are in the caller's log context."""
+        """One line per entry, and one for all of the feed's past (a feed's first document
+        can hold hundreds); the feed's ids are in the caller's log context."""
         for entry in self.new:
-            log.info("entry.enqueued", entry_id=entry.id, title=entry.title)
+            if not entry.backfilled:
+                log.info("entry.enqueued", entry_id=entry.id, title=entry.title)
         for entry in self.edited:
-            log.info("entry.edited", entry_id=entry.id, revision=entry.revision, title=entry.title)
+            if not entry.backfilled:
+                log.info(
+                    "entry.edited", entry_id=entry.id, revision=entry.revision, title=entry.title
+                )
+        if self.backfilled:
+            log.info("feed.backfilled", entries=self.backfilled)
+
+
+def is_past(entry: Entry, first_document: bool, oldest: datetime) -> bool:
+    """An item of the feed's past: any of its first document (which holds the feed's
+    archive, not news), or one published before `oldest`. An undated item counts as new."""
+    return first_document or (entry.published is not None and entry.published < oldest)
 
 
 def digest(entry: Entry) -> str:
@@ -94,17 +122,23 @@ def digest(entry: Entry) -> str:
 
 class EntryQueue:
     def __init__(
-        self, connection: redis.Redis, seen_per_feed: int, keep_seconds: int = KEEP_SECONDS
+        self,
+        connection: redis.Redis,
+        seen_per_feed: int,
+        keep_seconds: int = KEEP_SECONDS,
+        max_age_hours: float = Settings.max_age_hours,
     ):
         self.connection = connection
         self.seen_per_feed = seen_per_feed
+        self.max_age = timedelta(hours=max_age_hours)
         self.keep_seconds = keep_seconds
         self.queue = queues.queue(keys.ENTRIES_QUEUE, connection)
         self.remember = connection.register_script(REMEMBER_SCRIPT)
 
-    def check(self, feed: Feed, entries: list[Entry]) -> Checked:
+    def check(self, feed: Feed, entries: list[Entry], first_document: bool = False) -> Checked:
         """Which of a document's entries this feed has not shown before, and which it has
-        shown with another title or summary (one read; nothing is written)."""
+        shown with another title or summary, each marked when it is of the feed's past
+        (one read; nothing is written)."""
         items = _first_per_key(entries)
         if not items:
             return Checked([], [], [], [])
@@ -114,13 +148,19 @@ class EntryQueue:
             pipe.zmscore(keys.feed_seen(feed.name), item_keys)
             pipe.hmget(keys.feed_digests(feed.name), item_keys)
             scores, known_digests = pipe.execute()
-        new, edited = [], []
+        new, edited, stored = [], [], []
+        oldest = datetime.now(UTC) - self.max_age
         for entry, current, score, known in zip(items, digests, scores, known_digests, strict=True):
+            known_digest = known.decode() if known is not None else None
+            # An item of the past stays one: an edit of what was never alerted is no update.
+            was_past = known_digest is not None and known_digest.startswith(PAST)
+            past = was_past or is_past(entry, first_document, oldest)
             if score is None:
-                new.append(entry)
-            elif known is not None and known.decode() != current:
-                edited.append(replace(entry, revision=current))
-        return Checked(items, digests, new, edited)
+                new.append(replace(entry, backfilled=past))
+            elif known_digest is not None and known_digest.removeprefix(PAST) != current:
+                edited.append(replace(entry, revision=current, backfilled=past))
+            stored.append(PAST + current if past else current)
+        return Checked(items, stored, new, edited)
 
     def enqueue(self, pipe: redis.client.Pipeline, feed: Feed, checked: Checked) -> Submitted:
         """Queue the new and edited entries and mark the document's items seen, in the
@@ -153,7 +193,9 @@ class EntryQueue:
                 args=[time.time(), self.seen_per_feed, self.keep_seconds, *pairs],
                 client=pipe,
             )
-        return Submitted(checked.new, checked.edited, job_ids)
+        if checked.backfilled:  # for `newsmon feeds`; FeedState reads it, never writes it
+            pipe.hincrby(keys.feed_state(feed.name), "backfilled", checked.backfilled)
+        return Submitted(checked.new, checked.edited, job_ids, checked.backfilled)
 
     def submit(
         self,

@@ -152,7 +152,9 @@ class Callback:
     def __init__(self, connection: redis.Redis, config: Config):
         self.connection = connection
         self.feeds = {feed.name: feed for feed in config.feeds}
-        self.entry_queue = EntryQueue(connection, config.settings.seen_per_feed)
+        self.entry_queue = EntryQueue(
+            connection, config.settings.seen_per_feed, max_age_hours=config.settings.max_age_hours
+        )
         self.max_push_bytes = min(config.settings.max_feed_bytes, PUSH_MAX_BYTES)
         self.confirm = connection.register_script(CONFIRM_SCRIPT)
 

@@ -1,24 +1,24 @@
 """Deliver step: build, sign and POST one webhook message, and say what happened.
 
-The body is built from the Alert alone, so every attempt sends the same bytes under the same
-`webhook-id`; only `webhook-timestamp` and the signature are new on each try. 2xx is
+The body is built from the Alert alone, in the subscription's format (formats.py; the
+Standard Webhooks headers go with every format), so every attempt sends the same bytes
+under the same `webhook-id`; only `webhook-timestamp` and the signature are new on each try. 2xx is
 success; network errors, timeouts, 408, 429 and 5xx are worth retrying (honouring
 Retry-After); any other answer, and a target the SSRF guard refuses, fails at once.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 
 import httpx
 
 from monitor.core.http import blocked_reason, http_client, retry_after_seconds
 from monitor.core.models import Alert, Subscription
+from workers.delivery import formats
 from workers.delivery.signing import signed_headers
 
 RETRYABLE_STATUS = {408, 429}
@@ -26,33 +26,6 @@ GONE = 410  # the endpoint wants no more deliveries
 # A receiver that does not accept a connection within this is down: no need to wait out the
 # whole timeout, which is for a receiver that is slow to answer.
 CONNECT_TIMEOUT_SECONDS = 3.0
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
-
-
-def alert_body(alert: Alert) -> bytes:
-    entry = alert.entry
-    body = {
-        "type": alert.type,
-        "timestamp": _iso(alert.created),
-        "data": {
-            "alert_id": alert.id,
-            "subscription_id": alert.subscription_id,
-            "topics": list(alert.topics),
-            "story_id": entry.story_id,
-            "entry": {
-                "id": entry.id,
-                "title": entry.title,
-                "link": entry.link,
-                "summary": entry.summary,
-                "published": _iso(entry.published),
-                "feed": {"name": entry.feed_name, "url": entry.feed_url},
-            },
-        },
-    }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _since(started: float) -> float:
@@ -126,7 +99,7 @@ class Deliverer:
                 gone = gone or outcome.gone
 
     def send(self, subscription: Subscription, alert: Alert) -> Outcome:
-        body = alert_body(alert)
+        body = formats.body(alert, subscription.format)
         now = time.time()
         headers = signed_headers(subscription.signing_secrets(now), alert.id, int(now), body)
         started = time.monotonic()
