@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -69,7 +68,7 @@ ENCODERS: dict[str, Callable[[], object]] = {"minilm": shipped, "use-m3": UseM3}
 def cost(name: str) -> dict:
     """Run in a child: load the encoder, encode 300 entries one at a time."""
     texts = [as_entry(r).text for r in part("labelled:tune")[:300]]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _status_mib("VmRSS")
     encoder = ENCODERS[name]()
     encoder.vector(texts[0])
     times = []
@@ -77,12 +76,14 @@ def cost(name: str) -> dict:
         started = time.perf_counter()
         encoder.vector(text)
         times.append((time.perf_counter() - started) * 1000)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {
-        "ms": statistics.median(times),
-        "rss_mib": peak / 1024,
-        "added_mib": (peak - before) / 1024,
-    }
+    peak = _status_mib("VmHWM")
+    return {"ms": statistics.median(times), "rss_mib": peak, "added_mib": peak - before}
+
+
+def _status_mib(field: str) -> float:
+    """A figure of this process's /proc status (VmRSS now, VmHWM its peak), in MiB."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split(f"{field}:")[1].split()[0]) / 1024
 
 
 def topics(encoder: object, parts: list[str]) -> dict[str, tuple[float, str]]:
