@@ -8,11 +8,14 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenizers import BertWordPieceTokenizer
 
 from monitor.core.config import ConfigError, load_config, load_topic_model, load_topics
 from monitor.core.models import DIMENSIONS, ENCODER_ID, Topic
 from tests.helpers import REPO
-from workers.ml.encoder import MAX_TOKENS, SentenceEncoder, shipped
+from workers.ml.encoder import MAX_TOKENS, VOCAB, SentenceEncoder, shipped
 from workers.ml.topic_model import LearnedTopics, train
 from workers.pipeline.classify import Classifier
 
@@ -76,6 +79,38 @@ def test_text_splits_into_the_encoders_word_pieces():
 
 def test_a_mis_decoded_character_is_dropped_as_the_reference_tokenizer_does():
     assert shipped().token_ids("Kyiv\ufffds forces") == shipped().token_ids("Kyivs forces")
+
+
+# A character of each kind a feed can carry: letters of several scripts, accents on their own,
+# CJK, punctuation and symbols, controls, format characters (zero-width, soft hyphen), spaces
+# and the replacement character of a mis-decoded byte. In the Basic Multilingual Plane: past
+# it, characters the two Unicode tables (Python's and the tokenizer's) date differently.
+EVERY_KIND = st.characters(
+    max_codepoint=0xFFFF,
+    categories=("L", "M", "N", "P", "S", "Z", "Cc", "Cf"),
+    include_characters="\ufffd\u00ad\u200b\u3000",
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(EVERY_KIND, max_size=80))
+def test_word_pieces_are_the_reference_tokenizers(text):
+    """newsmon splits text into word pieces itself (no tokenizer package at run time); the
+    reference here is Hugging Face's BERT tokenizer over the same vocabulary."""
+    reference = (
+        BertWordPieceTokenizer(
+            str(VOCAB),
+            lowercase=True,
+            strip_accents=True,
+            clean_text=True,
+            handle_chinese_chars=True,
+        )
+        .encode(text)
+        .ids
+    )
+    if len(reference) > MAX_TOKENS:  # newsmon keeps the first pieces, then [SEP]
+        reference = [*reference[: MAX_TOKENS - 1], reference[-1]]
+    assert shipped().token_ids(text) == reference
 
 
 def test_without_the_weights_package_a_worker_runs_on_rules_alone(tmp_path):

@@ -108,19 +108,17 @@ def _basic_tokens(text: str) -> list[str]:
     word: list[str] = []
     for char in text:
         category = unicodedata.category(char)
-        # A mis-decoded character (U+FFFD) is dropped, as BERT's own tokenizer does:
-        # "Kyiv\ufffds" reads as "kyivs", not as an unknown word.
-        if (
-            category == "Mn"
-            or char == "\ufffd"
-            or (category in ("Cc", "Cf") and not char.isspace())
-        ):
+        # BERT's own rules: only tab, newline, return and Unicode spaces part words; other
+        # controls (a form feed too) and format characters are dropped, and so is a
+        # mis-decoded character (U+FFFD): "Kyiv\ufffds" reads as "kyivs", not as unknown.
+        space = char in " \t\n\r" or category == "Zs"
+        if category == "Mn" or char == "\ufffd" or (category in ("Cc", "Cf") and not space):
             continue
-        if char.isspace() or _is_punctuation(char, category) or _is_cjk(char):
+        if space or _is_punctuation(char, category) or _is_cjk(char):
             if word:
                 tokens.append("".join(word))
                 word = []
-            if not char.isspace():
+            if not space:
                 tokens.append(char)
         else:
             word.append(char)
