@@ -22,12 +22,21 @@ import time
 from pathlib import Path
 
 import httpx
+from redis import Redis
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the test suite's fixture news and browser set-up
 
 from monitor.ops.redis_server import EmbeddedRedis  # noqa: E402
-from tests.helpers import RSS, SECRET, chromium, serve_locally, write_config  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    RSS,
+    SECRET,
+    chromium,
+    load,
+    polled_before,
+    serve_locally,
+    write_config,
+)
 from tests.stories import DAILY_ITEMS, ROUND_TWO_LIVEBLOG, WIRE_ITEMS, atom, json_feed, rss  # noqa: E402
 
 PORT = 8765
@@ -71,6 +80,8 @@ def main() -> None:
     )
     redis = EmbeddedRedis(work / "redis")
     env = {**os.environ, "REDIS_URL": redis.start(), "NEWSMON_ALLOW_PRIVATE_TARGETS": "1"}
+    # As if the feeds had been polled before: what they serve is news, not their past.
+    polled_before(Redis.from_url(env["REDIS_URL"]), load(directory).feeds)
     command = [sys.executable, "-m", "monitor"]
     log = (work / "newsmon.log").open("wb")
     processes = [

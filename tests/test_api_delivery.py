@@ -14,6 +14,7 @@ import pytest
 from jsonschema import ValidationError
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from monitor.core import keys
 from monitor.core.subscriptions import REFRESH_SECONDS, SubscriptionStore
 from monitor.ops.auth import API_TOKEN_ENV
 from monitor.poller.loop import Poller
@@ -28,7 +29,7 @@ from tests.helpers import (
     schema_validator,
     write_config,
 )
-from tests.stories import ROUND_ONE_LIVEBLOG, rss
+from tests.stories import ROUND_ONE_LIVEBLOG, rss, unrelated_items
 
 TOKEN = "test-token-0123456789"
 
@@ -263,3 +264,41 @@ def test_the_operator_commands_see_api_subscriptions(
     assert replay.finish() == 0 and "replaying 1 alert(s)" in replay.log_path.read_text()
     run_worker(config, connection)
     assert [r.headers["webhook-id"] for r in hooks(http_server)] == [sent, sent]
+
+
+def test_an_api_subscription_gets_its_digest_and_the_past_it_asks_for(
+    tmp_path, http_server, serve_url, monkeypatch, connection
+):
+    """digest_minutes and backfill_hours made over the API work as in subscriptions.toml."""
+    monkeypatch.setenv(API_TOKEN_ENV, TOKEN)
+    past, news = unrelated_items(3, "past"), unrelated_items(2, "news")
+    http_server.route("/feed.xml", (200, RSS, rss(past)))  # published 2 hours ago
+    for path in ("/digest", "/past"):
+        http_server.route(path, (204, {}, b""))
+    directory = write_config(
+        tmp_path / "config", feeds=[{"name": "blog", "url": http_server.url_for("/feed.xml")}]
+    )
+    config = load(directory)
+    api = serve_url(config) + "/api/v1"
+    with httpx.Client(headers={"authorization": f"Bearer {TOKEN}"}, timeout=10) as client:
+        create(client, api, http_server, "/digest", id="digest", digest_minutes=15)
+        secret = create(client, api, http_server, "/past", id="past", backfill_hours=48)["secret"]
+    poller = Poller(config, connection)
+
+    def links(path: str) -> list[str]:
+        verify = Webhook(secret).verify
+        return sorted(
+            verify(r.body, r.headers)["data"]["entry"]["link"] for r in hooks(http_server, path)
+        )
+
+    poller.poll_feeds(config.feeds)  # the feed's first document: its past
+    run_worker(config, connection)
+    assert links("/past") == sorted(i.link for i in past)
+
+    http_server.route("/feed.xml", (200, RSS, rss([*past, *news])))
+    poller.poll_feeds(config.feeds)
+    run_worker(config, connection)
+    assert links("/past") == sorted(i.link for i in [*past, *news])
+    assert hooks(http_server, "/digest") == []  # the news waits for its digest
+    assert connection.hlen(keys.digest_pending("digest")) == len(news)
+    assert connection.zscore(keys.DIGESTS_DUE, "digest") is not None

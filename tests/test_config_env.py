@@ -139,7 +139,8 @@ def test_text_settings_take_bare_values(tmp_path: Path) -> None:
         (
             "NEWSMON_POLLER__INTERVAL_SECONDS",
             "soon",
-            "environment: NEWSMON_POLLER__INTERVAL_SECONDS: must be int, not str 'soon'" + FIX,
+            "environment: NEWSMON_POLLER__INTERVAL_SECONDS: must be int, not str 'soon'; "
+            "write a whole number" + FIX,
         ),
         (
             "NEWSMON_DEDUPE__SIMILARITY",

@@ -20,6 +20,7 @@ import yaml
 from monitor.core import log
 from monitor.core.config import load_config
 from monitor.ops import cli
+from monitor.ops.auth import API_TOKEN_ENV
 from monitor.ops.serve import make_app
 from tests.helpers import REPO
 
@@ -115,6 +116,20 @@ def test_the_web_healthcheck_probes_a_route_of_serve(monkeypatch):
     routes = {route.path for route in make_app(redis.Redis(), load_config(REPO / "config")).routes}
     assert target.path in routes and "/livez" in routes
     assert web["ports"] == [f"{args.port}:{args.port}"] and args.host == "0.0.0.0"
+
+
+def test_serve_help_names_routes_of_serve(monkeypatch, capsys):
+    monkeypatch.setenv(API_TOKEN_ENV, "token")
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    description = capsys.readouterr().out.split("options:")[0]
+    named = re.findall(r"(/[\w./]*)[,;) ]", " ".join(description.split()))
+    routes = {route.path for route in make_app(redis.Redis(), load_config(REPO / "config")).routes}
+    patterns = {re.sub(r"\{(\w+)(:path)?\}", lambda m: m[1].upper(), path) for path in routes}
+    assert {"/", "/livez", "/readyz", "/api/v1"} <= set(named)
+    for path in named:  # a route, a route's NAME.json, or the prefix of routes
+        known = {path, path.removesuffix(".json")} & patterns
+        assert known or any(p.startswith(path + "/") for p in patterns), path
 
 
 def test_compose_redis_keeps_an_append_only_file_on_a_volume():

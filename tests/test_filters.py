@@ -136,7 +136,13 @@ def test_energy_only_about_zaporizhzhia_not_markets_is_one_subscription(
         ({"tags": ["sport"]}, "subscriptions[0].tags", "no feed has the tag 'sport'"),
         ({"keywords": ["!!"]}, "subscriptions[0].keywords", "has no words; remove it"),
         ({"keywords": []}, "subscriptions[0].keywords", "is empty"),
-        ({"exclude_keywords": "market"}, "subscriptions[0].exclude_keywords", "must be list"),
+        (
+            {"exclude_keywords": "market"},
+            "subscriptions[0].exclude_keywords",
+            "must be list, not str 'market'; write a list, e.g. [",
+        ),
+        ({"keywords": [3]}, "subscriptions[0].keywords", "list of strings, each in quotes"),
+        ({"digest_minutes": "hourly"}, "subscriptions[0].digest_minutes", "write a whole number"),
     ],
 )
 def test_a_bad_filter_names_file_key_and_fix(tmp_path, subscription, key, says):

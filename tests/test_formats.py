@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.core import keys
@@ -207,6 +207,7 @@ hostile = st.lists(st.text(max_size=5) | st.sampled_from(PIECES), max_size=30).m
 
 
 @settings(max_examples=150, deadline=None)
+@example(title="", summary="", feed="0\\" * 2000, link="", digest=3)  # JSON doubles each backslash
 @given(
     title=hostile,
     summary=hostile,

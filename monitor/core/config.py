@@ -164,12 +164,25 @@ def _key_name(key: str) -> str:
     return key if BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
 
 
+# How to write a value of each type, ending a "must be int, not str" problem.
+WRITE_KIND = {
+    bool: "write true or false",
+    int: "write a whole number",
+    float: "write a number",
+    str: "write it in quotes",
+    list: 'write a list, e.g. ["a", "b"]',
+    dict: "write a table",
+}
+
+
 def _value_problem(value: Any, kind: type | tuple[type, ...], check: Check | None) -> str | None:
     """What is wrong with a value that should be of `kind` and pass `check`; None if nothing."""
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
         names = " or ".join(k.__name__ for k in kinds)
-        return f"must be {names}, not {type(value).__name__} {_shown(value)}"
+        fix = WRITE_KIND.get(kinds[-1])
+        problem = f"must be {names}, not {type(value).__name__} {_shown(value)}"
+        return f"{problem}; {fix}" if fix else problem
     if isinstance(value, float) and not math.isfinite(value):
         bounds = check(value) if check else None
         return f"is {value}; {bounds or 'must be a finite number'}"
@@ -327,7 +340,9 @@ def _url_problem(value: str) -> str | None:
 
 
 def _strings(value: list[Any]) -> str | None:
-    return None if all(isinstance(v, str) for v in value) else "must be a list of strings"
+    if all(isinstance(v, str) for v in value):
+        return None
+    return 'must be a list of strings, each in quotes: ["a", "b"]'
 
 
 def _phrases(value: list[Any]) -> str | None:

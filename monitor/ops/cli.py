@@ -91,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     stories.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     stats_command = command("stats", "queues, rates, deliveries and feed health", admin.show_stats)
     stats_command.add_argument("--json", action="store_true", help="one JSON object, for scripts")
-    serve = command("serve", "HTTP: /healthz, /metrics (Prometheus), /websub/FEED", _serve)
+    serve = command(
+        "serve",
+        "HTTP: the live board at /, /livez, /readyz, /healthz, /metrics, /websub/FEED,"
+        " /schemas/NAME.json; /api/v1 and /openapi.json when NEWSMON_API_TOKEN is set",
+        _serve,
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     secret = commands.add_parser("secret", help="print a new random webhook secret (whsec_...)")

@@ -22,7 +22,7 @@ from monitor.core.models import Alert, Entry, Format
 # The services' documented limits (characters), with room to spare where they count bytes.
 SLACK_TEXT = 3000  # a section block's text; also kept for the notification `text`
 SLACK_BLOCKS = 50
-SLACK_ALL_BLOCKS = 10_000  # text of all blocks; Slack refuses ~13k in all (msg_blocks_too_long)
+SLACK_ALL_BLOCKS = 10_000  # all blocks' text as sent; Slack refuses ~13k (msg_blocks_too_long)
 DISCORD_CONTENT = 2000
 DISCORD_TITLE = 256
 DISCORD_DESCRIPTION = 4096
@@ -137,12 +137,18 @@ def _slack_line(story: Alert) -> str:
     return f"{linked}\n{slack_escape(entry.feed_name)} · {slack_escape(topics)}"
 
 
+def _json_length(text: str) -> int:
+    """A text's length as sent: JSON writes a backslash or a quote as two characters."""
+    return len(json.dumps(text, ensure_ascii=False))
+
+
 def slack(alert: Alert) -> bytes:
     stories = _stories(alert)
     lines = [_cut(_slack_line(story), SLACK_TEXT) for story in stories]
     shown: list[str] = []
     for line in lines:  # within the block count, and the size Slack takes for all of them
-        if len(shown) == SLACK_BLOCKS - 1 or sum(map(len, shown)) + len(line) > SLACK_ALL_BLOCKS:
+        size = sum(map(_json_length, shown)) + _json_length(line)
+        if len(shown) == SLACK_BLOCKS - 1 or size > SLACK_ALL_BLOCKS:
             break
         shown.append(line)
     shown = shown or [lines[0][: SLACK_ALL_BLOCKS - 1]]
