@@ -14,6 +14,7 @@ import pytest
 from jsonschema import ValidationError
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from monitor.core import keys
 from monitor.core.subscriptions import REFRESH_SECONDS, SubscriptionStore
 from monitor.ops.auth import API_TOKEN_ENV
 from monitor.poller.loop import Poller
@@ -263,3 +264,25 @@ def test_the_operator_commands_see_api_subscriptions(
     assert replay.finish() == 0 and "replaying 1 alert(s)" in replay.log_path.read_text()
     run_worker(config, connection)
     assert [r.headers["webhook-id"] for r in hooks(http_server)] == [sent, sent]
+
+
+def test_a_digest_or_backfill_asked_for_over_the_api_is_honoured(setup, http_server, connection):
+    """The options of a subscription made over the API count as those of the file's: its
+    alerts wait for its digest, and a backfill one gets the feed's past."""
+    config, api, client = setup
+    create(client, api, http_server, digest_minutes=15)
+    create(client, api, http_server, path="/past", id="past", backfill_hours=48)
+    http_server.route("/past", (200, {}, b""))
+    connection.delete(keys.feed_state("blog"))  # never fetched: its first document is its past
+    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG[:2])))
+    poller = Poller(config, connection)
+    poller.poll_feeds(config.feeds)
+    run_worker(config, connection)
+    assert len(hooks(http_server, "/past")) == 2
+
+    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG[:4])))
+    poller.poll_feeds(config.feeds)
+    run_worker(config, connection)
+    assert len(hooks(http_server, "/past")) == 4
+    assert hooks(http_server) == []  # held for the digest
+    assert connection.hlen(keys.digest_pending("ops")) == 2

@@ -74,7 +74,7 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     normalised = [normalise(entry) for entry in entries]
     # The feed's past is recorded for dedupe only, unless a subscription asks for it: no
     # sentence vector, no topics, no alert. A cold start of many feeds is mostly past.
-    subscriptions = rt.config.subscriptions
+    subscriptions = rt.subscriptions.all()  # the file's and the API's
     unwanted = [
         e.backfilled and not any(s.wants_past(e, now) for s in subscriptions) for e in normalised
     ]
@@ -116,7 +116,7 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
             entry = rt.classifier.classify(entry, vector)
             log.info("entry.classified", topics=list(entry.topics), title=entry.title)
             reports.append(entry)
-        for alert in alerts_for(entry, rt.subscriptions.all(), now):
+        for alert in alerts_for(entry, subscriptions, now):
             alerts[alert.subscription_id].append(alert)
     with rt.connection.pipeline(transaction=False) as pipe:
         for entry in reports:
