@@ -39,20 +39,20 @@ def alerts(count: int, subscription_id: str, offset: int = 0) -> list[Alert]:
     now = datetime.now(UTC)
     return [
         Alert(
-            Alert.make_id(f"e{i}", subscription_id),
-            subscription_id,
-            ("frontline",),
-            Entry(
-                f"e{i}",
-                "bench",
-                "https://bench.example/feed",
-                f"k{i}",
-                f"Headline {i}",
-                f"https://bench.example/{i}",
-                "A short summary of the item.",
+            id=Alert.make_id(f"e{i}", subscription_id),
+            subscription_id=subscription_id,
+            topics=("frontline",),
+            entry=Entry(
+                id=f"e{i}",
+                feed_name="bench",
+                feed_url="https://bench.example/feed",
+                key=f"k{i}",
+                title=f"Headline {i}",
+                link=f"https://bench.example/{i}",
+                summary="A short summary of the item.",
                 story_id=f"st_e{i}",
             ),
-            now,
+            created=now,
         )
         for i in range(offset, offset + count)
     ]

@@ -56,13 +56,13 @@ def synthetic_entries(count: int, seed: int = 7) -> list[Entry]:
         key = f"bench-{i}"
         entries.append(
             Entry(
-                Entry.make_id("bench", key),
-                "bench",
-                "https://bench.example/feed",
-                key,
-                title,
-                f"https://bench.example/{i}",
-                summary,
+                id=Entry.make_id("bench", key),
+                feed_name="bench",
+                feed_url="https://bench.example/feed",
+                key=key,
+                title=title,
+                link=f"https://bench.example/{i}",
+                summary=summary,
             )
         )
     return entries

@@ -263,20 +263,20 @@ def make_alerts(count: int, subscription_id: str = "hook", offset: int = 0) -> l
     now = datetime.now(UTC)
     return [
         Alert(
-            Alert.make_id(f"e{i}", subscription_id),
-            subscription_id,
-            ("frontline",),
-            Entry(
-                f"e{i}",
-                "blog",
-                "https://e.org/f",
-                f"k{i}",
-                f"Title {i}",
-                f"https://e.org/{i}",
-                "Summary",
+            id=Alert.make_id(f"e{i}", subscription_id),
+            subscription_id=subscription_id,
+            topics=("frontline",),
+            entry=Entry(
+                id=f"e{i}",
+                feed_name="blog",
+                feed_url="https://e.org/f",
+                key=f"k{i}",
+                title=f"Title {i}",
+                link=f"https://e.org/{i}",
+                summary="Summary",
                 story_id=f"st_e{i}",
             ),
-            now,
+            created=now,
         )
         for i in range(offset, offset + count)
     ]

@@ -16,7 +16,15 @@ from workers.pipeline.similarity import canonical_link, headline_facts, similari
 def entry(title: str, summary: str = "", link: str = "", feed: str = "f", key: str = "") -> Entry:
     key = key or f"{title}|{summary}|{link}"
     return normalise(
-        Entry(Entry.make_id(feed, key), feed, "https://f.example/", key, title, link, summary)
+        Entry(
+            id=Entry.make_id(feed, key),
+            feed_name=feed,
+            feed_url="https://f.example/",
+            key=key,
+            title=title,
+            link=link,
+            summary=summary,
+        )
     )
 
 

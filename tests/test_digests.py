@@ -103,21 +103,21 @@ def test_the_digest_schema_holds_any_digest_newsmon_writes():
     now = datetime(2026, 12, 1, tzinfo=UTC)
     stories = [
         Alert(
-            f"msg_{i}",
-            "desk",
-            ("energy",) if i % 2 else (),
-            Entry(
-                f"e{i}",
-                "blog",
-                "https://e.org/f",
-                f"k{i}",
-                f"Title {i}",
-                f"https://e.org/{i}",
-                "",
-                now - timedelta(hours=i) if i % 3 else None,
+            id=f"msg_{i}",
+            subscription_id="desk",
+            topics=("energy",) if i % 2 else (),
+            entry=Entry(
+                id=f"e{i}",
+                feed_name="blog",
+                feed_url="https://e.org/f",
+                key=f"k{i}",
+                title=f"Title {i}",
+                link=f"https://e.org/{i}",
+                summary="",
+                published=now - timedelta(hours=i) if i % 3 else None,
                 story_id=f"st_e{i}",
             ),
-            now,
+            created=now,
         )
         for i in range(7)
     ]

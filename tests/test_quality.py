@@ -34,9 +34,16 @@ TOPIC_FLOORS = [("test", 0.88), ("tune", 0.90)]
 
 def entry(row: dict) -> Entry:
     return normalise(
-        Entry(Entry.make_id("labelled", row["id"]), "labelled", "", row["id"], row["title"],
-              row["link"], row["summary"])
-    )  # fmt: skip
+        Entry(
+            id=Entry.make_id("labelled", row["id"]),
+            feed_name="labelled",
+            feed_url="",
+            key=row["id"],
+            title=row["title"],
+            link=row["link"],
+            summary=row["summary"],
+        )
+    )
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,16 @@ STORY = 0.45
 
 def report(feed: str, key: str, title: str, summary: str = "") -> Entry:
     return normalise(
-        Entry(Entry.make_id(feed, key), feed, "", key, title, f"https://{feed}.example/{key}",
-              summary)
-    )  # fmt: skip
+        Entry(
+            id=Entry.make_id(feed, key),
+            feed_name=feed,
+            feed_url="",
+            key=key,
+            title=title,
+            link=f"https://{feed}.example/{key}",
+            summary=summary,
+        )
+    )
 
 
 def vectors(entries: list[Entry]) -> list:

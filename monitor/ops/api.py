@@ -276,7 +276,12 @@ class Api:
             story_id="st_test",
         )
         alert = Alert(
-            "msg_" + random_secrets.token_hex(12), subscription.id, (), entry, now, test=True
+            id="msg_" + random_secrets.token_hex(12),
+            subscription_id=subscription.id,
+            topics=(),
+            entry=entry,
+            created=now,
+            test=True,
         )
         schedule_deliveries(
             self.connection,
