@@ -24,11 +24,10 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import redis
 import structlog
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -40,6 +39,7 @@ from monitor.core.subscriptions import API_KEYS, Record, Subscriptions, Subscrip
 from monitor.ops.admin import DeliveryState, parse_since, resend
 from monitor.ops.auth import API_TOKEN_ENV, bearer_matches, token_from_env
 from monitor.ops.openapi import openapi_document
+from monitor.ops.request_body import BodyRefused, read_capped
 from workers.delivery.messages import MessageLog
 from workers.delivery.signing import new_secret
 from workers.jobs import schedule_deliveries
@@ -136,27 +136,17 @@ def _endpoint(handler: Handler, token: str) -> Callable[[Request], Awaitable[Res
 
 
 async def _json_body(request: Request) -> Any:
-    """The body's JSON (None when empty), at most MAX_BODY_BYTES, counted as it arrives."""
-    declared = request.headers.get("content-length", "")
-    too_large = ApiError(413, f"a body may have at most {MAX_BODY_BYTES} bytes")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    chunks, size = [], 0
+    """The body's JSON (None when empty), at most MAX_BODY_BYTES, sent within BODY_SECONDS."""
     try:
-        with anyio.fail_after(BODY_SECONDS):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise too_large
-                chunks.append(chunk)
-    except TimeoutError:
-        raise ApiError(408, f"the body was not sent in {BODY_SECONDS} s") from None
-    except ClientDisconnect:
-        raise ApiError(400, "the body was not sent whole") from None
-    if not size:
+        content = await read_capped(request, cap=MAX_BODY_BYTES, seconds=BODY_SECONDS)
+    except BodyRefused as exc:
+        if exc.status == 413:
+            raise ApiError(413, f"a body may have at most {MAX_BODY_BYTES} bytes") from None
+        raise ApiError(exc.status, f"the body was {exc.reason}") from None
+    if not content:
         return None
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(content)
     except (ValueError, RecursionError) as exc:  # bad UTF-8 is a ValueError too
         raise ApiError(400, f"the body is not JSON ({exc})") from None
 
