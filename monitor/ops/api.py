@@ -36,7 +36,7 @@ from monitor.core.config import Config, Problem, check_subscription
 from monitor.core.http import refused_target
 from monitor.core.models import Alert, Entry, Subscription
 from monitor.core.subscriptions import API_KEYS, Record, Subscriptions, SubscriptionStore
-from monitor.ops.admin import DeliveryState, parse_since, resend
+from monitor.ops.admin import DeliveryState, iso_time, parse_since, resend
 from monitor.ops.auth import API_TOKEN_ENV, bearer_matches, token_from_env
 from monitor.ops.openapi import openapi_document
 from monitor.ops.request_body import BodyRefused, read_capped
@@ -245,9 +245,9 @@ class Api:
             return dataclasses.replace(record, table=table, retiring=retiring, updated=now)
 
         rotated = self._change(request, change)
-        log.info("subscription.rotated", subscription=rotated.id, old_secrets_until=_iso(until))
+        log.info("subscription.rotated", subscription=rotated.id, old_secrets_until=iso_time(until))
         secret = rotated.table["secret"][0]
-        return 200, {"secret": secret, "old_secrets_sign_until": _iso(until)}
+        return 200, {"secret": secret, "old_secrets_sign_until": iso_time(until)}
 
     def test(self, request: Request, body: Any) -> tuple[int, Any]:
         """A `message.test` through the delivery queue, as any alert goes."""
@@ -290,9 +290,9 @@ class Api:
             raise ApiError(422, f"must be a whole number from 1 to {keys.MESSAGES_KEPT}", "limit")
         messages = self.messages_log.recent(subscription.id, int(raw))
         for message in messages:
-            message["created"] = _iso(message["created"])
+            message["created"] = iso_time(message["created"])
             for attempt in message["attempts"]:
-                attempt["at"] = _iso(attempt["at"])
+                attempt["at"] = iso_time(attempt["at"])
         return 200, {"data": messages}
 
     def replay(self, request: Request, body: Any) -> tuple[int, Any]:
@@ -371,7 +371,7 @@ class Api:
         from_file = subscription.id in self.from_file
         view["source"] = "subscriptions.toml" if from_file else "api"
         if record and not from_file:
-            view["created"], view["updated"] = _iso(record.created), _iso(record.updated)
+            view["created"], view["updated"] = iso_time(record.created), iso_time(record.updated)
         return view
 
 
@@ -384,10 +384,6 @@ def _since(value: Any) -> float | None:
         return parse_since(value)
     except (argparse.ArgumentTypeError, OverflowError, ValueError) as exc:
         raise ApiError(422, str(exc) or "unreadable time", "since") from None
-
-
-def _iso(unix_time: float) -> str:
-    return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _schemas() -> dict[str, Any]:
