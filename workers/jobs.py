@@ -75,7 +75,7 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     # The feed's past is recorded for dedupe only, unless a subscription asks for it: no
     # sentence vector, no topics, no alert. A cold start of many feeds is mostly past.
     subscriptions = rt.subscriptions.all()  # the file's and the API's
-    unwanted = [
+    unasked_past = [
         e.backfilled and not any(s.wants_past(e, now) for s in subscriptions) for e in normalised
     ]
     vectors = None
@@ -83,11 +83,11 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
         repeats = rt.deduper.repeats(normalised)
         vectors = [
             None if repeat or past else rt.encoder.vector(e.text)
-            for e, repeat, past in zip(normalised, repeats, unwanted, strict=True)
+            for e, repeat, past in zip(normalised, repeats, unasked_past, strict=True)
         ]
     checked = rt.deduper.check(normalised, vectors)
     reports: list[Entry] = []
-    rows = zip(checked, vectors or [None] * len(checked), unwanted, strict=True)
+    rows = zip(checked, vectors or [None] * len(checked), unasked_past, strict=True)
     for (entry, duplicate), vector, past in rows:
         if past:  # not a story of now either: a later report of it starts the record
             continue
