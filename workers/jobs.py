@@ -171,7 +171,11 @@ def schedule_deliveries(
                 chunk = subscription_alerts[start : start + DELIVERY_CHUNK]
                 documents = [alert_document(a) for a in chunk]
                 job = queues.delivery_job(
-                    queue, subscription_id, documents, attempt, per_message_seconds
+                    queue,
+                    subscription_id,
+                    documents,
+                    attempt=attempt,
+                    per_message_seconds=per_message_seconds,
                 )
                 if delay_seconds > 0:
                     queue.schedule_job(job, when, pipeline=pipe)
@@ -231,7 +235,7 @@ def _send_round(
     _log_round(round_, attempt)
     rt.messages.record(round_, attempt)
     observed = round_.observations(datetime.now(UTC))
-    counters.record(rt.connection, round_.counts(), subscription.id, observed)
+    counters.record(rt.connection, round_.counts(), subscription.id, observations=observed)
     for alert, outcome in round_.failed + round_.dead:
         rt.dead_letters.add(alert, attempt, outcome.reason)
     verdict = rt.policy.after_round(subscription, round_, attempt)

@@ -70,7 +70,7 @@ class Record:
         """The subscription, checked as when it was made; None (logged) if it no longer
         passes, e.g. its topic was removed from topics.toml."""
         subscription, problems = check_subscription(
-            self.table, topic_names, feeds, f"API subscription {self.id}", API_KEYS
+            self.table, topic_names, feeds, source=f"API subscription {self.id}", keys=API_KEYS
         )
         if subscription is None:
             log.warning(

@@ -324,7 +324,7 @@ class Api:
         """The subscription `table` describes, or a 422 naming the field: the config's own
         check, then the SSRF guard on the URL's host."""
         subscription, problems = check_subscription(
-            table, self.topic_names, self.feeds, "request body", API_KEYS
+            table, self.topic_names, self.feeds, source="request body", keys=API_KEYS
         )
         if subscription is None:
             raise ApiError.invalid(problems)

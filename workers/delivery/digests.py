@@ -84,8 +84,8 @@ class Digests:
                             self.queue,
                             subscription_id,
                             [alert_document(digest)],
-                            1,
-                            self.per_message_seconds,
+                            attempt=1,
+                            per_message_seconds=self.per_message_seconds,
                         )
                         self.queue.enqueue_job(job, pipeline=pipe)
                         pipe.hdel(key, *taken)
