@@ -286,3 +286,17 @@ def test_a_digest_or_backfill_asked_for_over_the_api_is_honoured(setup, http_ser
     assert len(hooks(http_server, "/past")) == 4
     assert hooks(http_server) == []  # held for the digest
     assert connection.hlen(keys.digest_pending("ops")) == 2
+
+
+def test_a_deleted_subscription_leaves_no_digest_behind(setup, http_server, connection):
+    """What waited for its digest goes with it: a subscription made later under the same id
+    starts afresh, and no digest is sent to a subscription that is gone."""
+    config, api, client = setup
+    create(client, api, http_server, digest_minutes=15)
+    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG[:2])))
+    Poller(config, connection).poll_feeds(config.feeds)
+    run_worker(config, connection)
+    assert connection.hlen(keys.digest_pending("ops")) == 2
+    assert client.delete(f"{api}/subscriptions/ops").status_code == 204
+    assert connection.exists(keys.digest_pending("ops")) == 0
+    assert connection.zscore(keys.DIGESTS_DUE, "ops") is None

@@ -134,12 +134,17 @@ class SubscriptionStore:
 
     def delete(self, sub_id: str) -> bool:
         """Remove the record, and the state kept under its id (endpoint health, counters, the
-        message index), so a subscription made later under the same id starts afresh."""
+        message index, what waits for its digest), so a subscription made later under the
+        same id starts afresh."""
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.hdel(keys.API_SUBSCRIPTIONS, sub_id)
             pipe.delete(
-                keys.endpoint(sub_id), keys.stats_subscription(sub_id), keys.messages_of(sub_id)
+                keys.endpoint(sub_id),
+                keys.stats_subscription(sub_id),
+                keys.messages_of(sub_id),
+                keys.digest_pending(sub_id),
             )
+            pipe.zrem(keys.DIGESTS_DUE, sub_id)
             pipe.incr(keys.API_SUBSCRIPTIONS_VERSION)
             deleted, *_ = pipe.execute()
         return bool(deleted)
