@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import threading
 import time
@@ -140,6 +141,7 @@ def run(items: list[dict], feeds: int, workers: int, semantic: bool, batch_size:
 
 
 def main() -> None:
+    os.environ.setdefault("NEWSMON_ALLOW_PRIVATE_TARGETS", "1")  # the feeds are local
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=2000)
     parser.add_argument("--feeds", type=int, default=20)
