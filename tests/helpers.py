@@ -31,6 +31,7 @@ from monitor.core.models import Alert, Entry, Feed
 from monitor.poller.loop import Poller
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 from workers import runtime, worker
+from workers.pipeline.normalise import normalise
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks docs' example key
@@ -256,6 +257,23 @@ def run_config(tmp_path: Path, http_server: LocalServer) -> Path:
 def documents(alerts: list[Alert]) -> list[dict]:
     """Alerts as a delivery job carries them."""
     return [alert_document(alert) for alert in alerts]
+
+
+def normalised_entry(
+    *, feed: str, key: str, title: str, summary: str = "", link: str = ""
+) -> Entry:
+    """An entry of `feed` as the workers hold it after the normalise step."""
+    return normalise(
+        Entry(
+            id=Entry.make_id(feed, key),
+            feed_name=feed,
+            feed_url=f"https://{feed}.example/feed",
+            key=key,
+            title=title,
+            link=link,
+            summary=summary,
+        )
+    )
 
 
 def make_alerts(count: int, subscription_id: str = "hook", offset: int = 0) -> list[Alert]:
