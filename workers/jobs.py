@@ -156,6 +156,7 @@ def schedule_deliveries(
     connection: redis.Redis,
     settings: Settings,
     alerts: dict[str, list[Alert]],
+    *,
     attempt: int,
     delay_seconds: float,
 ) -> int:
@@ -222,7 +223,13 @@ def _defer(
     rt: Runtime, subscription_id: str, alerts: list[Alert], attempt: int, wait: float, why: str
 ) -> dict[str, int]:
     """This batch waits `wait` seconds in the schedule, and spends no attempt doing so."""
-    schedule_deliveries(rt.connection, rt.config.settings, {subscription_id: alerts}, attempt, wait)
+    schedule_deliveries(
+        rt.connection,
+        rt.config.settings,
+        {subscription_id: alerts},
+        attempt=attempt,
+        delay_seconds=wait,
+    )
     log.info("delivery.deferred", alerts=len(alerts), seconds=round(wait, 1), reason=why)
     return {"deferred": len(alerts)}
 
@@ -276,10 +283,20 @@ def _reschedule(
     """Retries at the next attempt, untried alerts at this one again, both after `delay`."""
     settings = rt.config.settings
     if retry := [alert for alert, _ in round_.retry]:
-        schedule_deliveries(rt.connection, settings, {subscription_id: retry}, attempt + 1, delay)
+        schedule_deliveries(
+            rt.connection,
+            settings,
+            {subscription_id: retry},
+            attempt=attempt + 1,
+            delay_seconds=delay,
+        )
     if round_.untried:
         schedule_deliveries(
-            rt.connection, settings, {subscription_id: round_.untried}, attempt, delay
+            rt.connection,
+            settings,
+            {subscription_id: round_.untried},
+            attempt=attempt,
+            delay_seconds=delay,
         )
 
 
