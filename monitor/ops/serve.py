@@ -14,9 +14,10 @@ POST /websub/FEED  a WebSub hub pushing FEED's new document
 /api/v1/..., /openapi.json, /schemas/NAME.json   see api.py
 
 The WebSub route is public, so the server is Starlette on uvicorn with limits on what a
-client can hold: connections, time to send a request's head and a push's body, head size
-and body size. Handlers that call Redis are plain `def`s, which Starlette runs in its
-thread pool, so a slow Redis never stalls the event loop.
+client can hold: connections, time to send a request's head and its body, head size and
+body size (request_body.py, for a push as for an API call). Handlers that call Redis are
+plain `def`s, which Starlette runs in its thread pool, so a slow Redis never stalls the
+event loop.
 """
 
 from __future__ import annotations
