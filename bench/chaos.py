@@ -31,12 +31,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from pipeline import copy_shipped_topics
+from pipeline import SECRET, copy_shipped_topics
 
 from monitor.core.models import Entry
 
 REPO = Path(__file__).resolve().parent.parent
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PUBLISH_SECONDS = 10.0
 WAIT_SECONDS = 120.0
 # Headlines are random draws of these words, so no two items are one story.

@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
-from pipeline import copy_shipped_topics
+from pipeline import SECRET, copy_shipped_topics, start_workers, stop_workers
 from receiver import arrivals
 from receiver import start as start_receiver
 
@@ -32,27 +30,25 @@ from monitor.ops.redis_server import EmbeddedRedis, connect
 from workers import runtime, worker
 from workers.jobs import schedule_deliveries
 
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
 
 def alerts(count: int, subscription_id: str, offset: int = 0) -> list[Alert]:
     now = datetime.now(UTC)
     return [
         Alert(
-            Alert.make_id(f"e{i}", subscription_id),
-            subscription_id,
-            ("frontline",),
-            Entry(
-                f"e{i}",
-                "bench",
-                "https://bench.example/feed",
-                f"k{i}",
-                f"Headline {i}",
-                f"https://bench.example/{i}",
-                "A short summary of the item.",
+            id=Alert.make_id(f"e{i}", subscription_id),
+            subscription_id=subscription_id,
+            topics=("frontline",),
+            entry=Entry(
+                id=f"e{i}",
+                feed_name="bench",
+                feed_url="https://bench.example/feed",
+                key=f"k{i}",
+                title=f"Headline {i}",
+                link=f"https://bench.example/{i}",
+                summary="A short summary of the item.",
                 story_id=f"st_e{i}",
             ),
-            now,
+            created=now,
         )
         for i in range(offset, offset + count)
     ]
@@ -110,19 +106,7 @@ def main() -> None:
 
     connection.flushdb()
     log_path.write_text("")
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "monitor", "worker", "--config", str(config_dir)],
-            env={
-                **os.environ,
-                "REDIS_URL": url,
-                "NEWSMON_ALLOW_PRIVATE_TARGETS": "1",
-                "NEWSMON_LOG_LEVEL": "error",
-            },
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(args.workers)
-    ]
+    processes = start_workers(config_dir, url, args.workers)
     time.sleep(3)
     sent: dict[str, float] = {}
     offset = 0
@@ -135,10 +119,7 @@ def main() -> None:
         offset += 1
         time.sleep(0.1)
     time.sleep(3)
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait()
+    stop_workers(processes)
     received = arrivals(log_path, "/fast")
     hang_requests = len(arrivals(log_path, "/hang"))
     latencies = sorted((received[i][0] - t) * 1000 for i, t in sent.items() if i in received)

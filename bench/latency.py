@@ -15,25 +15,27 @@ import bisect
 import dataclasses
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import structlog
-from pipeline import copy_shipped_topics, rules_only_flag, synthetic_entries
+from feeds import feeds_toml, rss
+from feeds import serve as serve_feeds
+from pipeline import (
+    rules_only_flag,
+    start_workers,
+    stop_workers,
+    synthetic_entries,
+    write_config,
+)
 from receiver import arrivals
 from receiver import start as start_receiver
 
 from monitor.core.config import load_config
 from monitor.ops.redis_server import EmbeddedRedis, connect
 from monitor.poller.loop import Poller
-
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 class Publisher:
@@ -54,12 +56,8 @@ class Publisher:
 
     def body(self) -> bytes:
         newest = self.served = self.published(time.time())
-        items = "".join(
-            f"<item><guid>{e.key}</guid><title>{escape(e.title)}</title><link>{e.link}</link>"
-            f"<description>{escape(e.summary)}</description></item>"
-            for e in reversed(self.items[max(newest - self.window, 0) : newest])
-        )
-        return f'<rss version="2.0"><channel><title>bench</title>{items}</channel></rss>'.encode()
+        shown = reversed(self.items[max(newest - self.window, 0) : newest])
+        return rss((e.key, e.title, e.link, e.summary) for e in shown)
 
 
 class TimedPoller(Poller):
@@ -78,6 +76,7 @@ class TimedPoller(Poller):
 
 
 def main() -> None:
+    os.environ.setdefault("NEWSMON_ALLOW_PRIVATE_TARGETS", "1")  # the feeds are local
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--feeds", type=int, default=10)
@@ -97,50 +96,15 @@ def main() -> None:
         for k in range(args.feeds)
     }
 
-    class Feed(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = publishers[self.path.strip("/")].body()
-            self.send_response(200)
-            self.send_header("content-type", "application/rss+xml")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    feed_server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
-    feed_server.daemon_threads = True
-    threading.Thread(target=feed_server.serve_forever, daemon=True).start()
-    config_dir = tmp / "config"
-    config_dir.mkdir()
-    copy_shipped_topics(config_dir, not args.rules_only)
-    (config_dir / "feeds.toml").write_text(
-        "".join(
-            f'[[feeds]]\nname = "{name}"\nurl = "http://127.0.0.1:{feed_server.server_port}/{name}"\n'
-            "interval_seconds = 1\n"
-            for name in publishers
-        )
-    )
-    (config_dir / "subscriptions.toml").write_text(
-        f'[[subscriptions]]\nid = "all"\nurl = "http://127.0.0.1:{receiver_port}/all"\n'
-        f'topics = ["*"]\nsecret = "{SECRET}"\n'
+    feed_server = serve_feeds(lambda name: publishers[name].body())
+    config_dir = write_config(
+        tmp / "config",
+        f"http://127.0.0.1:{receiver_port}/all",
+        not args.rules_only,
+        feeds=feeds_toml(publishers, feed_server),
     )
     config = load_config(config_dir)
-    env = {
-        **os.environ,
-        "REDIS_URL": url,
-        "NEWSMON_ALLOW_PRIVATE_TARGETS": "1",
-        "NEWSMON_LOG_LEVEL": "error",
-    }
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "monitor", "worker", "--config", str(config_dir)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(args.workers)
-    ]
+    workers = start_workers(config_dir, url, args.workers)
     time.sleep(2)
 
     poller = TimedPoller(config, connect(url), publishers)
@@ -170,9 +134,7 @@ def main() -> None:
         f"{args.workers} workers: {len(latencies)}/{published} delivered; poll -> receiver "
         f"p50 {statistics.median(latencies):.0f} ms, p99 {p99:.0f} ms, max {latencies[-1]:.0f} ms"
     )
-    for worker in workers:
-        worker.terminate()
-        worker.wait()
+    stop_workers(workers)
     receiver.terminate()
     server.stop()
 

@@ -10,7 +10,10 @@ one-job-per-entry baseline, and the dedupe state kept in Redis per entry.
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -56,13 +59,13 @@ def synthetic_entries(count: int, seed: int = 7) -> list[Entry]:
         key = f"bench-{i}"
         entries.append(
             Entry(
-                Entry.make_id("bench", key),
-                "bench",
-                "https://bench.example/feed",
-                key,
-                title,
-                f"https://bench.example/{i}",
-                summary,
+                id=Entry.make_id("bench", key),
+                feed_name="bench",
+                feed_url="https://bench.example/feed",
+                key=key,
+                title=title,
+                link=f"https://bench.example/{i}",
+                summary=summary,
             )
         )
     return entries
@@ -86,15 +89,42 @@ def rules_only_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def write_config(directory: Path, receiver_url: str, model: bool = True) -> Path:
+def write_config(directory: Path, receiver_url: str, model: bool = True, feeds: str = "") -> Path:
+    """A config folder: the shipped topics (see copy_shipped_topics), `feeds` as feeds.toml,
+    and one subscription to every entry, delivered to `receiver_url`."""
     directory.mkdir()
     copy_shipped_topics(directory, model)
-    (directory / "feeds.toml").write_text("")
+    (directory / "feeds.toml").write_text(feeds)
     (directory / "subscriptions.toml").write_text(
         f'[[subscriptions]]\nid = "all"\nurl = "{receiver_url}"\n'
         f'topics = ["*"]\nsecret = "{SECRET}"\n'
     )
     return directory
+
+
+def start_workers(config_dir: Path, redis_url: str, count: int) -> list[subprocess.Popen]:
+    """`count` `newsmon worker` processes, logging errors only."""
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "NEWSMON_ALLOW_PRIVATE_TARGETS": "1",  # the feeds and receivers are local
+        "NEWSMON_LOG_LEVEL": "error",
+    }
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "monitor", "worker", "--config", str(config_dir)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+
+
+def stop_workers(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait()
 
 
 def best_of(runs: int, measure: Callable[[], float]) -> float:

@@ -44,13 +44,13 @@ def labelled(split: str, file: str = "labelled") -> list[dict]:
 
 def as_entry(row: dict) -> Entry:
     entry = Entry(
-        Entry.make_id("labelled", row["id"]),
-        "labelled",
-        "https://example.org/labelled",
-        row["id"],
-        row["title"],
-        row["link"],
-        row["summary"],
+        id=Entry.make_id("labelled", row["id"]),
+        feed_name="labelled",
+        feed_url="https://example.org/labelled",
+        key=row["id"],
+        title=row["title"],
+        link=row["link"],
+        summary=row["summary"],
     )
     return normalise(entry)
 

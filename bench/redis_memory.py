@@ -70,7 +70,15 @@ class Publisher:
         )
         key = f"{feed.name}/{i}"
         link = f"{feed.url}{i}"
-        return Entry(Entry.make_id(feed.name, key), feed.name, feed.url, key, title, link, summary)
+        return Entry(
+            id=Entry.make_id(feed.name, key),
+            feed_name=feed.name,
+            feed_url=feed.url,
+            key=key,
+            title=title,
+            link=link,
+            summary=summary,
+        )
 
 
 def key_kinds(connection) -> tuple[Counter[str], float]:

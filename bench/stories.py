@@ -45,9 +45,16 @@ def as_entry(row: dict) -> Entry:
     # Each row its own outlet: a reword comes from another feed than its original.
     feed = row["link"].split("/")[2]
     return normalise(
-        Entry(Entry.make_id(feed, row["id"]), feed, "", row["id"], row["title"], row["link"],
-              row["summary"])
-    )  # fmt: skip
+        Entry(
+            id=Entry.make_id(feed, row["id"]),
+            feed_name=feed,
+            feed_url="",
+            key=row["id"],
+            title=row["title"],
+            link=row["link"],
+            summary=row["summary"],
+        )
+    )
 
 
 def replay(

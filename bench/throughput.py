@@ -22,17 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import structlog
-from pipeline import SECRET, copy_shipped_topics
+from feeds import feeds_toml, rss
+from feeds import serve as serve_feeds
+from pipeline import start_workers, stop_workers, write_config
 from receiver import arrivals
 from receiver import start as start_receiver
 from rq import Worker
@@ -66,50 +64,20 @@ class Feeds:
     Notes when the first items were served."""
 
     def __init__(self, items: list[dict], feeds: int):
-        self.bodies = {f"feed-{k}": self.document(items[k::feeds]) for k in range(feeds)}
+        self.items = {f"feed-{k}": items[k::feeds] for k in range(feeds)}
         self.asked: set[str] = set()
         self.first_served: float | None = None
-        lock = threading.Lock()
-        outer = self
+        self.lock = threading.Lock()
+        self.server = serve_feeds(self.document)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                name = self.path.strip("/")
-                with lock:
-                    first = name not in outer.asked
-                    outer.asked.add(name)
-                    if not first and outer.first_served is None:
-                        outer.first_served = time.time()
-                body = outer.document([]) if first else outer.bodies[name]
-                self.send_response(200)
-                self.send_header("content-type", "application/rss+xml")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @staticmethod
-    def document(items: list[dict]) -> bytes:
-        body = "".join(
-            f"<item><guid>{i['guid']}</guid><title>{escape(i['title'])}</title>"
-            f"<link>{i['link']}</link><description>{escape(i['summary'])}</description></item>"
-            for i in items
-        )
-        return f'<rss version="2.0"><channel><title>bench</title>{body}</channel></rss>'.encode()
-
-    def config(self) -> str:
-        port = self.server.server_port
-        return "".join(
-            f'[[feeds]]\nname = "{name}"\nurl = "http://127.0.0.1:{port}/{name}"\n'
-            "interval_seconds = 1\n"
-            for name in self.bodies
-        )
+    def document(self, name: str) -> bytes:
+        with self.lock:
+            first = name not in self.asked
+            self.asked.add(name)
+            if not first and self.first_served is None:
+                self.first_served = time.time()
+        shown = [] if first else self.items[name]
+        return rss((i["guid"], i["title"], i["link"], i["summary"]) for i in shown)
 
 
 def run(items: list[dict], feeds: int, workers: int, semantic: bool, batch_size: int) -> str:
@@ -121,28 +89,13 @@ def run(items: list[dict], feeds: int, workers: int, semantic: bool, batch_size:
     log_path.touch()
     receiver, receiver_port = start_receiver(log_path)
     served = Feeds(items, feeds)
-    config_dir = tmp / "config"
-    config_dir.mkdir()
-    copy_shipped_topics(config_dir, semantic)
-    (config_dir / "feeds.toml").write_text(served.config())
-    (config_dir / "subscriptions.toml").write_text(
-        f'[[subscriptions]]\nid = "all"\nurl = "http://127.0.0.1:{receiver_port}/all"\n'
-        f'topics = ["*"]\nsecret = "{SECRET}"\n'
+    config_dir = write_config(
+        tmp / "config",
+        f"http://127.0.0.1:{receiver_port}/all",
+        semantic,
+        feeds=feeds_toml(served.items, served.server),
     )
-    env = {
-        **os.environ,
-        "REDIS_URL": url,
-        "NEWSMON_ALLOW_PRIVATE_TARGETS": "1",
-        "NEWSMON_LOG_LEVEL": "error",
-    }
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "monitor", "worker", "--config", str(config_dir)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(workers)
-    ]
+    processes = start_workers(config_dir, url, workers)
     while Worker.count(connection=connection) < workers:
         time.sleep(0.2)
     if semantic:
@@ -173,9 +126,7 @@ def run(items: list[dict], feeds: int, workers: int, semantic: bool, batch_size:
     answered = arrivals(log_path, "/all")
     last_answer = max((at for at, _ in answered.values()), default=time.time())
     started = served.first_served or time.time()
-    for process in processes:
-        process.terminate()
-        process.wait()
+    stop_workers(processes)
     receiver.terminate()
     connection.close()
     server.stop()
@@ -190,6 +141,7 @@ def run(items: list[dict], feeds: int, workers: int, semantic: bool, batch_size:
 
 
 def main() -> None:
+    os.environ.setdefault("NEWSMON_ALLOW_PRIVATE_TARGETS", "1")  # the feeds are local
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=2000)
     parser.add_argument("--feeds", type=int, default=20)

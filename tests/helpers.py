@@ -31,6 +31,7 @@ from monitor.core.models import Alert, Entry, Feed
 from monitor.poller.loop import Poller
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 from workers import runtime, worker
+from workers.pipeline.normalise import normalise
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks docs' example key
@@ -258,25 +259,42 @@ def documents(alerts: list[Alert]) -> list[dict]:
     return [alert_document(alert) for alert in alerts]
 
 
+def normalised_entry(
+    *, feed: str, key: str, title: str, summary: str = "", link: str = ""
+) -> Entry:
+    """An entry of `feed` as the workers hold it after the normalise step."""
+    return normalise(
+        Entry(
+            id=Entry.make_id(feed, key),
+            feed_name=feed,
+            feed_url=f"https://{feed}.example/feed",
+            key=key,
+            title=title,
+            link=link,
+            summary=summary,
+        )
+    )
+
+
 def make_alerts(count: int, subscription_id: str = "hook", offset: int = 0) -> list[Alert]:
     """`count` alerts for one subscription, each about an entry of its own."""
     now = datetime.now(UTC)
     return [
         Alert(
-            Alert.make_id(f"e{i}", subscription_id),
-            subscription_id,
-            ("frontline",),
-            Entry(
-                f"e{i}",
-                "blog",
-                "https://e.org/f",
-                f"k{i}",
-                f"Title {i}",
-                f"https://e.org/{i}",
-                "Summary",
+            id=Alert.make_id(f"e{i}", subscription_id),
+            subscription_id=subscription_id,
+            topics=("frontline",),
+            entry=Entry(
+                id=f"e{i}",
+                feed_name="blog",
+                feed_url="https://e.org/f",
+                key=f"k{i}",
+                title=f"Title {i}",
+                link=f"https://e.org/{i}",
+                summary="Summary",
                 story_id=f"st_e{i}",
             ),
-            now,
+            created=now,
         )
         for i in range(offset, offset + count)
     ]

@@ -29,7 +29,7 @@ from tests.helpers import (
     schema_validator,
     write_config,
 )
-from tests.stories import ROUND_ONE_LIVEBLOG, rss, unrelated_items
+from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
 TOKEN = "test-token-0123456789"
 
@@ -266,39 +266,37 @@ def test_the_operator_commands_see_api_subscriptions(
     assert [r.headers["webhook-id"] for r in hooks(http_server)] == [sent, sent]
 
 
-def test_an_api_subscription_gets_its_digest_and_the_past_it_asks_for(
-    tmp_path, http_server, serve_url, monkeypatch, connection
-):
-    """digest_minutes and backfill_hours made over the API work as in subscriptions.toml."""
-    monkeypatch.setenv(API_TOKEN_ENV, TOKEN)
-    past, news = unrelated_items(3, "past"), unrelated_items(2, "news")
-    http_server.route("/feed.xml", (200, RSS, rss(past)))  # published 2 hours ago
-    for path in ("/digest", "/past"):
-        http_server.route(path, (204, {}, b""))
-    directory = write_config(
-        tmp_path / "config", feeds=[{"name": "blog", "url": http_server.url_for("/feed.xml")}]
-    )
-    config = load(directory)
-    api = serve_url(config) + "/api/v1"
-    with httpx.Client(headers={"authorization": f"Bearer {TOKEN}"}, timeout=10) as client:
-        create(client, api, http_server, "/digest", id="digest", digest_minutes=15)
-        secret = create(client, api, http_server, "/past", id="past", backfill_hours=48)["secret"]
+def test_a_digest_or_backfill_asked_for_over_the_api_is_honoured(setup, http_server, connection):
+    """The options of a subscription made over the API count as those of the file's: its
+    alerts wait for its digest, and a backfill one gets the feed's past."""
+    config, api, client = setup
+    create(client, api, http_server, digest_minutes=15)
+    create(client, api, http_server, path="/past", id="past", backfill_hours=48)
+    http_server.route("/past", (200, {}, b""))
+    connection.delete(keys.feed_state("blog"))  # never fetched: its first document is its past
+    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG[:2])))
     poller = Poller(config, connection)
-
-    def links(path: str) -> list[str]:
-        verify = Webhook(secret).verify
-        return sorted(
-            verify(r.body, r.headers)["data"]["entry"]["link"] for r in hooks(http_server, path)
-        )
-
-    poller.poll_feeds(config.feeds)  # the feed's first document: its past
-    run_worker(config, connection)
-    assert links("/past") == sorted(i.link for i in past)
-
-    http_server.route("/feed.xml", (200, RSS, rss([*past, *news])))
     poller.poll_feeds(config.feeds)
     run_worker(config, connection)
-    assert links("/past") == sorted(i.link for i in [*past, *news])
-    assert hooks(http_server, "/digest") == []  # the news waits for its digest
-    assert connection.hlen(keys.digest_pending("digest")) == len(news)
-    assert connection.zscore(keys.DIGESTS_DUE, "digest") is not None
+    assert len(hooks(http_server, "/past")) == 2
+
+    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG[:4])))
+    poller.poll_feeds(config.feeds)
+    run_worker(config, connection)
+    assert len(hooks(http_server, "/past")) == 4
+    assert hooks(http_server) == []  # held for the digest
+    assert connection.hlen(keys.digest_pending("ops")) == 2
+
+
+def test_a_deleted_subscription_leaves_no_digest_behind(setup, http_server, connection):
+    """What waited for its digest goes with it: a subscription made later under the same id
+    starts afresh, and no digest is sent to a subscription that is gone."""
+    config, api, client = setup
+    create(client, api, http_server, digest_minutes=15)
+    http_server.route("/blog.xml", (200, RSS, rss(ROUND_ONE_LIVEBLOG[:2])))
+    Poller(config, connection).poll_feeds(config.feeds)
+    run_worker(config, connection)
+    assert connection.hlen(keys.digest_pending("ops")) == 2
+    assert client.delete(f"{api}/subscriptions/ops").status_code == 204
+    assert connection.exists(keys.digest_pending("ops")) == 0
+    assert connection.zscore(keys.DIGESTS_DUE, "ops") is None

@@ -26,8 +26,17 @@ HOSTILE = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">Ta
 
 def report(entry_id: str, title: str, link: str, topics: tuple[str, ...]) -> Entry:
     """An entry that starts a story of its own."""
-    return Entry(entry_id, "wire", FEED["url"], entry_id, title, link, "",
-                 story_id=f"st_{entry_id}", topics=topics)  # fmt: skip
+    return Entry(
+        id=entry_id,
+        feed_name="wire",
+        feed_url=FEED["url"],
+        key=entry_id,
+        title=title,
+        link=link,
+        summary="",
+        story_id=f"st_{entry_id}",
+        topics=topics,
+    )
 
 
 def record(connection, entry_id: str, title: str, link: str, topics: tuple[str, ...]) -> None:

@@ -26,7 +26,17 @@ def shipped() -> Classifier:
     "item", [*ROUND_TWO_LIVEBLOG, *WIRE_ITEMS, *DAILY_ITEMS], ids=lambda i: i.guid
 )
 def test_fixture_stories_get_their_topics(shipped, item):
-    text = normalise(Entry("i", "f", "u", "k", item.title, item.link, item.summary)).text
+    text = normalise(
+        Entry(
+            id="i",
+            feed_name="f",
+            feed_url="u",
+            key="k",
+            title=item.title,
+            link=item.link,
+            summary=item.summary,
+        )
+    ).text
     assert set(shipped.topics_of(text)) == set(STORY_TOPICS[item.story])
 
 

@@ -7,17 +7,15 @@ import threading
 import pytest
 
 from monitor.core.models import Entry
+from tests.helpers import normalised_entry
 from tests.stories import GAS, KHARKIV, WIRE_ITEMS
 from workers.pipeline.dedupe import Deduper, Doc, fingerprint, pack_doc, text_similarity, unpack_doc
-from workers.pipeline.normalise import normalise
 from workers.pipeline.similarity import canonical_link, headline_facts, similarity
 
 
 def entry(title: str, summary: str = "", link: str = "", feed: str = "f", key: str = "") -> Entry:
     key = key or f"{title}|{summary}|{link}"
-    return normalise(
-        Entry(Entry.make_id(feed, key), feed, "https://f.example/", key, title, link, summary)
-    )
+    return normalised_entry(feed=feed, key=key, title=title, summary=summary, link=link)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import jsonschema
@@ -13,9 +14,17 @@ import pytest
 from standardwebhooks import Webhook
 
 from monitor.core import keys
-from monitor.core.models import Alert, Entry
 from monitor.poller.loop import Poller
-from tests.helpers import REPO, RSS, SECRET, load, polled_before, run_worker, write_config
+from tests.helpers import (
+    REPO,
+    RSS,
+    SECRET,
+    load,
+    make_alerts,
+    polled_before,
+    run_worker,
+    write_config,
+)
 from tests.stories import Item, rss, unrelated_items
 from workers.delivery.digests import digest_of
 from workers.delivery.formats import standard
@@ -102,24 +111,15 @@ def test_a_digest_lists_each_new_story_once_and_survives_a_killed_worker(
 def test_the_digest_schema_holds_any_digest_newsmon_writes():
     now = datetime(2026, 12, 1, tzinfo=UTC)
     stories = [
-        Alert(
-            f"msg_{i}",
-            "desk",
-            ("energy",) if i % 2 else (),
-            Entry(
-                f"e{i}",
-                "blog",
-                "https://e.org/f",
-                f"k{i}",
-                f"Title {i}",
-                f"https://e.org/{i}",
-                "",
-                now - timedelta(hours=i) if i % 3 else None,
-                story_id=f"st_e{i}",
+        replace(
+            alert,
+            topics=("energy",) if i % 2 else (),
+            entry=replace(
+                alert.entry, summary="", published=now - timedelta(hours=i) if i % 3 else None
             ),
-            now,
+            created=now,
         )
-        for i in range(7)
+        for i, alert in enumerate(make_alerts(7, "desk"))
     ]
     payload = json.loads(standard(digest_of("desk", stories, now)))
     jsonschema.validate(payload, SCHEMA)

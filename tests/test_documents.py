@@ -19,6 +19,7 @@ from tests.stories import ROUND_ONE_LIVEBLOG, rss
 from workers.delivery.deadletters import DeadLetters
 
 text = st.text(max_size=40)
+moments = st.datetimes(timezones=st.just(UTC))
 entries = st.builds(
     Entry,
     id=text,
@@ -28,31 +29,32 @@ entries = st.builds(
     title=text,
     link=text,
     summary=text,
-    published=st.none() | st.datetimes(timezones=st.just(UTC)),
+    published=st.none() | moments,
     revision=text,
+    fetched=st.none() | moments,
     backfilled=st.booleans(),
     text=text,
     story_id=text,
     topics=st.lists(text, max_size=3).map(tuple),
 )
-alerts = st.builds(
-    Alert,
-    id=text,
-    subscription_id=text,
-    topics=st.lists(text, max_size=3).map(tuple),
-    entry=entries,
-    created=st.datetimes(timezones=st.just(UTC)),
-)
-# A digest: an alert listing others.
-alerts = alerts | st.builds(
-    Alert,
-    id=text,
-    subscription_id=text,
-    topics=st.lists(text, max_size=3).map(tuple),
-    entry=entries,
-    created=st.datetimes(timezones=st.just(UTC)),
-    stories=st.lists(alerts, min_size=1, max_size=3).map(tuple),
-)
+
+
+def alert_builds(stories: st.SearchStrategy[tuple[Alert, ...]]) -> st.SearchStrategy[Alert]:
+    return st.builds(
+        Alert,
+        id=text,
+        subscription_id=text,
+        topics=st.lists(text, max_size=3).map(tuple),
+        entry=entries,
+        created=moments,
+        test=st.booleans(),
+        stories=stories,
+    )
+
+
+single_alerts = alert_builds(st.just(()))
+# Or a digest: an alert listing others.
+alerts = single_alerts | alert_builds(st.lists(single_alerts, min_size=1, max_size=3).map(tuple))
 
 
 @given(alerts)

@@ -40,7 +40,15 @@ ELSEWHERE = Item(
 
 
 def entry(title: str, summary: str = "", feed: str = "wire") -> Entry:
-    return Entry("e", feed, "https://e.org/f", "k", title, "https://e.org/a", summary)
+    return Entry(
+        id="e",
+        feed_name=feed,
+        feed_url="https://e.org/f",
+        key="k",
+        title=title,
+        link="https://e.org/a",
+        summary=summary,
+    )
 
 
 @pytest.mark.parametrize(

@@ -189,16 +189,22 @@ def test_a_refused_body_is_not_retried_and_is_dead_lettered(tmp_path, connection
 
 
 ENTRY = Entry(
-    "e1",
-    "blog",
-    "https://e.org/feed",
-    "k1",
-    "Title",
-    "https://e.org/a?x=1&y=2",
-    "S",
-    datetime(2026, 1, 1, tzinfo=UTC),
+    id="e1",
+    feed_name="blog",
+    feed_url="https://e.org/feed",
+    key="k1",
+    title="Title",
+    link="https://e.org/a?x=1&y=2",
+    summary="S",
+    published=datetime(2026, 1, 1, tzinfo=UTC),
 )
-ALERT = Alert("msg_1", "sub", ("diplomacy", "frontline"), ENTRY, datetime(2026, 1, 1, tzinfo=UTC))
+ALERT = Alert(
+    id="msg_1",
+    subscription_id="sub",
+    topics=("diplomacy", "frontline"),
+    entry=ENTRY,
+    created=datetime(2026, 1, 1, tzinfo=UTC),
+)
 PIECES = ["@everyone", "@here", "<!channel>", "<@U123>", "*", "_", "`", "|", ">", "<", "&"]
 PIECES += ["\n", "\x00", "\x1b", "\u2028", "[x](http://evil)", "||", "é", "\U0001f600"]
 hostile = st.lists(st.text(max_size=5) | st.sampled_from(PIECES), max_size=30).map("".join) | (

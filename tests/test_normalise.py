@@ -28,6 +28,8 @@ from workers.pipeline.normalise import normalise
     ],
 )
 def test_normalise(title, summary, clean_title, clean_summary):
-    result = normalise(Entry("id", "f", "u", "k", title, "", summary))
+    result = normalise(
+        Entry(id="id", feed_name="f", feed_url="u", key="k", title=title, link="", summary=summary)
+    )
     assert (result.title, result.summary) == (clean_title, clean_summary)
     assert result.text == "\n".join(p for p in (clean_title, clean_summary) if p)

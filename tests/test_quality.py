@@ -15,11 +15,10 @@ import pytest
 
 from monitor.core.config import load_config
 from monitor.core.models import Entry
-from tests.helpers import REPO
+from tests.helpers import REPO, normalised_entry
 from workers.ml.evaluation import evaluate, evaluate_stories
 from workers.pipeline.classify import Classifier
 from workers.pipeline.dedupe import Deduper
-from workers.pipeline.normalise import normalise
 
 LABELLED = Path(__file__).parent / "fixtures" / "labelled.jsonl"
 ROWS = [json.loads(line) for line in LABELLED.read_text().splitlines() if line.strip()]
@@ -33,10 +32,13 @@ TOPIC_FLOORS = [("test", 0.88), ("tune", 0.90)]
 
 
 def entry(row: dict) -> Entry:
-    return normalise(
-        Entry(Entry.make_id("labelled", row["id"]), "labelled", "", row["id"], row["title"],
-              row["link"], row["summary"])
-    )  # fmt: skip
+    return normalised_entry(
+        feed="labelled",
+        key=row["id"],
+        title=row["title"],
+        summary=row["summary"],
+        link=row["link"],
+    )
 
 
 @pytest.fixture(scope="module")

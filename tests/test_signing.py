@@ -15,21 +15,21 @@ from workers.delivery.formats import standard as alert_body
 from workers.delivery.signing import new_secret, signed_headers
 
 ALERT = Alert(
-    "msg_1",
-    "ops",
-    ("diplomacy",),
-    Entry(
-        "e1",
-        "blog",
-        "https://e.org/f",
-        "k",
-        "Title",
-        "https://e.org/1",
-        "Summary",
-        datetime(2025, 1, 28, 9, 58, tzinfo=UTC),
+    id="msg_1",
+    subscription_id="ops",
+    topics=("diplomacy",),
+    entry=Entry(
+        id="e1",
+        feed_name="blog",
+        feed_url="https://e.org/f",
+        key="k",
+        title="Title",
+        link="https://e.org/1",
+        summary="Summary",
+        published=datetime(2025, 1, 28, 9, 58, tzinfo=UTC),
         story_id="st_e1",
     ),
-    datetime(2025, 1, 28, 10, 0, 3, tzinfo=UTC),
+    created=datetime(2025, 1, 28, 10, 0, 3, tzinfo=UTC),
 )
 
 

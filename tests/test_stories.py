@@ -14,13 +14,21 @@ from hypothesis import strategies as st
 from monitor.core.models import Entry
 from monitor.ops.redis_server import connect
 from monitor.poller.loop import Poller
-from tests.helpers import REPO, RSS, SECRET, load, polled_before, run_worker, write_config
+from tests.helpers import (
+    REPO,
+    RSS,
+    SECRET,
+    load,
+    normalised_entry,
+    polled_before,
+    run_worker,
+    write_config,
+)
 from tests.stories import Item, rss
 from workers.ml.encoder import shipped
 from workers.ml.evaluation import evaluate_stories
 from workers.pipeline.dedupe import Deduper, Doc, DuplicateReason, fingerprint, pack_doc, unpack_doc
 from workers.pipeline.facts import different_events, report_facts
-from workers.pipeline.normalise import normalise
 
 WINDOW = 72 * 3600
 NEAR = 0.6
@@ -28,10 +36,8 @@ STORY = 0.45
 
 
 def report(feed: str, key: str, title: str, summary: str = "") -> Entry:
-    return normalise(
-        Entry(Entry.make_id(feed, key), feed, "", key, title, f"https://{feed}.example/{key}",
-              summary)
-    )  # fmt: skip
+    link = f"https://{feed}.example/{key}"
+    return normalised_entry(feed=feed, key=key, title=title, summary=summary, link=link)
 
 
 def vectors(entries: list[Entry]) -> list:

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -83,13 +84,13 @@ def test_a_mis_decoded_character_is_dropped_as_the_reference_tokenizer_does():
 
 # A character of each kind a feed can carry: letters of several scripts, accents on their own,
 # CJK, punctuation and symbols, controls, format characters (zero-width, soft hyphen), spaces
-# and the replacement character of a mis-decoded byte. In the Basic Multilingual Plane: past
-# it, characters the two Unicode tables (Python's and the tokenizer's) date differently.
+# and the replacement character of a mis-decoded byte. Only characters whose kind has not
+# changed since Unicode 3.2: the tokenizer package's own table is older than Python's, and
+# the two disagree on characters added since (U+2E43, a dash, is punctuation to one).
 EVERY_KIND = st.characters(
-    max_codepoint=0xFFFF,
     categories=("L", "M", "N", "P", "S", "Z", "Cc", "Cf"),
-    include_characters="\ufffd\u00ad\u200b\u3000",
-)
+    include_characters="\ufffd\u00ad\u200b\u2028\u3000",
+).filter(lambda char: unicodedata.ucd_3_2_0.category(char) == unicodedata.category(char))
 
 
 @settings(max_examples=400, deadline=None)

@@ -74,8 +74,8 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     normalised = [normalise(entry) for entry in entries]
     # The feed's past is recorded for dedupe only, unless a subscription asks for it: no
     # sentence vector, no topics, no alert. A cold start of many feeds is mostly past.
-    subscriptions = rt.subscriptions.all()  # the file's and the API's, one view per slice
-    unwanted = [
+    subscriptions = rt.subscriptions.all()  # the file's and the API's
+    unasked_past = [
         e.backfilled and not any(s.wants_past(e, now) for s in subscriptions) for e in normalised
     ]
     vectors = None
@@ -83,11 +83,11 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
         repeats = rt.deduper.repeats(normalised)
         vectors = [
             None if repeat or past else rt.encoder.vector(e.text)
-            for e, repeat, past in zip(normalised, repeats, unwanted, strict=True)
+            for e, repeat, past in zip(normalised, repeats, unasked_past, strict=True)
         ]
     checked = rt.deduper.check(normalised, vectors)
     reports: list[Entry] = []
-    rows = zip(checked, vectors or [None] * len(checked), unwanted, strict=True)
+    rows = zip(checked, vectors or [None] * len(checked), unasked_past, strict=True)
     for (entry, duplicate), vector, past in rows:
         if past:  # not a story of now either: a later report of it starts the record
             continue
@@ -156,6 +156,7 @@ def schedule_deliveries(
     connection: redis.Redis,
     settings: Settings,
     alerts: dict[str, list[Alert]],
+    *,
     attempt: int,
     delay_seconds: float,
 ) -> int:
@@ -171,7 +172,11 @@ def schedule_deliveries(
                 chunk = subscription_alerts[start : start + DELIVERY_CHUNK]
                 documents = [alert_document(a) for a in chunk]
                 job = queues.delivery_job(
-                    queue, subscription_id, documents, attempt, per_message_seconds
+                    queue,
+                    subscription_id,
+                    documents,
+                    attempt=attempt,
+                    per_message_seconds=per_message_seconds,
                 )
                 if delay_seconds > 0:
                     queue.schedule_job(job, when, pipeline=pipe)
@@ -218,7 +223,13 @@ def _defer(
     rt: Runtime, subscription_id: str, alerts: list[Alert], attempt: int, wait: float, why: str
 ) -> dict[str, int]:
     """This batch waits `wait` seconds in the schedule, and spends no attempt doing so."""
-    schedule_deliveries(rt.connection, rt.config.settings, {subscription_id: alerts}, attempt, wait)
+    schedule_deliveries(
+        rt.connection,
+        rt.config.settings,
+        {subscription_id: alerts},
+        attempt=attempt,
+        delay_seconds=wait,
+    )
     log.info("delivery.deferred", alerts=len(alerts), seconds=round(wait, 1), reason=why)
     return {"deferred": len(alerts)}
 
@@ -231,7 +242,7 @@ def _send_round(
     _log_round(round_, attempt)
     rt.messages.record(round_, attempt)
     observed = round_.observations(datetime.now(UTC))
-    counters.record(rt.connection, round_.counts(), subscription.id, observed)
+    counters.record(rt.connection, round_.counts(), subscription.id, observations=observed)
     for alert, outcome in round_.failed + round_.dead:
         rt.dead_letters.add(alert, attempt, outcome.reason)
     verdict = rt.policy.after_round(subscription, round_, attempt)
@@ -272,10 +283,20 @@ def _reschedule(
     """Retries at the next attempt, untried alerts at this one again, both after `delay`."""
     settings = rt.config.settings
     if retry := [alert for alert, _ in round_.retry]:
-        schedule_deliveries(rt.connection, settings, {subscription_id: retry}, attempt + 1, delay)
+        schedule_deliveries(
+            rt.connection,
+            settings,
+            {subscription_id: retry},
+            attempt=attempt + 1,
+            delay_seconds=delay,
+        )
     if round_.untried:
         schedule_deliveries(
-            rt.connection, settings, {subscription_id: round_.untried}, attempt, delay
+            rt.connection,
+            settings,
+            {subscription_id: round_.untried},
+            attempt=attempt,
+            delay_seconds=delay,
         )
 
 

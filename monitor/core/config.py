@@ -618,6 +618,7 @@ def check_subscription(
     table: dict[str, Any],
     topic_names: set[str],
     feeds: tuple[Feed, ...],
+    *,
     source: str,
     keys: frozenset[str],
 ) -> tuple[Subscription | None, list[Problem]]:

@@ -40,6 +40,7 @@ def count(
     pipe: redis.client.Pipeline,
     counters: Mapping[str, int],
     subscription: str = "",
+    *,
     observations: Observations | None = None,
 ) -> None:
     """Add to the counters (and the histograms, with `observations`), in the caller's
@@ -63,11 +64,12 @@ def record(
     connection: redis.Redis,
     counters: dict[str, int],
     subscription: str = "",
+    *,
     observations: Observations | None = None,
 ) -> None:
     """`count`, in a pipeline of its own."""
     with connection.pipeline() as pipe:
-        count(pipe, counters, subscription, observations)
+        count(pipe, counters, subscription, observations=observations)
         pipe.execute()
 
 

@@ -106,9 +106,10 @@ class Subscription:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Entry:
-    """One item of a feed. The poller fills the first block, the workers the second."""
+    """One item of a feed. The poller fills the first block, the workers the second.
+    Built by keyword only: its many string fields are too easy to swap by position."""
 
     id: str
     feed_name: str
@@ -144,9 +145,10 @@ class Entry:
         return hashlib.blake2b(f"{feed_name}\0{key}".encode(), digest_size=10).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Alert:
-    """One message to one subscription about one entry; `id` is its `webhook-id` on every try."""
+    """One message to one subscription about one entry; `id` is its `webhook-id` on every try.
+    Built by keyword only, as Entry is."""
 
     id: str
     subscription_id: str

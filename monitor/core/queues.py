@@ -32,6 +32,7 @@ def delivery_job(
     queue: Queue,
     subscription_id: str,
     documents: list[dict[str, Any]],
+    *,
     attempt: int,
     per_message_seconds: float,
 ) -> Job:

@@ -70,7 +70,7 @@ class Record:
         """The subscription, checked as when it was made; None (logged) if it no longer
         passes, e.g. its topic was removed from topics.toml."""
         subscription, problems = check_subscription(
-            self.table, topic_names, feeds, f"API subscription {self.id}", API_KEYS
+            self.table, topic_names, feeds, source=f"API subscription {self.id}", keys=API_KEYS
         )
         if subscription is None:
             log.warning(
@@ -134,12 +134,17 @@ class SubscriptionStore:
 
     def delete(self, sub_id: str) -> bool:
         """Remove the record, and the state kept under its id (endpoint health, counters, the
-        message index), so a subscription made later under the same id starts afresh."""
+        message index, what waits for its digest), so a subscription made later under the
+        same id starts afresh."""
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.hdel(keys.API_SUBSCRIPTIONS, sub_id)
             pipe.delete(
-                keys.endpoint(sub_id), keys.stats_subscription(sub_id), keys.messages_of(sub_id)
+                keys.endpoint(sub_id),
+                keys.stats_subscription(sub_id),
+                keys.messages_of(sub_id),
+                keys.digest_pending(sub_id),
             )
+            pipe.zrem(keys.DIGESTS_DUE, sub_id)
             pipe.incr(keys.API_SUBSCRIPTIONS_VERSION)
             deleted, *_ = pipe.execute()
         return bool(deleted)

@@ -44,7 +44,8 @@ def parse_since(value: str) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _iso(unix_time: float) -> str:
+def iso_time(unix_time: float) -> str:
+    """A unix time as the CLI and the API show it: UTC, to the second."""
     return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -131,7 +132,9 @@ def feed_rows(connection: redis.Redis, config: Config) -> list[tuple[dict, FeedS
             "health": state.health,
             "errors": state.errors,
             "last_status": str(state.last_status or ""),
-            "last_fetched": _iso(state.last_fetched) if state.last_fetched is not None else None,
+            "last_fetched": (
+                iso_time(state.last_fetched) if state.last_fetched is not None else None
+            ),
             "next_due_in_seconds": round(max(due - now, 0), 1) if due is not None else None,
             "entries_seen": seen,
             "backfilled": state.backfilled,
@@ -167,7 +170,8 @@ def list_dead(args: argparse.Namespace, config: Config) -> int:
             print(json.dumps(record, ensure_ascii=False))
         else:
             print(
-                f"{_iso(record['died_at'])}  {record['subscription_id']:<16} {record['alert_id']}  "
+                f"{iso_time(record['died_at'])}  {record['subscription_id']:<16} "
+                f"{record['alert_id']}  "
                 f"attempts={record['attempts']}  {record['reason']}  | {record['title'][:60]}"
             )
     if not args.json:
@@ -225,11 +229,11 @@ def list_subscriptions(args: argparse.Namespace, config: Config) -> int:
     for subscription in state.subscriptions.all():
         health = endpoints.health(subscription)
         if health.disabled_reason:
-            status = f"disabled since {_iso(health.disabled_at)}: {health.disabled_reason}"
+            status = f"disabled since {iso_time(health.disabled_at)}: {health.disabled_reason}"
         elif health.failing_since is not None:
             status = (
-                f"failing since {_iso(health.failing_since)}, next try "
-                f"{_iso(max(health.blocked_until, time.time()))}"
+                f"failing since {iso_time(health.failing_since)}, next try "
+                f"{iso_time(max(health.blocked_until, time.time()))}"
             )
         else:
             status = "ok"

@@ -24,11 +24,10 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import redis
 import structlog
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -37,9 +36,10 @@ from monitor.core.config import Config, Problem, check_subscription
 from monitor.core.http import refused_target
 from monitor.core.models import Alert, Entry, Subscription
 from monitor.core.subscriptions import API_KEYS, Record, Subscriptions, SubscriptionStore
-from monitor.ops.admin import DeliveryState, parse_since, resend
+from monitor.ops.admin import DeliveryState, iso_time, parse_since, resend
 from monitor.ops.auth import API_TOKEN_ENV, bearer_matches, token_from_env
 from monitor.ops.openapi import openapi_document
+from monitor.ops.request_body import BodyRefused, read_capped
 from workers.delivery.messages import MessageLog
 from workers.delivery.signing import new_secret
 from workers.jobs import schedule_deliveries
@@ -136,27 +136,17 @@ def _endpoint(handler: Handler, token: str) -> Callable[[Request], Awaitable[Res
 
 
 async def _json_body(request: Request) -> Any:
-    """The body's JSON (None when empty), at most MAX_BODY_BYTES, counted as it arrives."""
-    declared = request.headers.get("content-length", "")
-    too_large = ApiError(413, f"a body may have at most {MAX_BODY_BYTES} bytes")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    chunks, size = [], 0
+    """The body's JSON (None when empty), at most MAX_BODY_BYTES, sent within BODY_SECONDS."""
     try:
-        with anyio.fail_after(BODY_SECONDS):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise too_large
-                chunks.append(chunk)
-    except TimeoutError:
-        raise ApiError(408, f"the body was not sent in {BODY_SECONDS} s") from None
-    except ClientDisconnect:
-        raise ApiError(400, "the body was not sent whole") from None
-    if not size:
+        content = await read_capped(request, cap=MAX_BODY_BYTES, seconds=BODY_SECONDS)
+    except BodyRefused as exc:
+        if exc.status == 413:
+            raise ApiError(413, f"a body may have at most {MAX_BODY_BYTES} bytes") from None
+        raise ApiError(exc.status, f"the body was {exc.reason}") from None
+    if not content:
         return None
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(content)
     except (ValueError, RecursionError) as exc:  # bad UTF-8 is a ValueError too
         raise ApiError(400, f"the body is not JSON ({exc})") from None
 
@@ -255,9 +245,9 @@ class Api:
             return dataclasses.replace(record, table=table, retiring=retiring, updated=now)
 
         rotated = self._change(request, change)
-        log.info("subscription.rotated", subscription=rotated.id, old_secrets_until=_iso(until))
+        log.info("subscription.rotated", subscription=rotated.id, old_secrets_until=iso_time(until))
         secret = rotated.table["secret"][0]
-        return 200, {"secret": secret, "old_secrets_sign_until": _iso(until)}
+        return 200, {"secret": secret, "old_secrets_sign_until": iso_time(until)}
 
     def test(self, request: Request, body: Any) -> tuple[int, Any]:
         """A `message.test` through the delivery queue, as any alert goes."""
@@ -276,7 +266,12 @@ class Api:
             story_id="st_test",
         )
         alert = Alert(
-            "msg_" + random_secrets.token_hex(12), subscription.id, (), entry, now, test=True
+            id="msg_" + random_secrets.token_hex(12),
+            subscription_id=subscription.id,
+            topics=(),
+            entry=entry,
+            created=now,
+            test=True,
         )
         schedule_deliveries(
             self.connection,
@@ -295,9 +290,9 @@ class Api:
             raise ApiError(422, f"must be a whole number from 1 to {keys.MESSAGES_KEPT}", "limit")
         messages = self.messages_log.recent(subscription.id, int(raw))
         for message in messages:
-            message["created"] = _iso(message["created"])
+            message["created"] = iso_time(message["created"])
             for attempt in message["attempts"]:
-                attempt["at"] = _iso(attempt["at"])
+                attempt["at"] = iso_time(attempt["at"])
         return 200, {"data": messages}
 
     def replay(self, request: Request, body: Any) -> tuple[int, Any]:
@@ -329,7 +324,7 @@ class Api:
         """The subscription `table` describes, or a 422 naming the field: the config's own
         check, then the SSRF guard on the URL's host."""
         subscription, problems = check_subscription(
-            table, self.topic_names, self.feeds, "request body", API_KEYS
+            table, self.topic_names, self.feeds, source="request body", keys=API_KEYS
         )
         if subscription is None:
             raise ApiError.invalid(problems)
@@ -376,7 +371,7 @@ class Api:
         from_file = subscription.id in self.from_file
         view["source"] = "subscriptions.toml" if from_file else "api"
         if record and not from_file:
-            view["created"], view["updated"] = _iso(record.created), _iso(record.updated)
+            view["created"], view["updated"] = iso_time(record.created), iso_time(record.updated)
         return view
 
 
@@ -389,10 +384,6 @@ def _since(value: Any) -> float | None:
         return parse_since(value)
     except (argparse.ArgumentTypeError, OverflowError, ValueError) as exc:
         raise ApiError(422, str(exc) or "unreadable time", "since") from None
-
-
-def _iso(unix_time: float) -> str:
-    return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _schemas() -> dict[str, Any]:

@@ -234,7 +234,7 @@ def render_page(board: dict[str, Any], topics: list[str]) -> str:
         feeds="".join(render_feed(row, now) for row in board["feeds"])
         or empty.format(7, "no feeds in feeds.toml"),
         subscriptions="".join(render_subscription(row, now) for row in board["subscriptions"])
-        or empty.format(8, "no subscriptions yet: subscriptions.toml or the API adds them"),
+        or empty.format(8, "no subscriptions, in subscriptions.toml or made over the API"),
     )
 
 

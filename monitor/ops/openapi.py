@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.core import __version__
+from monitor.core.config import NAME_PATTERN
+from monitor.core.models import Format
 
-_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}
+_ID = {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$"}
 _SECRET = {"type": "string", "pattern": "^whsec_[A-Za-z0-9+/=]+$"}
 _TOPICS = {
     "type": "array",
@@ -23,7 +25,7 @@ _NAMES = {"type": "array", "items": {"type": "string"}, "minItems": 1}
 # What a subscription may add to its topics: the shape of its messages, filters, digests
 # and the feeds' past; each optional, as in subscriptions.toml.
 _OPTIONS = {
-    "format": {"enum": ["standard", "slack", "discord", "teams"], "default": "standard"},
+    "format": {"enum": [f.value for f in Format], "default": Format.STANDARD.value},
     "feeds": {**_NAMES, "description": "only entries of these feeds of feeds.toml"},
     "tags": {**_NAMES, "description": "only entries of feeds carrying one of these tags"},
     "keywords": {**_NAMES, "description": "only entries mentioning one of these"},

@@ -14,9 +14,10 @@ POST /websub/FEED  a WebSub hub pushing FEED's new document
 /api/v1/..., /openapi.json, /schemas/NAME.json   see api.py
 
 The WebSub route is public, so the server is Starlette on uvicorn with limits on what a
-client can hold: connections, time to send a request's head and a push's body, head size
-and body size. Handlers that call Redis are plain `def`s, which Starlette runs in its
-thread pool, so a slow Redis never stalls the event loop.
+client can hold: connections, time to send a request's head and its body, head size and
+body size (request_body.py, for a push as for an API call). Handlers that call Redis are
+plain `def`s, which Starlette runs in its thread pool, so a slow Redis never stalls the
+event loop.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-import anyio
 import redis
 import structlog
 import uvicorn
@@ -43,7 +43,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -52,6 +52,7 @@ from monitor.core import __version__
 from monitor.core.config import Config
 from monitor.core.histograms import HISTOGRAMS
 from monitor.ops import CommandError, api, board, stats
+from monitor.ops.request_body import BodyRefused, read_capped
 from monitor.poller.websub import Callback
 
 MAX_CONNECTIONS = 100  # beyond this uvicorn answers 503 at once
@@ -126,18 +127,6 @@ class SnapshotCollector:
         yield build
 
 
-async def read_capped(request: Request, cap: int) -> bytes | None:
-    """The body, or None once it passes `cap` bytes: counted as it streams in, since a
-    content-length can be absent (chunked) and is only the client's word."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def probe_client(connection: redis.Redis) -> redis.Redis:
     """A client of the same Redis that gives up after PROBE_SECONDS, without retrying: a
     probe must answer in time whatever the timeouts of the connection the handlers use."""
@@ -186,21 +175,17 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
         early = await run_in_threadpool(callback.early_answer, feed, signature)
         if early is not None:
             return Response(status_code=early)
-        declared = request.headers.get("content-length", "")
-        body = None
-        if not declared or (declared.isdigit() and int(declared) <= cap):
-            try:
-                with anyio.fail_after(BODY_SECONDS):
-                    body = await read_capped(request, cap)
-            except TimeoutError:
-                reason = f"body not sent in {BODY_SECONDS}s"
-                log.warning("websub.rejected", feed=feed, reason=reason)
-                return Response(status_code=408)
-            except ClientDisconnect:
+        try:
+            body = await read_capped(request, cap=cap, seconds=BODY_SECONDS)
+        except BodyRefused as exc:
+            if exc.status == 400:  # the client went away: no one to answer, nothing to note
                 return Response(status_code=400)
-        if body is None:
-            log.warning("websub.rejected", feed=feed, reason=f"body over the {cap}-byte cap")
-            return PlainTextResponse(f"a pushed document may have {cap} bytes\n", status_code=413)
+            log.warning("websub.rejected", feed=feed, reason=f"body {exc.reason}")
+            if exc.status == 413:
+                return PlainTextResponse(
+                    f"a pushed document may have {cap} bytes\n", status_code=413
+                )
+            return Response(status_code=exc.status)
         content_type = request.headers.get("content-type", "")
         status = await run_in_threadpool(callback.push, feed, body, content_type, signature)
         return Response(status_code=status)

@@ -239,20 +239,22 @@ class Poller:
         except FetchError as exc:
             seconds = time.monotonic() - fetch_started
             if exc.retry_after is not None:
-                return self._throttled(session, feed, state, str(exc), exc.retry_after, seconds)
-            return self._failed(session, feed, state, str(exc), seconds)
+                return self._throttled(
+                    session, feed, state, str(exc), exc.retry_after, fetch_seconds=seconds
+                )
+            return self._failed(session, feed, state, str(exc), fetch_seconds=seconds)
         seconds = time.monotonic() - fetch_started
         if fetched.body is None:
-            return self._not_modified(session, feed, state, url, fetched, seconds)
+            return self._not_modified(session, feed, state, url, fetched, fetch_seconds=seconds)
         try:
             parsed = await asyncio.to_thread(parse_feed, feed, fetched.body, fetched.content_type)
         except ParseError as exc:
-            return self._failed(session, feed, state, str(exc), seconds)
+            return self._failed(session, feed, state, str(exc), fetch_seconds=seconds)
         except Exception as exc:  # a feed must never take the poller down
             reason = f"unexpected {type(exc).__name__}: {exc}"
-            return self._failed(session, feed, state, reason, seconds)
+            return self._failed(session, feed, state, reason, fetch_seconds=seconds)
         outcome = await asyncio.to_thread(
-            self._take, feed, state, url, fetched, parsed, started, seconds
+            self._take, feed, state, url, fetched, parsed, started, fetch_seconds=seconds
         )
         if parsed.hub and parsed.topic and self.settings.websub_callback_url:
             await self._subscribe(session.fetcher, feed, state, parsed.hub, parsed.topic)
@@ -266,6 +268,7 @@ class Poller:
         fetched: FetchResult,
         parsed: ParsedFeed,
         started: float,
+        *,
         fetch_seconds: float,
     ) -> PollOutcome:
         """A document: enqueue what is new, and store it with the feed's state, counters and
@@ -322,13 +325,16 @@ class Poller:
         state: FeedState,
         url: str,
         fetched: FetchResult,
+        *,
         fetch_seconds: float,
     ) -> PollOutcome:
         now = time.time()
         state.not_modified(fetched.status, now)
         self._follow_redirect(feed, state, url, fetched)
         interval = self._interval(feed, state, fetched, now)
-        session.save(feed.name, state, {"feeds_not_modified": 1}, now + interval, fetch_seconds)
+        session.save(
+            feed.name, state, {"feeds_not_modified": 1}, now + interval, fetch_seconds=fetch_seconds
+        )
         log.info("feed.not_modified", next_poll_in=round(interval))
         return PollOutcome(feed.name, PollStatus.NOT_MODIFIED, next_poll_in=interval)
 
@@ -354,14 +360,14 @@ class Poller:
             )
 
     def _failed(
-        self, session: _Session, feed: Feed, state: FeedState, reason: str, fetch_seconds: float
+        self, session: _Session, feed: Feed, state: FeedState, reason: str, *, fetch_seconds: float
     ) -> PollOutcome:
         """Count the error and back off (schedule.backoff); never a hard stop."""
         was_unhealthy = state.health is FeedHealth.UNHEALTHY
         now = time.time()
         state.failed(reason, now)
         wait = backoff(feed, state.errors)
-        session.save(feed.name, state, {"feeds_failed": 1}, now + wait, fetch_seconds)
+        session.save(feed.name, state, {"feeds_failed": 1}, now + wait, fetch_seconds=fetch_seconds)
         log.warning("feed.failed", reason=reason, errors=state.errors, retry_in=wait)
         if state.health is FeedHealth.UNHEALTHY and not was_unhealthy:
             log.error("feed.unhealthy", errors=state.errors, last_error=reason)
@@ -374,13 +380,14 @@ class Poller:
         state: FeedState,
         reason: str,
         retry_after: float,
+        *,
         fetch_seconds: float,
     ) -> PollOutcome:
         """The server asked for time (429/503 with Retry-After): wait, but count no error."""
         wait = max(feed.interval_seconds, retry_after)
         now = time.time()
         state.throttled(reason, now)
-        session.save(feed.name, state, {}, now + wait, fetch_seconds)
+        session.save(feed.name, state, {}, now + wait, fetch_seconds=fetch_seconds)
         log.info("feed.throttled", reason=reason, retry_in=wait)
         return PollOutcome(feed.name, PollStatus.THROTTLED, reason=reason, next_poll_in=wait)
 
@@ -445,10 +452,12 @@ class _Session:
         state: FeedState,
         counters: dict[str, int],
         due: float,
+        *,
         fetch_seconds: float,
     ) -> None:
         """Keep a poll's save for the next write (on the event loop's thread only)."""
-        self.saves.append(Save(feed, state.take_changes(), counters, due, fetch_seconds))
+        changes = state.take_changes()
+        self.saves.append(Save(feed, changes, counters, due, fetch_seconds=fetch_seconds))
 
     def take_saves(self) -> list[Save]:
         saves, self.saves = self.saves, []

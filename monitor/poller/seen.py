@@ -5,10 +5,10 @@ there but its title or summary changed (it then carries a `revision` and updates
 rather than starting one). An entry of the feed's past (`is_past`) is marked `backfilled`:
 it still goes to the workers, which record it for dedupe but do not alert it. New and
 edited entries go onto the entries queue in batches (one RQ job per batch, so RQ's per-job
-cost is shared), and in the same MULTI/EXEC the keys are
-marked seen and the feed's state (validators such as ETag and Last-Modified) is stored. So
-a crash can never mark an entry seen without its job being queued, nor make the next fetch
-answer 304 for entries that were never queued.
+cost is shared), and in the same MULTI/EXEC the keys are marked seen and the feed's state
+(validators such as ETag and Last-Modified) is stored. So a crash can never mark an entry
+seen without its job being queued, nor make the next fetch answer 304 for entries that were
+never queued.
 """
 
 from __future__ import annotations

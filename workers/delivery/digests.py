@@ -35,7 +35,14 @@ def digest_of(subscription_id: str, stories: list[Alert], now: datetime) -> Aler
     source = "\0".join([subscription_id, *(a.id for a in stories)])
     digest_id = "msg_dg_" + hashlib.blake2b(source.encode(), digest_size=12).hexdigest()
     topics = tuple(dict.fromkeys(t for a in stories for t in a.topics))
-    return Alert(digest_id, subscription_id, topics, stories[0].entry, now, stories=tuple(stories))
+    return Alert(
+        id=digest_id,
+        subscription_id=subscription_id,
+        topics=topics,
+        entry=stories[0].entry,
+        created=now,
+        stories=tuple(stories),
+    )
 
 
 class Digests:
@@ -77,8 +84,8 @@ class Digests:
                             self.queue,
                             subscription_id,
                             [alert_document(digest)],
-                            1,
-                            self.per_message_seconds,
+                            attempt=1,
+                            per_message_seconds=self.per_message_seconds,
                         )
                         self.queue.enqueue_job(job, pipeline=pipe)
                         pipe.hdel(key, *taken)

@@ -4,7 +4,7 @@ and which are disabled. Shared by all workers through one Redis hash per subscri
 `EndpointPolicy` decides, after each round of sends, what becomes of the endpoint: a
 failing endpoint's backlog waits in its own schedule (`blocked_until`) instead of holding
 workers; one that keeps failing for `disable_after_hours`, or answers 410 Gone, is disabled
-until its URL changes in subscriptions.toml or an operator re-enables it.
+until its URL changes (in subscriptions.toml or over the API) or an operator re-enables it.
 
 One worker at a time sends to an endpoint (`take_turn`, a lease in Redis shared by every
 worker process): an endpoint that hangs holds at most one worker until its timeout, and

@@ -2,9 +2,10 @@
 
 The body is built from the Alert alone, in the subscription's format (formats.py; the
 Standard Webhooks headers go with every format), so every attempt sends the same bytes
-under the same `webhook-id`; only `webhook-timestamp` and the signature are new on each try. 2xx is
-success; network errors, timeouts, 408, 429 and 5xx are worth retrying (honouring
-Retry-After); any other answer, and a target the SSRF guard refuses, fails at once.
+under the same `webhook-id`; only `webhook-timestamp` and the signature are new on each
+try. 2xx is success; network errors, timeouts, 408, 429 and 5xx are worth retrying
+(honouring Retry-After); any other answer, and a target the SSRF guard refuses, fails at
+once.
 """
 
 from __future__ import annotations

@@ -108,10 +108,11 @@ def _basic_tokens(text: str) -> list[str]:
     word: list[str] = []
     for char in text:
         category = unicodedata.category(char)
-        # BERT's own rules: only tab, newline, return and Unicode spaces part words; other
-        # controls (a form feed too) and format characters are dropped, and so is a
-        # mis-decoded character (U+FFFD): "Kyiv\ufffds" reads as "kyivs", not as unknown.
-        space = char in " \t\n\r" or category == "Zs"
+        # The reference tokenizer's rules: tab, newline, return and Unicode spaces and
+        # separators part words; other controls (a form feed too) and format characters are
+        # dropped, and so is a mis-decoded character (U+FFFD): "Kyiv\ufffds" reads as
+        # "kyivs", not as unknown.
+        space = char in " \t\n\r" or category in ("Zs", "Zl", "Zp")
         if category == "Mn" or char == "\ufffd" or (category in ("Cc", "Cf") and not space):
             continue
         if space or _is_punctuation(char, category) or _is_cjk(char):

@@ -24,7 +24,15 @@ def alerts_for(entry: Entry, subscriptions: tuple[Subscription, ...], now: datet
         topics = subscription.matching_topics(entry.topics)
         if topics is not None and passes_filters(entry, subscription):
             alert_id = Alert.make_id(entry.id, subscription.id, entry.revision)
-            alerts.append(Alert(alert_id, subscription.id, topics, entry, now))
+            alerts.append(
+                Alert(
+                    id=alert_id,
+                    subscription_id=subscription.id,
+                    topics=topics,
+                    entry=entry,
+                    created=now,
+                )
+            )
     return alerts
 
 

@@ -163,7 +163,7 @@
     redraw("subscriptions", body("subscriptions"), board.subscriptions, () =>
       board.subscriptions.length
         ? board.subscriptions.map((s) => subscriptionRow(s, now))
-        : [empty(8, "no subscriptions yet: subscriptions.toml or the API adds them")],
+        : [empty(8, "no subscriptions, in subscriptions.toml or made over the API")],
     );
     document.getElementById("glance").replaceChildren(...glance(board));
     status.textContent = "live · updated " + clock(now, now) + " UTC";
