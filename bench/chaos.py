@@ -38,7 +38,8 @@ from monitor.core.models import Entry
 REPO = Path(__file__).resolve().parent.parent
 PUBLISH_SECONDS = 10.0
 WAIT_SECONDS = 120.0
-# Headlines are random draws of these words, so no two items are one story.
+# Headlines are random draws of these words, each with a number of its own: word salads can
+# read alike to the sentence encoder, but a swapped number keeps two items apart.
 WORDS = (
     "harbour council orchard bridge ledger meadow convoy furnace quarry lantern archive "
     "basalt cellar thistle saddle glacier pylon tannery beacon granary ferry cobalt "
@@ -212,7 +213,8 @@ def scenario(name: str, items: int, tmp: Path) -> dict[str, object]:
     world = World()
     rng = random.Random(name)
     world.items = [
-        (f"{name}-{i}", " ".join(rng.sample(WORDS.split(), 9)).capitalize()) for i in range(items)
+        (f"{name}-{i}", " ".join(rng.sample(WORDS.split(), 9)).capitalize() + f" at post {i}")
+        for i in range(items)
     ]
     port = serve(world)
     config = write_config(tmp / name / "config", port)
