@@ -86,6 +86,15 @@ def test_any_text_is_shown_without_raising(text):
         ("/websub/feed?token=abc&hub.mode=subscribe", "/websub/feed?token=***&hub.mode=***"),
         ("", ""),
         ("not a url", "not a url"),
+        # Chat services' incoming webhooks (format = "slack" ...) carry their token in the path.
+        ("https://hooks.slack.com/services/T0/B0/SeCrEt", "https://hooks.slack.com/services/***"),
+        ("https://discord.com/api/webhooks/12/tok-EN", "https://discord.com/api/webhooks/***"),
+        ("https://ptb.discord.com/api/webhooks/12/tok", "https://ptb.discord.com/api/webhooks/***"),
+        (
+            "https://acme.webhook.office.com/webhookb2/a@b/IncomingWebhook/c/d",
+            "https://acme.webhook.office.com/webhookb2/***",
+        ),
+        ("https://discord.com/channels/1/2", "https://discord.com/channels/1/2"),
     ],
 )
 def test_odd_urls(url, shown):

@@ -3,7 +3,8 @@
 Feed and webhook URLs may carry a password (`https://user:pass@host/`) or a token in the
 query (`?token=...`); WebSub callbacks carry ours. Operators need to see which host and path
 a line is about, never the credential, so user-info becomes `***@` and every query value
-(and any fragment) becomes `***`.
+(and any fragment) becomes `***`. A Slack, Discord or Teams incoming-webhook URL holds its
+token in the path, which is masked after the service's fixed prefix.
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from typing import Any
 MASK = "***"
 URL_KEYS = frozenset({"url", "moved_to", "hub", "topic", "callback"})
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+# Chat services' incoming-webhook URLs (a subscription's `format = "slack"` ...) carry their
+# token in the path: (host, or the domain it is under; path prefix), masked after the prefix.
+CHAT_WEBHOOKS = (
+    ("hooks.slack.com", "services/"),
+    ("discord.com", "api/webhooks/"),
+    ("discordapp.com", "api/webhooks/"),
+    ("webhook.office.com", "webhookb2/"),
+)
 
 
 def redact_url(url: str) -> str:
@@ -31,9 +40,18 @@ def redact_url(url: str) -> str:
         # and the user-info at its last "@", as urllib and httpx read it.
         authority, slash, path = rest[2:].partition("/")
         _userinfo, at, host = authority.rpartition("@")
-        rest = "//" + (f"{MASK}@" if at else "") + host + slash + path
+        rest = "//" + (f"{MASK}@" if at else "") + host + slash + _chat_path(host, path)
     masked_query = "&".join(_mask_param(param) for param in query.split("&")) if query else ""
     return head + rest + question + masked_query + (hash_sign and hash_sign + MASK)
+
+
+def _chat_path(host: str, path: str) -> str:
+    """`path` (after the authority's slash), its token masked when it is a chat webhook's."""
+    name = host.split(":")[0].lower()  # without the port
+    for domain, prefix in CHAT_WEBHOOKS:
+        if (name == domain or name.endswith("." + domain)) and path.startswith(prefix):
+            return prefix + MASK
+    return path
 
 
 def _mask_param(param: str) -> str:
