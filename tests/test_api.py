@@ -309,8 +309,9 @@ def test_bad_updates_name_their_field(served):
         assert answer.status_code == 422 and answer.json()["field"] == field
     answer = server.call("POST", "/subscriptions/ops/replay", json={"messages": "all"})
     assert answer.status_code == 422 and answer.json()["field"] == "since"
-    answer = server.call("GET", "/subscriptions/ops/messages", params={"limit": "0"})
-    assert answer.status_code == 422 and answer.json()["field"] == "limit"
+    for limit in ("0", "²", "1e3"):  # "²" is a digit to str.isdigit, not to int()
+        answer = server.call("GET", "/subscriptions/ops/messages", params={"limit": limit})
+        assert answer.status_code == 422 and answer.json()["field"] == "limit", limit
     answer = server.call("POST", "/subscriptions/ops/secret/rotate", json={"secret": "nope"})
     assert answer.status_code == 422 and answer.json()["field"] == "secret"
 

@@ -286,7 +286,7 @@ class Api:
     def messages(self, request: Request, body: None) -> tuple[int, Any]:
         subscription = self._subscription(request)
         raw = request.query_params.get("limit", str(MESSAGES_LISTED))
-        if not raw.isdigit() or not 1 <= int(raw) <= keys.MESSAGES_KEPT:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= keys.MESSAGES_KEPT:
             raise ApiError(422, f"must be a whole number from 1 to {keys.MESSAGES_KEPT}", "limit")
         messages = self.messages_log.recent(subscription.id, int(raw))
         for message in messages:
