@@ -162,7 +162,6 @@ def schedule_deliveries(
 ) -> int:
     """Queue delivery jobs, per subscription and in chunks, now or after `delay_seconds`."""
     queue = queues.queue(keys.DELIVERIES_QUEUE, connection)
-    per_message_seconds = settings.delivery_timeout_seconds + 1
     when = datetime.now(UTC) + timedelta(seconds=delay_seconds)
     count = 0
     with connection.pipeline(transaction=True) as pipe:
@@ -176,7 +175,7 @@ def schedule_deliveries(
                     subscription_id,
                     documents,
                     attempt=attempt,
-                    per_message_seconds=per_message_seconds,
+                    delivery_timeout_seconds=settings.delivery_timeout_seconds,
                 )
                 if delay_seconds > 0:
                     queue.schedule_job(job, when, pipeline=pipe)

@@ -66,7 +66,7 @@ class Runtime:
                 settings.delivery_timeout_seconds, settings.max_in_flight_per_endpoint
             ),
             dead_letters=DeadLetters(connection, settings.dead_letter_days * 86400),
-            digests=Digests(connection, settings.delivery_timeout_seconds + 1),
+            digests=Digests(connection, settings.delivery_timeout_seconds),
             endpoints=endpoints,
             policy=EndpointPolicy(endpoints, settings),
             subscriptions=Subscriptions(config, connection),

@@ -34,14 +34,15 @@ def delivery_job(
     documents: list[dict[str, Any]],
     *,
     attempt: int,
-    per_message_seconds: float,
+    delivery_timeout_seconds: float,
 ) -> Job:
     """A job that sends these alert documents to one subscription (not queued yet)."""
     return queue.create_job(
         DELIVER_JOB,
         args=(subscription_id, documents, attempt),
-        # Longer than the worst case, so RQ never runs one delivery twice at once.
-        timeout=int(len(documents) * per_message_seconds) + 60,
+        # Longer than the worst case (every message taking the delivery timeout and a second
+        # more), so RQ never runs one delivery twice at once.
+        timeout=int(len(documents) * (delivery_timeout_seconds + 1)) + 60,
         retry=JOB_RETRY,
         result_ttl=0,
         description=f"deliver {len(documents)} to {subscription_id}, attempt {attempt}",

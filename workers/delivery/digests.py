@@ -46,9 +46,9 @@ def digest_of(subscription_id: str, stories: list[Alert], now: datetime) -> Aler
 
 
 class Digests:
-    def __init__(self, connection: redis.Redis, per_message_seconds: float):
+    def __init__(self, connection: redis.Redis, delivery_timeout_seconds: float):
         self.connection = connection
-        self.per_message_seconds = per_message_seconds
+        self.delivery_timeout_seconds = delivery_timeout_seconds
         self.queue = queues.queue(keys.DELIVERIES_QUEUE, connection)
 
     def hold(
@@ -85,7 +85,7 @@ class Digests:
                             subscription_id,
                             [alert_document(digest)],
                             attempt=1,
-                            per_message_seconds=self.per_message_seconds,
+                            delivery_timeout_seconds=self.delivery_timeout_seconds,
                         )
                         self.queue.enqueue_job(job, pipeline=pipe)
                         pipe.hdel(key, *taken)
