@@ -91,14 +91,15 @@ def test_a_digest_lists_each_new_story_once_and_survives_a_killed_worker(
     worker.finish()
     assert connection.hlen(keys.digest_pending("desk")) == 0
     again = start_process("worker", "--config", str(directory), env=env)
-    again.wait_for(lambda: len(desk()) == 2, timeout=30)
+    again.wait_for(lambda: len(desk()) >= 2, timeout=30)
     time.sleep(2)  # nothing new: no other digest
     assert again.stop() == 0
-    assert answers == [503, 204]
-
-    first_try, delivered = desk()
-    assert first_try.body == delivered.body
-    assert first_try.headers["webhook-id"] == delivered.headers["webhook-id"]
+    # At least once: a worker killed mid-job may have its job handed back beside the retry
+    # it scheduled, so the digest can arrive again, but only as the same message.
+    assert answers[0] == 503 and set(answers[1:]) == {204}
+    first_try, *_, delivered = desk()
+    assert {r.body for r in desk()} == {first_try.body}
+    assert {r.headers["webhook-id"] for r in desk()} == {first_try.headers["webhook-id"]}
     payload = Webhook(SECRET).verify(delivered.body, delivered.headers)
     jsonschema.validate(payload, SCHEMA)
     assert payload["type"] == "digest.created"
