@@ -32,6 +32,10 @@ from workers import recovery, runtime
 log = structlog.get_logger()
 
 SCHEDULER_INTERVAL_SECONDS = 1
+# How long RQ's command listener waits for a message before it looks whether to stop. RQ
+# asks for 60 s, and redis-py 8.2 waits for that thread without a bound when RQ unsubscribes,
+# so a stop could take a minute; one second bounds it whatever redis-py does.
+COMMAND_WAIT_SECONDS = 1.0
 SWEEP_SECONDS = 10
 RESTART_PAUSE_SECONDS = 1.0
 
@@ -81,6 +85,16 @@ class ClaimingWorker(SimpleWorker):
             wait_for_redis(self.connection, self.stopping)
         else:
             super()._pubsub_exception_handler(exc, pubsub, thread)
+
+    def subscribe(self) -> None:
+        # RQ's own subscribe, with a wait its teardown can afford (COMMAND_WAIT_SECONDS).
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=COMMAND_WAIT_SECONDS,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,
+        )
 
     def register_birth(self) -> None:
         super().register_birth()
