@@ -10,11 +10,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Only what the package is built from: monitor/ops/shipped_config links to config/.
 WORKDIR /build
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY config ./config
 COPY monitor ./monitor
 COPY workers ./workers
-RUN pip install . && rm -rf /build
+# The versions the test suite ran against (requirements.lock), not whatever is newest today.
+RUN pip install -c requirements.lock . && rm -rf /build
 
 # A starter config inside the image (no subscriptions); mount your own over /etc/newsmon.
 RUN newsmon init /etc/newsmon \

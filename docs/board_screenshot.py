@@ -2,7 +2,7 @@
 
     python docs/board_screenshot.py [--output docs/board.png]
 
-Run from the repository root after `pip install -e '.[test]'` (selenium), with Debian's
+Run from the repository root after the README's test install (selenium), with Debian's
 chromium and chromium-driver installed. It starts an embedded Redis, local servers for three
 outlets' feeds (the test suite's fixture news), one feed that fails and two webhook
 receivers (one of them failing), then `newsmon run` and `newsmon serve`, waits for the
