@@ -260,6 +260,8 @@ def read_rss(data: bytes):
 
 # ---------------------------------------------------------------- sources
 def window_of(prov) -> tuple[dt.datetime, dt.datetime]:
+    """The corpus window, or a source's own window when it sets one (an archive outside the
+    common weeks, kept for its language)."""
     w = prov["window"]
     return parse_iso(w["from"]), parse_iso(w["until"])
 
@@ -351,8 +353,60 @@ def items_rss_snapshots(repo: Repo, src: dict, f: dict):
                    "source": f"{repo.name}@{sha}:{f['path']}"}
 
 
-PLANNERS = {"ndjson_weekly": plan_ndjson_weekly, "rss_snapshots": plan_rss_snapshots}
-READERS = {"ndjson_weekly": items_ndjson_weekly, "rss_snapshots": items_rss_snapshots}
+def plan_telegram_mirror(repo: Repo, src: dict, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """A Telegram channel's accumulated archive (one JSON file, never pruned): read it at the
+    last commit before the source's window ends; first_seen is the first commit at or after
+    each post's time."""
+    files = []
+    for path in src["paths"]:
+        hist = [(s, t) for s, t in repo.log(path) if t < end]
+        if not hist:
+            continue
+        files.append({"path": path, "commit": hist[0][0],
+                      "first_seen_commits": [[s, iso(t)] for s, t in reversed(hist)]})
+    return files
+
+
+PROMO = re.compile(r"\s*📌[^📌]*$")  # the channel's "subscribe" footer
+
+
+def telegram_title(text: str) -> str:
+    """The post's opening sentence (the channel puts its headline first), at most ~160 characters."""
+    text = re.sub(r"^[^\w«\"(]+", "", text)
+    m = re.search(r"[.!?…](?=\s)", text[:200])
+    if m and m.end() >= 20:
+        return text[:m.end()]
+    if len(text) <= 160:
+        return text
+    return text[:160].rsplit(" ", 1)[0] + "…"
+
+
+def items_telegram_mirror(repo: Repo, src: dict, f: dict):
+    import bisect
+    blob = repo.show(f["commit"], f["path"])
+    if blob is None:
+        raise SystemExit(f"{repo.name}@{f['commit']}:{f['path']} missing from the mirror")
+    commits = [(s, parse_iso(t)) for s, t in f["first_seen_commits"]]
+    times = [t for _, t in commits]
+    posts = json.loads(blob.decode("utf-8"))["posts"]
+    for key in sorted(posts, key=int):
+        p = posts[key]
+        text = PROMO.sub("", WS.sub(" ", p.get("text") or "")).strip()
+        if len(text) < src.get("min_chars", 30) or re.match(r"Channel (created|photo|name)", text):
+            continue  # Telegram's service messages ("Channel name was changed to ...")
+        pub, prec = parse_date(p.get("date_iso"))
+        i = bisect.bisect_left(times, pub) if pub else len(commits)
+        seen_sha, seen = commits[i] if i < len(commits) else (f["commit"], repo.commit_time(f["commit"]))
+        yield {"outlet": src["outlet"], "declared": src.get("lang", ""),
+               "title": telegram_title(text), "summary": text,
+               "link": f"https://t.me/{src['channel']}/{key}", "pub": pub, "prec": prec,
+               "first_seen": seen, "source": f"{repo.name}@{seen_sha}:{f['path']}"}
+
+
+PLANNERS = {"ndjson_weekly": plan_ndjson_weekly, "rss_snapshots": plan_rss_snapshots,
+            "telegram_mirror": plan_telegram_mirror}
+READERS = {"ndjson_weekly": items_ndjson_weekly, "rss_snapshots": items_rss_snapshots,
+           "telegram_mirror": items_telegram_mirror}
 
 
 # ---------------------------------------------------------------- build
@@ -374,13 +428,13 @@ def reserved(d: dt.datetime) -> bool:
 
 
 def build(prov: dict, mirrors: str) -> tuple[list[dict], collections.Counter, dict]:
-    start, end = window_of(prov)
     best: dict[str, dict] = {}
     per_file: collections.Counter = collections.Counter()
     dropped = collections.Counter()
     for src in prov["sources"]:
         if src["repo"] in FORBIDDEN_REPOS:
             raise SystemExit(f"{src['repo']} is reserved for independent evaluation")
+        start, end = window_of(src if "window" in src else prov)
         repo = Repo(mirrors, src["repo"])
         reader = READERS[src["kind"]]
         for f in src["files"]:
@@ -468,14 +522,18 @@ def main() -> None:
     ap.add_argument("--provenance", default=PROVENANCE)
     ap.add_argument("--plan", action="store_true",
                     help="choose commits afresh and rewrite provenance.json")
+    ap.add_argument("--plan-source", action="append", metavar="OWNER/REPO",
+                    help="with --plan: choose commits afresh for this source only (repeatable)")
     ap.add_argument("--stats", help="also write the figures here (default: stats.txt beside --out)")
     a = ap.parse_args()
 
     with open(a.provenance, encoding="utf-8") as fh:
         prov = json.load(fh)
-    start, end = window_of(prov)
     if a.plan:
         for src in prov["sources"]:
+            if a.plan_source and src["repo"] not in a.plan_source:
+                continue
+            start, end = window_of(src if "window" in src else prov)
             repo = Repo(a.mirrors, src["repo"])
             src["files"] = PLANNERS[src["kind"]](repo, src, start, end)
             print(f"planned {src['repo']}: {len(src['files'])} files", file=sys.stderr)
