@@ -271,16 +271,22 @@ def plan_ndjson_weekly(repo: Repo, src: dict, start: dt.datetime, end: dt.dateti
     files = []
     for path in src["paths"]:
         hist = repo.log(path)
+        # A file that grew past 4 MiB is absent from the snapshot from then on: read it at the
+        # last commit that still holds it and record the commits whose additions are lost.
+        missed = []
+        while hist and repo.show(hist[0][0], path) is None:
+            missed.append(hist.pop(0))
         if not hist:
-            continue
-        head_sha = hist[0][0]
-        blob = repo.show(head_sha, path)
-        if blob is None:
-            print(f"  {path}: absent at {head_sha[:10]} (>= 4 MiB in the snapshot); skipped",
+            print(f"  {path}: absent at every commit (>= 4 MiB in the snapshot); skipped",
                   file=sys.stderr)
             continue
-        files.append({"path": path, "commit": head_sha,
-                      "first_seen_commits": [[s, iso(t)] for s, t in reversed(hist)]})
+        f = {"path": path, "commit": hist[0][0],
+             "first_seen_commits": [[s, iso(t)] for s, t in reversed(hist)]}
+        if missed:
+            print(f"  {path}: absent from {len(missed)} newest commits (>= 4 MiB); read at "
+                  f"{hist[0][0][:10]}", file=sys.stderr)
+            f["missed_commits"] = [[s, iso(t)] for s, t in reversed(missed)]
+        files.append(f)
     return files
 
 
@@ -320,7 +326,8 @@ def plan_rss_snapshots(repo: Repo, src: dict, start: dt.datetime, end: dt.dateti
     by_file = src.get("sample_hours_by_file", {})
     for path in sorted(paths):
         step = dt.timedelta(hours=by_file.get(path, src.get("sample_hours", 12)))
-        hist = repo.log(path, since=iso(start - lead), until=iso(end + dt.timedelta(days=1)))
+        until = min(end + dt.timedelta(days=1), RESERVED_FROM)  # never a reserved day's commit
+        hist = repo.log(path, since=iso(start - lead), until=iso(until))
         hist.reverse()  # oldest first
         chosen, last = [], None
         for sha, t in hist:
@@ -431,7 +438,7 @@ def build(prov: dict, mirrors: str) -> tuple[list[dict], collections.Counter, di
     best: dict[str, dict] = {}
     per_file: collections.Counter = collections.Counter()
     dropped = collections.Counter()
-    for src in prov["sources"]:
+    for si, src in enumerate(prov["sources"]):
         if src["repo"] in FORBIDDEN_REPOS:
             raise SystemExit(f"{src['repo']} is reserved for independent evaluation")
         start, end = window_of(src if "window" in src else prov)
@@ -470,7 +477,7 @@ def build(prov: dict, mirrors: str) -> tuple[list[dict], collections.Counter, di
                     "published_basis": basis,
                     "first_seen": iso(r["first_seen"]),
                     "source": r["source"],
-                    "_file": (src["repo"], f["path"]),
+                    "_file": (si, f["path"]),  # a repo may be read in two windows
                 }
                 old = best.get(key)
                 if old is None:
@@ -522,8 +529,9 @@ def main() -> None:
     ap.add_argument("--provenance", default=PROVENANCE)
     ap.add_argument("--plan", action="store_true",
                     help="choose commits afresh and rewrite provenance.json")
-    ap.add_argument("--plan-source", action="append", metavar="OWNER/REPO",
-                    help="with --plan: choose commits afresh for this source only (repeatable)")
+    ap.add_argument("--plan-source", action="append", metavar="OWNER/REPO[#PART]",
+                    help="with --plan: choose commits afresh for this source only (repeatable);"
+                         " #PART names one entry of a repo read in several windows")
     ap.add_argument("--stats", help="also write the figures here (default: stats.txt beside --out)")
     a = ap.parse_args()
 
@@ -531,19 +539,20 @@ def main() -> None:
         prov = json.load(fh)
     if a.plan:
         for src in prov["sources"]:
-            if a.plan_source and src["repo"] not in a.plan_source:
+            part = f"{src['repo']}#{src['part']}" if "part" in src else None
+            if a.plan_source and src["repo"] not in a.plan_source and part not in a.plan_source:
                 continue
             start, end = window_of(src if "window" in src else prov)
             repo = Repo(a.mirrors, src["repo"])
             src["files"] = PLANNERS[src["kind"]](repo, src, start, end)
-            print(f"planned {src['repo']}: {len(src['files'])} files", file=sys.stderr)
+            print(f"planned {part or src['repo']}: {len(src['files'])} files", file=sys.stderr)
 
     items, per_file, dropped = build(prov, a.mirrors)
 
     if a.plan:
-        for src in prov["sources"]:
+        for si, src in enumerate(prov["sources"]):
             for f in src["files"]:
-                f["items_taken"] = per_file.get((src["repo"], f["path"]), 0)
+                f["items_taken"] = per_file.get((si, f["path"]), 0)
             src["items_taken"] = sum(f["items_taken"] for f in src["files"])
         prov["figures"] = {"items": len(items),
                            "by_lang": dict(collections.Counter(r["lang"] for r in items).most_common())}
@@ -553,9 +562,9 @@ def main() -> None:
         with open(a.provenance, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
     else:
-        for src in prov["sources"]:
+        for si, src in enumerate(prov["sources"]):
             for f in src["files"]:
-                want, got = f.get("items_taken"), per_file.get((src["repo"], f["path"]), 0)
+                want, got = f.get("items_taken"), per_file.get((si, f["path"]), 0)
                 if want is not None and want != got:
                     print(f"warning: {src['repo']}:{f['path']} gave {got} items, provenance says {want}",
                           file=sys.stderr)
