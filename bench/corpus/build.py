@@ -260,6 +260,8 @@ def read_rss(data: bytes):
 
 # ---------------------------------------------------------------- sources
 def window_of(prov) -> tuple[dt.datetime, dt.datetime]:
+    """The corpus window, or a source's own window when it sets one (an archive outside the
+    common weeks, kept for its language)."""
     w = prov["window"]
     return parse_iso(w["from"]), parse_iso(w["until"])
 
@@ -269,16 +271,22 @@ def plan_ndjson_weekly(repo: Repo, src: dict, start: dt.datetime, end: dt.dateti
     files = []
     for path in src["paths"]:
         hist = repo.log(path)
+        # A file that grew past 4 MiB is absent from the snapshot from then on: read it at the
+        # last commit that still holds it and record the commits whose additions are lost.
+        missed = []
+        while hist and repo.show(hist[0][0], path) is None:
+            missed.append(hist.pop(0))
         if not hist:
-            continue
-        head_sha = hist[0][0]
-        blob = repo.show(head_sha, path)
-        if blob is None:
-            print(f"  {path}: absent at {head_sha[:10]} (>= 4 MiB in the snapshot); skipped",
+            print(f"  {path}: absent at every commit (>= 4 MiB in the snapshot); skipped",
                   file=sys.stderr)
             continue
-        files.append({"path": path, "commit": head_sha,
-                      "first_seen_commits": [[s, iso(t)] for s, t in reversed(hist)]})
+        f = {"path": path, "commit": hist[0][0],
+             "first_seen_commits": [[s, iso(t)] for s, t in reversed(hist)]}
+        if missed:
+            print(f"  {path}: absent from {len(missed)} newest commits (>= 4 MiB); read at "
+                  f"{hist[0][0][:10]}", file=sys.stderr)
+            f["missed_commits"] = [[s, iso(t)] for s, t in reversed(missed)]
+        files.append(f)
     return files
 
 
@@ -318,7 +326,8 @@ def plan_rss_snapshots(repo: Repo, src: dict, start: dt.datetime, end: dt.dateti
     by_file = src.get("sample_hours_by_file", {})
     for path in sorted(paths):
         step = dt.timedelta(hours=by_file.get(path, src.get("sample_hours", 12)))
-        hist = repo.log(path, since=iso(start - lead), until=iso(end + dt.timedelta(days=1)))
+        until = min(end + dt.timedelta(days=1), RESERVED_FROM)  # never a reserved day's commit
+        hist = repo.log(path, since=iso(start - lead), until=iso(until))
         hist.reverse()  # oldest first
         chosen, last = [], None
         for sha, t in hist:
@@ -351,8 +360,60 @@ def items_rss_snapshots(repo: Repo, src: dict, f: dict):
                    "source": f"{repo.name}@{sha}:{f['path']}"}
 
 
-PLANNERS = {"ndjson_weekly": plan_ndjson_weekly, "rss_snapshots": plan_rss_snapshots}
-READERS = {"ndjson_weekly": items_ndjson_weekly, "rss_snapshots": items_rss_snapshots}
+def plan_telegram_mirror(repo: Repo, src: dict, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """A Telegram channel's accumulated archive (one JSON file, never pruned): read it at the
+    last commit before the source's window ends; first_seen is the first commit at or after
+    each post's time."""
+    files = []
+    for path in src["paths"]:
+        hist = [(s, t) for s, t in repo.log(path) if t < end]
+        if not hist:
+            continue
+        files.append({"path": path, "commit": hist[0][0],
+                      "first_seen_commits": [[s, iso(t)] for s, t in reversed(hist)]})
+    return files
+
+
+PROMO = re.compile(r"\s*📌[^📌]*$")  # the channel's "subscribe" footer
+
+
+def telegram_title(text: str) -> str:
+    """The post's opening sentence (the channel puts its headline first), at most ~160 characters."""
+    text = re.sub(r"^[^\w«\"(]+", "", text)
+    m = re.search(r"[.!?…](?=\s)", text[:200])
+    if m and m.end() >= 20:
+        return text[:m.end()]
+    if len(text) <= 160:
+        return text
+    return text[:160].rsplit(" ", 1)[0] + "…"
+
+
+def items_telegram_mirror(repo: Repo, src: dict, f: dict):
+    import bisect
+    blob = repo.show(f["commit"], f["path"])
+    if blob is None:
+        raise SystemExit(f"{repo.name}@{f['commit']}:{f['path']} missing from the mirror")
+    commits = [(s, parse_iso(t)) for s, t in f["first_seen_commits"]]
+    times = [t for _, t in commits]
+    posts = json.loads(blob.decode("utf-8"))["posts"]
+    for key in sorted(posts, key=int):
+        p = posts[key]
+        text = PROMO.sub("", WS.sub(" ", p.get("text") or "")).strip()
+        if len(text) < src.get("min_chars", 30) or re.match(r"Channel (created|photo|name)", text):
+            continue  # Telegram's service messages ("Channel name was changed to ...")
+        pub, prec = parse_date(p.get("date_iso"))
+        i = bisect.bisect_left(times, pub) if pub else len(commits)
+        seen_sha, seen = commits[i] if i < len(commits) else (f["commit"], repo.commit_time(f["commit"]))
+        yield {"outlet": src["outlet"], "declared": src.get("lang", ""),
+               "title": telegram_title(text), "summary": text,
+               "link": f"https://t.me/{src['channel']}/{key}", "pub": pub, "prec": prec,
+               "first_seen": seen, "source": f"{repo.name}@{seen_sha}:{f['path']}"}
+
+
+PLANNERS = {"ndjson_weekly": plan_ndjson_weekly, "rss_snapshots": plan_rss_snapshots,
+            "telegram_mirror": plan_telegram_mirror}
+READERS = {"ndjson_weekly": items_ndjson_weekly, "rss_snapshots": items_rss_snapshots,
+           "telegram_mirror": items_telegram_mirror}
 
 
 # ---------------------------------------------------------------- build
@@ -374,13 +435,13 @@ def reserved(d: dt.datetime) -> bool:
 
 
 def build(prov: dict, mirrors: str) -> tuple[list[dict], collections.Counter, dict]:
-    start, end = window_of(prov)
     best: dict[str, dict] = {}
     per_file: collections.Counter = collections.Counter()
     dropped = collections.Counter()
-    for src in prov["sources"]:
+    for si, src in enumerate(prov["sources"]):
         if src["repo"] in FORBIDDEN_REPOS:
             raise SystemExit(f"{src['repo']} is reserved for independent evaluation")
+        start, end = window_of(src if "window" in src else prov)
         repo = Repo(mirrors, src["repo"])
         reader = READERS[src["kind"]]
         for f in src["files"]:
@@ -416,7 +477,7 @@ def build(prov: dict, mirrors: str) -> tuple[list[dict], collections.Counter, di
                     "published_basis": basis,
                     "first_seen": iso(r["first_seen"]),
                     "source": r["source"],
-                    "_file": (src["repo"], f["path"]),
+                    "_file": (si, f["path"]),  # a repo may be read in two windows
                 }
                 old = best.get(key)
                 if old is None:
@@ -468,24 +529,30 @@ def main() -> None:
     ap.add_argument("--provenance", default=PROVENANCE)
     ap.add_argument("--plan", action="store_true",
                     help="choose commits afresh and rewrite provenance.json")
+    ap.add_argument("--plan-source", action="append", metavar="OWNER/REPO[#PART]",
+                    help="with --plan: choose commits afresh for this source only (repeatable);"
+                         " #PART names one entry of a repo read in several windows")
     ap.add_argument("--stats", help="also write the figures here (default: stats.txt beside --out)")
     a = ap.parse_args()
 
     with open(a.provenance, encoding="utf-8") as fh:
         prov = json.load(fh)
-    start, end = window_of(prov)
     if a.plan:
         for src in prov["sources"]:
+            part = f"{src['repo']}#{src['part']}" if "part" in src else None
+            if a.plan_source and src["repo"] not in a.plan_source and part not in a.plan_source:
+                continue
+            start, end = window_of(src if "window" in src else prov)
             repo = Repo(a.mirrors, src["repo"])
             src["files"] = PLANNERS[src["kind"]](repo, src, start, end)
-            print(f"planned {src['repo']}: {len(src['files'])} files", file=sys.stderr)
+            print(f"planned {part or src['repo']}: {len(src['files'])} files", file=sys.stderr)
 
     items, per_file, dropped = build(prov, a.mirrors)
 
     if a.plan:
-        for src in prov["sources"]:
+        for si, src in enumerate(prov["sources"]):
             for f in src["files"]:
-                f["items_taken"] = per_file.get((src["repo"], f["path"]), 0)
+                f["items_taken"] = per_file.get((si, f["path"]), 0)
             src["items_taken"] = sum(f["items_taken"] for f in src["files"])
         prov["figures"] = {"items": len(items),
                            "by_lang": dict(collections.Counter(r["lang"] for r in items).most_common())}
@@ -495,9 +562,9 @@ def main() -> None:
         with open(a.provenance, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
     else:
-        for src in prov["sources"]:
+        for si, src in enumerate(prov["sources"]):
             for f in src["files"]:
-                want, got = f.get("items_taken"), per_file.get((src["repo"], f["path"]), 0)
+                want, got = f.get("items_taken"), per_file.get((si, f["path"]), 0)
                 if want is not None and want != got:
                     print(f"warning: {src['repo']}:{f['path']} gave {got} items, provenance says {want}",
                           file=sys.stderr)
