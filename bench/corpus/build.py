@@ -14,6 +14,7 @@ what provenance.json records, so the same mirrors give the same file.
 
 Standard library only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,9 @@ class Repo:
         self.git_dir = None
         for c in candidates:
             for g in (c, os.path.join(c, ".git")):
-                if os.path.isfile(os.path.join(g, "HEAD")) and os.path.isdir(os.path.join(g, "objects")):
+                if os.path.isfile(os.path.join(g, "HEAD")) and os.path.isdir(
+                    os.path.join(g, "objects")
+                ):
                     self.git_dir = g
                     break
             if self.git_dir:
@@ -67,11 +70,13 @@ class Repo:
         self._batch = None
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", "--git-dir", self.git_dir, *args], check=True,
-                              capture_output=True).stdout.decode("utf-8", "replace")
+        return subprocess.run(
+            ["git", "--git-dir", self.git_dir, *args], check=True, capture_output=True
+        ).stdout.decode("utf-8", "replace")
 
-    def log(self, path: str, ref: str = "HEAD", since: str | None = None,
-            until: str | None = None) -> list[tuple[str, dt.datetime]]:
+    def log(
+        self, path: str, ref: str = "HEAD", since: str | None = None, until: str | None = None
+    ) -> list[tuple[str, dt.datetime]]:
         args = ["log", "--format=%H %cI", ref]
         if since:
             args.append(f"--since={since}")
@@ -89,8 +94,11 @@ class Repo:
 
     def show(self, sha: str, path: str) -> bytes | None:
         if self._batch is None:
-            self._batch = subprocess.Popen(["git", "--git-dir", self.git_dir, "cat-file", "--batch"],
-                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self._batch = subprocess.Popen(
+                ["git", "--git-dir", self.git_dir, "cat-file", "--batch"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
         self._batch.stdin.write(f"{sha}:{path}\n".encode())
         self._batch.stdin.flush()
         header = self._batch.stdout.readline().decode()
@@ -168,13 +176,17 @@ def canonical_link(link: str | None) -> str:
         u = urllib.parse.urlsplit(link)
     except ValueError:
         return link
-    q = [(k, v) for k, v in urllib.parse.parse_qsl(u.query, keep_blank_values=True)
-         if not DROP_PARAM.match(k)]
+    q = [
+        (k, v)
+        for k, v in urllib.parse.parse_qsl(u.query, keep_blank_values=True)
+        if not DROP_PARAM.match(k)
+    ]
     path = u.path
     while path.endswith("/") and len(path) > 0:
         path = path[:-1]
-    return urllib.parse.urlunsplit((u.scheme.lower(), u.netloc.lower(), path,
-                                    urllib.parse.urlencode(q), ""))
+    return urllib.parse.urlunsplit(
+        (u.scheme.lower(), u.netloc.lower(), path, urllib.parse.urlencode(q), "")
+    )
 
 
 def is_site_root(link: str) -> bool:
@@ -198,8 +210,12 @@ RU_ONLY = re.compile(r"[ыэъёЫЭЪЁ]")
 
 
 def detect_lang(text: str, declared: str) -> str:
-    counts = {"cyr": len(CYR.findall(text)), "lat": len(LAT.findall(text)),
-              "heb": len(HEB.findall(text)), "ara": len(ARA.findall(text))}
+    counts = {
+        "cyr": len(CYR.findall(text)),
+        "lat": len(LAT.findall(text)),
+        "heb": len(HEB.findall(text)),
+        "ara": len(ARA.findall(text)),
+    }
     script = max(counts, key=counts.get)
     if counts[script] == 0:
         return declared
@@ -247,14 +263,20 @@ def read_rss(data: bytes):
     ch = root.find("channel")
     if ch is None:
         return {}, []
-    channel = {"title": (ch.findtext("title") or "").strip(),
-               "language": (ch.findtext("language") or "").strip().lower()}
+    channel = {
+        "title": (ch.findtext("title") or "").strip(),
+        "language": (ch.findtext("language") or "").strip().lower(),
+    }
     items = []
     for it in ch.findall("item"):
-        items.append({"title": it.findtext("title") or "",
-                      "description": it.findtext("description") or "",
-                      "link": it.findtext("link") or it.findtext("guid") or "",
-                      "pubDate": it.findtext("pubDate") or ""})
+        items.append(
+            {
+                "title": it.findtext("title") or "",
+                "description": it.findtext("description") or "",
+                "link": it.findtext("link") or it.findtext("guid") or "",
+                "pubDate": it.findtext("pubDate") or "",
+            }
+        )
     return channel, items
 
 
@@ -277,14 +299,22 @@ def plan_ndjson_weekly(repo: Repo, src: dict, start: dt.datetime, end: dt.dateti
         while hist and repo.show(hist[0][0], path) is None:
             missed.append(hist.pop(0))
         if not hist:
-            print(f"  {path}: absent at every commit (>= 4 MiB in the snapshot); skipped",
-                  file=sys.stderr)
+            print(
+                f"  {path}: absent at every commit (>= 4 MiB in the snapshot); skipped",
+                file=sys.stderr,
+            )
             continue
-        f = {"path": path, "commit": hist[0][0],
-             "first_seen_commits": [[s, iso(t)] for s, t in reversed(hist)]}
+        f = {
+            "path": path,
+            "commit": hist[0][0],
+            "first_seen_commits": [[s, iso(t)] for s, t in reversed(hist)],
+        }
         if missed:
-            print(f"  {path}: absent from {len(missed)} newest commits (>= 4 MiB); read at "
-                  f"{hist[0][0][:10]}", file=sys.stderr)
+            print(
+                f"  {path}: absent from {len(missed)} newest commits (>= 4 MiB); read at "
+                f"{hist[0][0][:10]}",
+                file=sys.stderr,
+            )
             f["missed_commits"] = [[s, iso(t)] for s, t in reversed(missed)]
         files.append(f)
     return files
@@ -297,6 +327,7 @@ def items_ndjson_weekly(repo: Repo, src: dict, f: dict):
     commits = [(s, parse_iso(t)) for s, t in f["first_seen_commits"]]
     times = [t for _, t in commits]
     import bisect
+
     for o in read_ndjson(blob):
         collected = o.get("collectedAt")
         seen_sha, seen = f["commit"], None
@@ -308,10 +339,17 @@ def items_ndjson_weekly(repo: Repo, src: dict, f: dict):
         if seen is None:
             seen = parse_iso(collected) if collected else repo.commit_time(f["commit"])
         pub, prec = parse_date(o.get("pubDate"))
-        yield {"outlet": o.get("source") or "?", "declared": "en",
-               "title": o.get("title") or "", "summary": o.get("description") or "",
-               "link": o.get("link") or "", "pub": pub, "prec": prec,
-               "first_seen": seen, "source": f"{repo.name}@{seen_sha}:{f['path']}"}
+        yield {
+            "outlet": o.get("source") or "?",
+            "declared": "en",
+            "title": o.get("title") or "",
+            "summary": o.get("description") or "",
+            "link": o.get("link") or "",
+            "pub": pub,
+            "prec": prec,
+            "first_seen": seen,
+            "source": f"{repo.name}@{seen_sha}:{f['path']}",
+        }
 
 
 def plan_rss_snapshots(repo: Repo, src: dict, start: dt.datetime, end: dt.datetime) -> list[dict]:
@@ -354,10 +392,17 @@ def items_rss_snapshots(repo: Repo, src: dict, f: dict):
         declared = (channel.get("language") or src.get("lang", "")).split("-")[0]
         for it in items:
             pub, prec = parse_date(it["pubDate"])
-            yield {"outlet": outlet, "declared": declared or src.get("lang", ""),
-                   "title": it["title"], "summary": it["description"], "link": it["link"],
-                   "pub": pub, "prec": prec, "first_seen": seen,
-                   "source": f"{repo.name}@{sha}:{f['path']}"}
+            yield {
+                "outlet": outlet,
+                "declared": declared or src.get("lang", ""),
+                "title": it["title"],
+                "summary": it["description"],
+                "link": it["link"],
+                "pub": pub,
+                "prec": prec,
+                "first_seen": seen,
+                "source": f"{repo.name}@{sha}:{f['path']}",
+            }
 
 
 def plan_telegram_mirror(repo: Repo, src: dict, start: dt.datetime, end: dt.datetime) -> list[dict]:
@@ -369,8 +414,13 @@ def plan_telegram_mirror(repo: Repo, src: dict, start: dt.datetime, end: dt.date
         hist = [(s, t) for s, t in repo.log(path) if t < end]
         if not hist:
             continue
-        files.append({"path": path, "commit": hist[0][0],
-                      "first_seen_commits": [[s, iso(t)] for s, t in reversed(hist)]})
+        files.append(
+            {
+                "path": path,
+                "commit": hist[0][0],
+                "first_seen_commits": [[s, iso(t)] for s, t in reversed(hist)],
+            }
+        )
     return files
 
 
@@ -382,7 +432,7 @@ def telegram_title(text: str) -> str:
     text = re.sub(r"^[^\w«\"(]+", "", text)
     m = re.search(r"[.!?…](?=\s)", text[:200])
     if m and m.end() >= 20:
-        return text[:m.end()]
+        return text[: m.end()]
     if len(text) <= 160:
         return text
     return text[:160].rsplit(" ", 1)[0] + "…"
@@ -390,6 +440,7 @@ def telegram_title(text: str) -> str:
 
 def items_telegram_mirror(repo: Repo, src: dict, f: dict):
     import bisect
+
     blob = repo.show(f["commit"], f["path"])
     if blob is None:
         raise SystemExit(f"{repo.name}@{f['commit']}:{f['path']} missing from the mirror")
@@ -403,17 +454,32 @@ def items_telegram_mirror(repo: Repo, src: dict, f: dict):
             continue  # Telegram's service messages ("Channel name was changed to ...")
         pub, prec = parse_date(p.get("date_iso"))
         i = bisect.bisect_left(times, pub) if pub else len(commits)
-        seen_sha, seen = commits[i] if i < len(commits) else (f["commit"], repo.commit_time(f["commit"]))
-        yield {"outlet": src["outlet"], "declared": src.get("lang", ""),
-               "title": telegram_title(text), "summary": text,
-               "link": f"https://t.me/{src['channel']}/{key}", "pub": pub, "prec": prec,
-               "first_seen": seen, "source": f"{repo.name}@{seen_sha}:{f['path']}"}
+        seen_sha, seen = (
+            commits[i] if i < len(commits) else (f["commit"], repo.commit_time(f["commit"]))
+        )
+        yield {
+            "outlet": src["outlet"],
+            "declared": src.get("lang", ""),
+            "title": telegram_title(text),
+            "summary": text,
+            "link": f"https://t.me/{src['channel']}/{key}",
+            "pub": pub,
+            "prec": prec,
+            "first_seen": seen,
+            "source": f"{repo.name}@{seen_sha}:{f['path']}",
+        }
 
 
-PLANNERS = {"ndjson_weekly": plan_ndjson_weekly, "rss_snapshots": plan_rss_snapshots,
-            "telegram_mirror": plan_telegram_mirror}
-READERS = {"ndjson_weekly": items_ndjson_weekly, "rss_snapshots": items_rss_snapshots,
-           "telegram_mirror": items_telegram_mirror}
+PLANNERS = {
+    "ndjson_weekly": plan_ndjson_weekly,
+    "rss_snapshots": plan_rss_snapshots,
+    "telegram_mirror": plan_telegram_mirror,
+}
+READERS = {
+    "ndjson_weekly": items_ndjson_weekly,
+    "rss_snapshots": items_rss_snapshots,
+    "telegram_mirror": items_telegram_mirror,
+}
 
 
 # ---------------------------------------------------------------- build
@@ -504,17 +570,29 @@ def stats(items: list[dict], dropped: dict) -> str:
     for r in items:
         by_day[r["published_at"][:10]][r["lang"]] += 1
     langs = sorted(by_lang)
-    out = [f"items: {len(items)}",
-           f"outlets: {len({r['outlet'] for r in items})}",
-           f"date range (published_at, UTC): {items[0]['published_at']} .. {items[-1]['published_at']}" if items else "",
-           f"days: {len(by_day)}",
-           f"items with an empty summary: {sum(1 for r in items if not r['summary'])}",
-           f"published_at taken from: " + ", ".join(f"{k} {v}" for k, v in sorted(collections.Counter(r['published_basis'] for r in items).items())),
-           f"dropped while building: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())),
-           "", "per language:"]
+    out = [
+        f"items: {len(items)}",
+        f"outlets: {len({r['outlet'] for r in items})}",
+        f"date range (published_at, UTC): {items[0]['published_at']} .. {items[-1]['published_at']}"
+        if items
+        else "",
+        f"days: {len(by_day)}",
+        f"items with an empty summary: {sum(1 for r in items if not r['summary'])}",
+        f"published_at taken from: "
+        + ", ".join(
+            f"{k} {v}"
+            for k, v in sorted(collections.Counter(r["published_basis"] for r in items).items())
+        ),
+        f"dropped while building: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())),
+        "",
+        "per language:",
+    ]
     out += [f"  {l:4} {by_lang[l]}" for l in langs]
     out += ["", "per outlet (outlet, lang, items):"]
-    out += [f"  {o:45} {l:3} {n}" for (o, l), n in sorted(by_outlet.items(), key=lambda x: (-x[1], x[0]))]
+    out += [
+        f"  {o:45} {l:3} {n}"
+        for (o, l), n in sorted(by_outlet.items(), key=lambda x: (-x[1], x[0]))
+    ]
     out += ["", "per day (published_at UTC): total  " + "  ".join(langs)]
     for d in sorted(by_day):
         c = by_day[d]
@@ -527,11 +605,16 @@ def main() -> None:
     ap.add_argument("--mirrors", required=True, help="folder holding the archives' git dirs")
     ap.add_argument("--out", required=True, help="output JSONL, e.g. /work/corpus-data/items.jsonl")
     ap.add_argument("--provenance", default=PROVENANCE)
-    ap.add_argument("--plan", action="store_true",
-                    help="choose commits afresh and rewrite provenance.json")
-    ap.add_argument("--plan-source", action="append", metavar="OWNER/REPO[#PART]",
-                    help="with --plan: choose commits afresh for this source only (repeatable);"
-                         " #PART names one entry of a repo read in several windows")
+    ap.add_argument(
+        "--plan", action="store_true", help="choose commits afresh and rewrite provenance.json"
+    )
+    ap.add_argument(
+        "--plan-source",
+        action="append",
+        metavar="OWNER/REPO[#PART]",
+        help="with --plan: choose commits afresh for this source only (repeatable);"
+        " #PART names one entry of a repo read in several windows",
+    )
     ap.add_argument("--stats", help="also write the figures here (default: stats.txt beside --out)")
     a = ap.parse_args()
 
@@ -554,8 +637,10 @@ def main() -> None:
             for f in src["files"]:
                 f["items_taken"] = per_file.get((si, f["path"]), 0)
             src["items_taken"] = sum(f["items_taken"] for f in src["files"])
-        prov["figures"] = {"items": len(items),
-                           "by_lang": dict(collections.Counter(r["lang"] for r in items).most_common())}
+        prov["figures"] = {
+            "items": len(items),
+            "by_lang": dict(collections.Counter(r["lang"] for r in items).most_common()),
+        }
         text = json.dumps(prov, ensure_ascii=False, indent=1)
         # one line per commit list keeps the manifest short and diffable
         text = re.sub(r'\[\s*"([0-9a-f]{40})",\s*"([^"]+)"\s*\]', r'["\1", "\2"]', text)
@@ -566,16 +651,21 @@ def main() -> None:
             for f in src["files"]:
                 want, got = f.get("items_taken"), per_file.get((si, f["path"]), 0)
                 if want is not None and want != got:
-                    print(f"warning: {src['repo']}:{f['path']} gave {got} items, provenance says {want}",
-                          file=sys.stderr)
+                    print(
+                        f"warning: {src['repo']}:{f['path']} gave {got} items, provenance says {want}",
+                        file=sys.stderr,
+                    )
 
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w", encoding="utf-8") as fh:
         for r in items:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
     text = stats(items, dropped)
-    with open(a.stats or os.path.join(os.path.dirname(os.path.abspath(a.out)), "stats.txt"), "w",
-              encoding="utf-8") as fh:
+    with open(
+        a.stats or os.path.join(os.path.dirname(os.path.abspath(a.out)), "stats.txt"),
+        "w",
+        encoding="utf-8",
+    ) as fh:
         fh.write(text)
     print(text.split("\nper outlet")[0])
 

@@ -13,8 +13,12 @@ Writes three kinds of task, each a JSON file of items (id, outlet, lang, time, t
   English reports of those days that name Ukraine or Russia, grouped the same way.
 
 Buckets come from words, not from newsmon's encoder, so that the pairs the model misses are
-labelled as well as those it finds. The split is by date: items published before SPLIT_DAY
-are the tuning part, the rest held out.
+labelled as well as those it finds. The split is by date: the last days of each span (HELD_OUT)
+are held out, the rest is the tuning part.
+
+`--round 1` (May and June) writes the three kinds above; `--round 2` (July and August) writes
+`uktopics-NN.json` and `ukcross-NN.json`, the same two tasks for Ukrainian-language posts.
+The labels in labels/ name items by id, so they stay valid whatever the tasks are drawn again.
 """
 
 from __future__ import annotations
@@ -28,21 +32,27 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
-SPLIT_DAY = "2026-06-05"  # items of this day and later are the held-out part
+# Two spans of days: the first (round 1 of labelling) in May and June, when English and
+# Russian-language outlets were archived together; the second (round 2) in July and August,
+# when a Ukrainian-language channel was too. The last days of each span are held out.
+ROUNDS = {1: ("2026-05-18", "2026-06-14"), 2: ("2026-07-02", "2026-08-09")}
+HELD_OUT = (("2026-06-05", "2026-06-14"), ("2026-07-24", "2026-08-09"))
 WINDOW_DAYS = 2
 BUCKET_MAX = 20
 BUCKET_MIN_OUTLETS = 3
 BUCKET_BAR = 0.12  # shares a few telling words with the seed
 CLOSE_BAR = 0.3  # shares many
 SEED = 20261206
-STOP = set(
+# Words too common to tell one report from another.
+COMMON_WORDS = (
     "the and but for with after before from over under how why what when who where are was "
     "were new more most first last live watch video photos analysis opinion news update says "
     "said report reports top will can could would may not this that these those its his her "
     "their our you she they all one two three day week year out into about amid against "
     "between during than then there here now just only also still has have had been being "
-    "which while per get got some any other such very".split()
+    "which while per get got some any other such very"
 )
+STOP = frozenset(COMMON_WORDS.split())
 WAR = re.compile(r"Ukrain|Russia|Kremlin|Putin|Zelensk|Kyiv|Kiev|Moscow|Donbas|Crimea", re.I)
 
 
@@ -56,17 +66,20 @@ def card(item: dict) -> dict:
 
 
 def part(item: dict) -> str:
-    return "heldout" if day(item) >= SPLIT_DAY else "tune"
+    return "heldout" if any(lo <= day(item) <= hi for lo, hi in HELD_OUT) else "tune"
 
 
 def windows(items: list[dict]) -> dict[str, list[dict]]:
-    """Items by two-day window, named by its first day; windows never straddle SPLIT_DAY."""
-    first = datetime.fromisoformat(min(day(i) for i in items))
-    split = datetime.fromisoformat(SPLIT_DAY)
+    """Items by two-day window, named by its first day; a window never straddles the start of
+    a span or of a held-out part."""
+    starts = sorted(
+        datetime.fromisoformat(d)
+        for d in [*(f for f, _ in ROUNDS.values()), *(f for f, _ in HELD_OUT)]
+    )
     by_window: dict[str, list[dict]] = defaultdict(list)
     for item in items:
         at = datetime.fromisoformat(day(item))
-        base = split if at >= split else first
+        base = max((s for s in starts if s <= at), default=starts[0])
         start = base + timedelta(days=(at - base).days // WINDOW_DAYS * WINDOW_DAYS)
         by_window[start.date().isoformat()].append(item)
     return by_window
@@ -74,7 +87,10 @@ def windows(items: list[dict]) -> dict[str, list[dict]]:
 
 def vectors(items: list[dict]) -> dict[str, dict[str, float]]:
     """TF-IDF of each item's headline and summary words, unit length."""
-    words = {i["id"]: re.findall(r"[a-z0-9]{3,}", (i["title"] + " " + i["summary"]).lower()) for i in items}
+    words = {
+        i["id"]: re.findall(r"[a-z0-9]{3,}", (i["title"] + " " + i["summary"]).lower())
+        for i in items
+    }
     frequency = Counter(w for ws in words.values() for w in set(ws) if w not in STOP)
     vectors = {}
     for item_id, ws in words.items():
@@ -103,7 +119,10 @@ def event_buckets(items: list[dict]) -> list[list[dict]]:
         near: dict[str, list[tuple[float, dict]]] = defaultdict(list)
         for n, a in enumerate(members):
             for b in members[n + 1 :]:
-                if a["outlet"] != b["outlet"] and (score := cosine(vector[a["id"]], vector[b["id"]])) >= BUCKET_BAR:
+                if (
+                    a["outlet"] != b["outlet"]
+                    and (score := cosine(vector[a["id"]], vector[b["id"]])) >= BUCKET_BAR
+                ):
                     near[a["id"]].append((score, b))
                     near[b["id"]].append((score, a))
         taken: set[str] = set()
@@ -111,7 +130,9 @@ def event_buckets(items: list[dict]) -> list[list[dict]]:
         for seed_id in sorted(near, key=lambda i: -sum(s >= CLOSE_BAR for s, _ in near[i])):
             if seed_id in taken:
                 continue
-            free = sorted((pair for pair in near[seed_id] if pair[1]["id"] not in taken), key=lambda p: -p[0])
+            free = sorted(
+                (pair for pair in near[seed_id] if pair[1]["id"] not in taken), key=lambda p: -p[0]
+            )
             if sum(score >= CLOSE_BAR for score, _ in free) < 2:
                 continue
             bucket = [by_id[seed_id], *(item for _, item in free[: BUCKET_MAX - 1])]
@@ -122,12 +143,19 @@ def event_buckets(items: list[dict]) -> list[list[dict]]:
     return buckets
 
 
-def crosslang_buckets(items: list[dict], rng: random.Random) -> list[list[dict]]:
+def crosslang_buckets(
+    items: list[dict], rng: random.Random, languages: tuple[str, ...], most: int | None = None
+) -> list[list[dict]]:
+    """Per window: its reports in `languages` (`most` of them at random) beside as many
+    English reports of the war, at least BUCKET_MAX."""
     buckets = []
     for _, members in sorted(windows(items).items()):
-        cyrillic = [i for i in members if i["lang"] in ("ru", "uk")]
+        cyrillic = [i for i in members if i["lang"] in languages]
         english = [i for i in members if i["lang"] == "en" and WAR.search(i["title"])]
         if cyrillic and english:
+            if most is not None:
+                rng.shuffle(cyrillic)
+                cyrillic = cyrillic[:most]
             rng.shuffle(english)
             bucket = cyrillic + english[: max(BUCKET_MAX, len(cyrillic))]
             buckets.append(sorted(bucket, key=lambda i: i["published_at"]))
@@ -149,21 +177,35 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--topic-items", type=int, default=1200)
-    parser.add_argument("--topic-task-size", type=int, default=100)
+    parser.add_argument("--round", type=int, choices=sorted(ROUNDS), default=1)
     options = parser.parse_args()
-    items = [json.loads(line) for line in options.items.read_text().splitlines()]
+    first, last = ROUNDS[options.round]
+    items = [
+        item
+        for line in options.items.read_text().splitlines()
+        if first <= day(item := json.loads(line)) <= last
+    ]
     rng = random.Random(SEED)
     options.out.mkdir(parents=True, exist_ok=True)
-    sample = rng.sample(items, options.topic_items)
-    size = options.topic_task_size
-    write(options.out, "topics", [sample[i : i + size] for i in range(0, len(sample), size)])
-    write(options.out, "events", event_buckets(items))
-    write(options.out, "crosslang", crosslang_buckets(items, rng))
-    for kind in ("topics", "events", "crosslang"):
-        files = sorted(options.out.glob(f"{kind}-*.json"))
-        count = sum(len(json.loads(f.read_text())["items"]) for f in files)
-        print(f"{kind}: {len(files)} tasks, {count} items")
+    if options.round == 1:
+        kinds = {
+            "topics": chunks(rng.sample(items, 1200), 100),
+            "events": event_buckets(items),
+            "crosslang": crosslang_buckets(items, rng, ("ru", "uk")),
+        }
+    else:  # the Ukrainian-language posts: their topics, and their English counterparts
+        ukrainian = [i for i in items if i["lang"] == "uk"]
+        kinds = {
+            "uktopics": chunks(rng.sample(ukrainian, 400), 100),
+            "ukcross": crosslang_buckets(items, rng, ("uk",), most=30),
+        }
+    for kind, groups in kinds.items():
+        write(options.out, kind, groups)
+        print(f"{kind}: {len(groups)} tasks, {sum(map(len, groups))} items")
+
+
+def chunks(items: list[dict], size: int) -> list[list[dict]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 if __name__ == "__main__":
