@@ -35,8 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROVENANCE = os.path.join(HERE, "provenance.json")
 
 # Reserved for independent evaluation: never part of any corpus.
-RESERVED_FROM = dt.datetime(2026, 8, 10, tzinfo=dt.timezone.utc)
-RESERVED_UNTIL = dt.datetime(2026, 8, 26, tzinfo=dt.timezone.utc)  # exclusive: 25 Aug inclusive
+RESERVED_FROM = dt.datetime(2026, 8, 10, tzinfo=dt.UTC)
+RESERVED_UNTIL = dt.datetime(2026, 8, 26, tzinfo=dt.UTC)  # exclusive: 25 Aug inclusive
 FORBIDDEN_REPOS = {"1902139/lede"}
 
 
@@ -115,8 +115,8 @@ def parse_iso(s: str) -> dt.datetime:
     s = s.strip().replace("Z", "+00:00")
     d = dt.datetime.fromisoformat(s)
     if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.timezone.utc)
-    return d.astimezone(dt.timezone.utc)
+        d = d.replace(tzinfo=dt.UTC)
+    return d.astimezone(dt.UTC)
 
 
 def parse_date(s: str | None) -> tuple[dt.datetime | None, str]:
@@ -135,8 +135,8 @@ def parse_date(s: str | None) -> tuple[dt.datetime | None, str]:
     if d is None:
         return None, "none"
     if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.timezone.utc)
-    d = d.astimezone(dt.timezone.utc)
+        d = d.replace(tzinfo=dt.UTC)
+    d = d.astimezone(dt.UTC)
     if d.year < 2000:
         return None, "none"
     # Scraped feeds put a bare date at midnight or noon: no time of day.
@@ -147,7 +147,7 @@ def parse_date(s: str | None) -> tuple[dt.datetime | None, str]:
 
 
 def iso(d: dt.datetime) -> str:
-    return d.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return d.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 TAG = re.compile(r"<[^>]+>")
@@ -196,7 +196,8 @@ def is_site_root(link: str) -> bool:
 
 
 def norm_title(t: str) -> str:
-    t = t.lower().replace("ё", "е")
+    # Russian often writes yo (U+0451) as ye (U+0435): one spelling, so the titles dedupe.
+    t = t.lower().replace("ё", "е")  # noqa: RUF001
     t = re.sub(r"[^\w]+", " ", t)
     return WS.sub(" ", t).strip()
 
@@ -428,7 +429,7 @@ PROMO = re.compile(r"\s*📌[^📌]*$")  # the channel's "subscribe" footer
 
 
 def telegram_title(text: str) -> str:
-    """The post's opening sentence (the channel puts its headline first), at most ~160 characters."""
+    """The post's opening sentence (the channel puts its headline first), at most ~160 chars."""
     text = re.sub(r"^[^\w«\"(]+", "", text)
     m = re.search(r"[.!?…](?=\s)", text[:200])
     if m and m.end() >= 20:
@@ -578,25 +579,26 @@ def stats(items: list[dict], dropped: dict) -> str:
         else "",
         f"days: {len(by_day)}",
         f"items with an empty summary: {sum(1 for r in items if not r['summary'])}",
-        f"published_at taken from: "
+        "published_at taken from: "
         + ", ".join(
             f"{k} {v}"
             for k, v in sorted(collections.Counter(r["published_basis"] for r in items).items())
         ),
-        f"dropped while building: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())),
+        "dropped while building: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())),
         "",
         "per language:",
     ]
-    out += [f"  {l:4} {by_lang[l]}" for l in langs]
+    out += [f"  {lang:4} {by_lang[lang]}" for lang in langs]
     out += ["", "per outlet (outlet, lang, items):"]
     out += [
-        f"  {o:45} {l:3} {n}"
-        for (o, l), n in sorted(by_outlet.items(), key=lambda x: (-x[1], x[0]))
+        f"  {o:45} {lang:3} {n}"
+        for (o, lang), n in sorted(by_outlet.items(), key=lambda x: (-x[1], x[0]))
     ]
     out += ["", "per day (published_at UTC): total  " + "  ".join(langs)]
     for d in sorted(by_day):
         c = by_day[d]
-        out.append(f"  {d}  {sum(c.values()):5}  " + "  ".join(f"{l}={c[l]}" for l in langs))
+        counts = "  ".join(f"{lang}={c[lang]}" for lang in langs)
+        out.append(f"  {d}  {sum(c.values()):5}  {counts}")
     return "\n".join(out) + "\n"
 
 
@@ -652,7 +654,8 @@ def main() -> None:
                 want, got = f.get("items_taken"), per_file.get((si, f["path"]), 0)
                 if want is not None and want != got:
                     print(
-                        f"warning: {src['repo']}:{f['path']} gave {got} items, provenance says {want}",
+                        f"warning: {src['repo']}:{f['path']} gave {got} items, "
+                        f"provenance says {want}",
                         file=sys.stderr,
                     )
 
