@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from monitor.core.subscriptions import Record, Subscriptions, SubscriptionStore
 from monitor.ops import api
-from monitor.ops.auth import API_TOKEN_ENV
+from monitor.ops.auth import API_TOKEN_ENV, FailureThrottle
 from tests.helpers import SECRET, load, write_config
 
-TOKEN = "test-token-0123456789"
+TOKEN = "test-token-0123456789-0123456789-0123456789"
 FILE_SUBSCRIPTION = {
     "id": "desk",
     "url": "https://hooks.example/desk",
@@ -322,7 +322,7 @@ def test_openapi_lists_every_route_and_body(served, connection):
     assert document["openapi"].startswith("3.")
     served_routes = {
         (route.path.removeprefix("/api/v1"), method.lower())
-        for route in api.routes(connection, load(server.config_dir))
+        for route in api.routes(connection, load(server.config_dir), FailureThrottle())
         if route.path.startswith("/api/v1")
         for method in route.methods - {"HEAD"}
     }
@@ -407,3 +407,24 @@ def test_the_options_of_subscriptions_toml_are_the_apis_too(served):
     for key, value in (("format", "telegram"), ("tags", ["nowhere"]), ("digest_minutes", 0)):
         refused = server.call("POST", "/subscriptions", json=body(id="other", **{key: value}))
         assert refused.status_code == 422 and refused.json()["field"] == key, key
+
+
+def test_wrong_tokens_are_throttled_per_client(served):
+    """Guesses are few a minute: after FailureThrottle's failures a client is answered 429
+    with Retry-After, even with the right token (or a guess would still be tested); another
+    address is still heard, and wrong board tokens count towards the same budget."""
+    server = served()
+    for _ in range(FailureThrottle().failures - 1):
+        wrong = httpx.get(f"{server.url}/api/v1/subscriptions", headers={"authorization": "x"})
+        assert wrong.status_code == 401
+    assert httpx.get(f"{server.url}/board/data.json").status_code == 401
+    for answer in (
+        httpx.get(f"{server.url}/api/v1/subscriptions"),
+        server.call("GET", "/subscriptions"),
+    ):
+        assert answer.status_code == 429
+        assert 0 < int(answer.headers["retry-after"]) <= 60
+        assert "too many wrong tokens" in answer.json()["error"]
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(transport=transport, headers=server.client.headers) as elsewhere:
+        assert elsewhere.get(f"{server.url}/api/v1/subscriptions").status_code == 200

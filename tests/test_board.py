@@ -15,10 +15,13 @@ from hypothesis import strategies as st
 from monitor.core import counters, keys
 from monitor.core.models import Entry
 from monitor.ops import board, stats
+from monitor.ops.auth import FailureThrottle
 from monitor.ops.serve import bound_port, make_server, start, stop_server
 from tests.helpers import SECRET, load, own_address, write_config
 from workers.pipeline.stories import Stories
 
+VIEW_TOKEN = "view-secret-0123456789-0123456789"
+API_TOKEN = "api-secret-0123456789-0123456789"
 HOOK = {"id": "hook", "url": "https://hooks.example/in", "topics": ["*"], "secret": SECRET}
 FEED = {"name": "wire", "url": "https://wire.example/rss"}
 HOSTILE = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">Talks resume'
@@ -153,28 +156,28 @@ def test_last_hour_counts_leave_older_minutes_out(connection):
 
 
 def test_tokens_open_the_board_and_nothing_else_does(connection, config, serve_url, monkeypatch):
-    monkeypatch.setenv("NEWSMON_VIEW_TOKEN", "view-secret")
-    monkeypatch.setenv("NEWSMON_API_TOKEN", "api-secret")
+    monkeypatch.setenv("NEWSMON_VIEW_TOKEN", VIEW_TOKEN)
+    monkeypatch.setenv("NEWSMON_API_TOKEN", API_TOKEN)
     base = serve_url(config)
 
     for path in ("/", "/board/data.json", "/board/board.js"):
         refused = httpx.get(f"{base}{path}")
         assert refused.status_code == 401, path
         assert "NEWSMON_VIEW_TOKEN" in refused.text
-        wrong = httpx.get(f"{base}{path}", headers={"authorization": "Bearer view-secreT"})
+        wrong = httpx.get(f"{base}{path}", headers={"authorization": f"Bearer {VIEW_TOKEN[:-1]}X"})
         assert wrong.status_code == 401, path
-    for token in ("view-secret", "api-secret"):
+    for token in (VIEW_TOKEN, API_TOKEN):
         bearer = {"authorization": f"Bearer {token}"}
         assert httpx.get(f"{base}/board/data.json", headers=bearer).status_code == 200
     assert httpx.get(f"{base}/?token=guess").status_code == 401
 
     # A token in the address, once: the page, and a cookie that stands for it after that.
-    opened = httpx.get(f"{base}/?token=view-secret")
+    opened = httpx.get(f"{base}/?token={VIEW_TOKEN}")
     assert opened.status_code == 200 and "<h1>newsmon</h1>" in opened.text
     set_cookie = opened.headers["set-cookie"]
     assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
     cookie = opened.cookies[board.COOKIE]
-    assert "view-secret" not in cookie
+    assert VIEW_TOKEN not in cookie
     assert httpx.get(f"{base}/board/data.json", cookies={board.COOKIE: cookie}).status_code == 200
     assert httpx.get(f"{base}/", cookies={board.COOKIE: cookie[:-1] + "0"}).status_code == 401
     # The cookie opens the board, not the API: it is no bearer token.
@@ -196,6 +199,23 @@ def test_without_a_token_only_loopback_may_look(connection, config):
         assert httpx.get(f"http://{address}:{port}/healthz").status_code == 503  # not the board's
     finally:
         stop_server(server, thread)
+
+
+def test_wrong_tokens_are_throttled_per_client(config, serve_url, monkeypatch):
+    """After FailureThrottle's failures, a client is answered 429 with Retry-After, even
+    with the right token; another address is still heard. The API and the board share it."""
+    monkeypatch.setenv("NEWSMON_VIEW_TOKEN", VIEW_TOKEN)
+    base = serve_url(config)
+    right = {"authorization": f"Bearer {VIEW_TOKEN}"}
+    for _ in range(FailureThrottle().failures):
+        assert httpx.get(f"{base}/board/data.json").status_code == 401
+    for headers in ({}, right):
+        throttled = httpx.get(f"{base}/board/data.json", headers=headers)
+        assert throttled.status_code == 429
+        assert 0 < int(throttled.headers["retry-after"]) <= 60
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(transport=transport) as elsewhere:
+        assert elsewhere.get(f"{base}/board/data.json", headers=right).status_code == 200
 
 
 LINKS = [

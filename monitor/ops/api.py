@@ -1,7 +1,8 @@
 """`/api/v1`: subscriptions over HTTP, for subscribers who cannot edit subscriptions.toml.
 
 Off (every route 404) unless NEWSMON_API_TOKEN is set; then every call needs
-`Authorization: Bearer <token>`. Bodies are JSON objects with the keys of a
+`Authorization: Bearer <token>`, and a client that sent too many wrong ones of late is
+answered 429 (auth.FailureThrottle). Bodies are JSON objects with the keys of a
 [[subscriptions]] table (no `secret_env`), checked by config.py's one subscription check, so
 a mistake is a 4xx naming the key. Subscriptions made here live in Redis; those of
 subscriptions.toml are listed too, and win an id clash, but only the file changes them (409).
@@ -37,7 +38,7 @@ from monitor.core.http import refused_target
 from monitor.core.models import Alert, Entry, Subscription
 from monitor.core.subscriptions import API_KEYS, Record, Subscriptions, SubscriptionStore
 from monitor.ops.admin import DeliveryState, iso_time, parse_since, resend
-from monitor.ops.auth import API_TOKEN_ENV, bearer_matches, token_from_env
+from monitor.ops.auth import API_TOKEN_ENV, FailureThrottle, bearer_matches, token_from_env
 from monitor.ops.openapi import openapi_document
 from monitor.ops.request_body import BodyRefused, read_capped
 from workers.delivery.messages import MessageLog
@@ -83,12 +84,28 @@ class ApiError(Exception):
             body["field"] = self.field
         if self.problems:
             body["problems"] = self.problems
-        headers = {"www-authenticate": "Bearer"} if self.status == 401 else None
-        return AsciiJSON(body, status_code=self.status, headers=headers)
+        return AsciiJSON(body, status_code=self.status, headers=self.headers)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"www-authenticate": "Bearer"} if self.status == 401 else None
 
 
-def routes(connection: redis.Redis, config: Config) -> list[BaseRoute]:
-    """The routes `newsmon serve` mounts: the schemas always, the API when a token is set."""
+class Throttled(ApiError):
+    """A 429: the client sent too many wrong tokens of late."""
+
+    def __init__(self, client: str | None, wait: int):
+        super().__init__(429, f"too many wrong tokens from {client}; try again in {wait} s")
+        self.wait = wait
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"retry-after": str(self.wait)}
+
+
+def routes(connection: redis.Redis, config: Config, throttle: FailureThrottle) -> list[BaseRoute]:
+    """The routes `newsmon serve` mounts: the schemas always, the API when a token is set.
+    Wrong tokens count in `throttle`, shared with the board."""
     public = [Route("/schemas/{name}", _schema, methods=["GET"])]
     token = token_from_env(API_TOKEN_ENV)
     if token is None:
@@ -99,7 +116,7 @@ def routes(connection: redis.Redis, config: Config) -> list[BaseRoute]:
         return JSONResponse(openapi_document())
 
     def route(path: str, handler: Handler, method: str) -> Route:
-        return Route(PREFIX + path, _endpoint(handler, token), methods=[method])
+        return Route(PREFIX + path, _endpoint(handler, token, throttle), methods=[method])
 
     return [
         *public,
@@ -116,13 +133,19 @@ def routes(connection: redis.Redis, config: Config) -> list[BaseRoute]:
     ]
 
 
-def _endpoint(handler: Handler, token: str) -> Callable[[Request], Awaitable[Response]]:
-    """The token check, the body read (capped) and parsed, then `handler` in the thread pool
-    (it calls Redis); an ApiError anywhere becomes its JSON answer."""
+def _endpoint(
+    handler: Handler, token: str, throttle: FailureThrottle
+) -> Callable[[Request], Awaitable[Response]]:
+    """The throttle and the token check, the body read (capped) and parsed, then `handler` in
+    the thread pool (it calls Redis); an ApiError anywhere becomes its JSON answer."""
 
     async def endpoint(request: Request) -> Response:
+        client = request.client.host if request.client else None
         try:
+            if (wait := throttle.retry_after(client)) is not None:
+                raise Throttled(client, wait)
             if not bearer_matches(request.headers.get("authorization"), (token,)):
+                throttle.failed(client)
                 raise ApiError(401, "missing or wrong token: send Authorization: Bearer <token>")
             body = await _json_body(request) if request.method in ("POST", "PATCH") else None
             status, payload = await run_in_threadpool(handler, request, body)

@@ -10,9 +10,9 @@ Who may look: with NEWSMON_VIEW_TOKEN or NEWSMON_API_TOKEN set, a request carryi
 (`Authorization: Bearer`, or the cookie that opening `/?token=T` once sets: HttpOnly,
 SameSite=Strict, 30 days); with neither set, only loopback clients. The cookie holds a
 digest of the token, not the token: a board cookie that leaks opens the board, never the
-API. Every response forbids inline script and every origin but this one
-(Content-Security-Policy), and the script writes feed text with textContent only, so a
-headline is text wherever it shows.
+API. Wrong tokens count towards the client's FailureThrottle (429). Every response forbids
+inline script and every origin but this one (Content-Security-Policy), and the script
+writes feed text with textContent only, so a headline is text wherever it shows.
 """
 
 from __future__ import annotations
@@ -37,7 +37,13 @@ from starlette.routing import BaseRoute, Route
 
 from monitor.core.config import Config
 from monitor.ops import admin, stats
-from monitor.ops.auth import API_TOKEN_ENV, VIEW_TOKEN_ENV, bearer_matches, token_from_env
+from monitor.ops.auth import (
+    API_TOKEN_ENV,
+    VIEW_TOKEN_ENV,
+    FailureThrottle,
+    bearer_matches,
+    token_from_env,
+)
 from workers.pipeline.stories import Stories
 
 STORIES_SHOWN = 50
@@ -260,11 +266,12 @@ class Access:
     """The tokens that open the board: the viewer's and the API's, whichever are set."""
 
     tokens: tuple[str, ...]
+    throttle: FailureThrottle
 
     @classmethod
-    def from_env(cls) -> Access:
+    def from_env(cls, throttle: FailureThrottle) -> Access:
         found = (token_from_env(VIEW_TOKEN_ENV), token_from_env(API_TOKEN_ENV))
-        return cls(tuple(token for token in found if token))
+        return cls(tuple(token for token in found if token), throttle)
 
     def token_matches(self, presented: str) -> bool:
         return bearer_matches(f"Bearer {presented}", self.tokens)
@@ -283,6 +290,8 @@ class Access:
                 f"{VIEW_TOKEN_ENV} (or {API_TOKEN_ENV}) for newsmon serve, then open "
                 f"/?token=... once.\n",
             )
+        if waited := self.throttled(request):
+            return waited
         if bearer_matches(request.headers.get("authorization"), self.tokens):
             return None
         cookie = request.cookies.get(COOKIE, "")
@@ -297,18 +306,31 @@ class Access:
             f"in a browser, or send Authorization: Bearer ...\n",
         )
 
-    @staticmethod
-    def refuse(request: Request, status: int, reason: str, message: str) -> Response:
+    def throttled(self, request: Request) -> Response | None:
+        """The 429 for a client that sent too many wrong tokens of late, else None."""
+        client = request.client.host if request.client else None
+        if (wait := self.throttle.retry_after(client)) is None:
+            return None
+        log.info("board.denied", path=request.url.path, client=client, reason="throttled")
+        return PlainTextResponse(
+            f"Too many wrong tokens from {client}; try again in {wait} s.\n",
+            status_code=429,
+            headers={**HEADERS, "retry-after": str(wait)},
+        )
+
+    def refuse(self, request: Request, status: int, reason: str, message: str) -> Response:
         client = request.client.host if request.client else None
         log.info("board.denied", path=request.url.path, client=client, reason=reason)
+        if status == 401:
+            self.throttle.failed(client)
         headers = {**HEADERS, **({"www-authenticate": "Bearer"} if status == 401 else {})}
         return PlainTextResponse(message, status_code=status, headers=headers)
 
 
-def routes(connection: redis.Redis, config: Config) -> list[BaseRoute]:
+def routes(connection: redis.Redis, config: Config, throttle: FailureThrottle) -> list[BaseRoute]:
     """The board's routes, for serve.py to mount. Tokens are read from the environment here,
-    once, when the server starts."""
-    access = Access.from_env()
+    once, when the server starts; wrong ones count in `throttle`, shared with the API."""
+    access = Access.from_env(throttle)
     topics = [topic.name for topic in config.topics]
 
     def board_answer(request: Request, respond: Callable[[dict[str, Any]], Response]) -> Response:
@@ -325,6 +347,8 @@ def routes(connection: redis.Redis, config: Config) -> list[BaseRoute]:
         presented = request.query_params.get("token")
         if presented is None or not access.tokens:
             return board_answer(request, html)
+        if waited := access.throttled(request):
+            return waited
         if not access.token_matches(presented):
             return access.refuse(request, 401, "wrong token", "That token is not valid.\n")
         # The page itself, not a redirect: a strict cookie set on a redirect that a link on

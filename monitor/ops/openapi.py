@@ -164,6 +164,11 @@ def _operation(
     schema (`body`, "optional:NAME" when the body may be left out)."""
     responses: dict[str, Any] = {
         "401": {"description": "missing or wrong token", **_ref("Error")},
+        "429": {
+            "description": "too many wrong tokens from this client of late",
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+            **_ref("Error"),
+        },
         "404": {"description": "no such subscription", **_ref("Error")},
         "409": {
             "description": "defined in subscriptions.toml, or the id is taken",

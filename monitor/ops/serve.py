@@ -52,6 +52,7 @@ from monitor.core import __version__
 from monitor.core.config import Config
 from monitor.core.histograms import HISTOGRAMS
 from monitor.ops import CommandError, api, board, stats
+from monitor.ops.auth import FailureThrottle
 from monitor.ops.request_body import BodyRefused, read_capped
 from monitor.poller.websub import Callback
 
@@ -148,6 +149,7 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
     callback = Callback(connection, config)
     cap = callback.max_push_bytes
     probe = probe_client(connection)
+    throttle = FailureThrottle()  # one per process: the API's wrong tokens and the board's
 
     async def livez(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -206,8 +208,8 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
             # `path`, so a feed name with an (encoded) slash still reaches its feed.
             Route("/websub/{feed:path}", websub_verify, methods=["GET"]),
             Route("/websub/{feed:path}", websub_push, methods=["POST"]),
-            *board.routes(connection, config),
-            *api.routes(connection, config),
+            *board.routes(connection, config, throttle),
+            *api.routes(connection, config, throttle),
         ],
         exception_handlers={404: not_found, redis.RedisError: redis_down},
     )
