@@ -201,6 +201,35 @@ def test_without_a_token_only_loopback_may_look(connection, config):
         stop_server(server, thread)
 
 
+def test_a_forwarded_for_header_makes_no_client_loopback(config, serve_url, monkeypatch):
+    """With FORWARDED_ALLOW_IPS='*' uvicorn believes X-Forwarded-For from anyone: the board
+    decides from the socket's peer, and a request a proxy says it relayed is not this
+    machine's (a proxy on this machine relays the world from 127.0.0.1)."""
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
+    base = serve_url(config)
+    assert httpx.get(f"{base}/board/data.json").status_code == 200
+    for header in ("x-forwarded-for", "forwarded", "x-real-ip"):
+        for claimed in ("127.0.0.1", "203.0.113.9"):
+            refused = httpx.get(f"{base}/board/data.json", headers={header: claimed})
+            assert refused.status_code == 403, (header, claimed)
+            assert "set NEWSMON_VIEW_TOKEN" in refused.text
+
+
+def test_another_host_claiming_loopback_is_refused(connection, config, monkeypatch):
+    address = own_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
+    server = make_server("0.0.0.0", 0, connection, config)
+    thread = start(server)
+    try:
+        url = f"http://{address}:{bound_port(server)}/board/data.json"
+        claims = {"x-forwarded-for": "127.0.0.1", "host": "localhost"}
+        assert httpx.get(url, headers=claims).status_code == 403
+    finally:
+        stop_server(server, thread)
+
+
 def test_wrong_tokens_are_throttled_per_client(config, serve_url, monkeypatch):
     """After FailureThrottle's failures, a client is answered 429 with Retry-After, even
     with the right token; another address is still heard. The API and the board share it."""

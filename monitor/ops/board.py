@@ -8,11 +8,11 @@ GET /board/board.js, /board/board.css   the page's script and style (package dat
 
 Who may look: with NEWSMON_VIEW_TOKEN or NEWSMON_API_TOKEN set, a request carrying either
 (`Authorization: Bearer`, or the cookie that opening `/?token=T` once sets: HttpOnly,
-SameSite=Strict, 30 days); with neither set, only loopback clients. The cookie holds a
-digest of the token, not the token: a board cookie that leaks opens the board, never the
-API. Wrong tokens count towards the client's FailureThrottle (429). Every response forbids
-inline script and every origin but this one (Content-Security-Policy), and the script
-writes feed text with textContent only, so a headline is text wherever it shows.
+SameSite=Strict, 30 days); with neither set, only this machine (`from_this_machine`). The
+cookie holds a digest of the token, not the token: a board cookie that leaks opens the
+board, never the API. Wrong tokens count towards the client's FailureThrottle (429). Every
+response forbids inline script and every origin but this one (Content-Security-Policy), and
+the script writes feed text with textContent only, so a headline is text wherever it shows.
 """
 
 from __future__ import annotations
@@ -261,6 +261,29 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+# serve.py keeps the socket's peer here before uvicorn's proxy-headers step rewrites
+# scope["client"] from X-Forwarded-For, which any client can send.
+PEER_SCOPE_KEY = "newsmon.peer"
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def from_this_machine(request: Request) -> bool:
+    """Whether a request without a token may see the board: its TCP peer is a loopback
+    address, and no proxy says it relayed it.
+
+    Decided from the socket's peer only, never from what a proxy header claims (with
+    FORWARDED_ALLOW_IPS='*', `X-Forwarded-For: 127.0.0.1` from anywhere would do): only
+    the kernel knows where a connection comes from. A request carrying a forwarding header
+    is not this machine's, even from a loopback peer: a reverse proxy on this machine
+    relays every client of the world from 127.0.0.1. Binding to a public address without
+    a token is still allowed (the Dockerfile and Procfile do it for /healthz and /metrics);
+    the board then answers only to this machine, and says which variable opens it."""
+    peer = request.scope.get(PEER_SCOPE_KEY)
+    if not (peer and is_loopback(peer[0])):
+        return False
+    return not any(name in request.headers for name in FORWARDING_HEADERS)
+
+
 @dataclass(frozen=True)
 class Access:
     """The tokens that open the board: the viewer's and the API's, whichever are set."""
@@ -278,9 +301,8 @@ class Access:
 
     def refusal(self, request: Request) -> Response | None:
         """None when `request` may see the board, else the answer that says why not."""
-        client = request.client.host if request.client else None
         if not self.tokens:
-            if is_loopback(client):
+            if from_this_machine(request):
                 return None
             return self.refuse(
                 request,
