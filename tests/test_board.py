@@ -230,6 +230,31 @@ def test_another_host_claiming_loopback_is_refused(connection, config, monkeypat
         stop_server(server, thread)
 
 
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.1.nip.io"]
+)
+def test_without_a_token_a_host_of_another_name_is_a_400(config, serve_url, host):
+    """DNS rebinding: a page of evil.example points its name at 127.0.0.1, and the browser on
+    this machine fetches the board for its script, sending Host: evil.example."""
+    base = serve_url(config)
+    for path in ("/", "/board/data.json", "/board/board.js"):
+        refused = httpx.get(f"{base}{path}", headers={"host": host})
+        assert refused.status_code == 400, path
+        assert f"Host {host!r} is not this machine" in refused.text
+        assert "localhost, 127.0.0.1 or [::1]" in refused.text
+    port = base.rpartition(":")[2]
+    for name in (f"localhost:{port}", f"LOCALHOST:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        assert httpx.get(f"{base}/board/data.json", headers={"host": name}).status_code == 200
+    assert httpx.get(f"{base}/healthz", headers={"host": host}).status_code == 503  # not gated
+
+
+def test_with_a_token_the_board_answers_any_host(config, serve_url, monkeypatch):
+    monkeypatch.setenv("NEWSMON_VIEW_TOKEN", VIEW_TOKEN)
+    base = serve_url(config)
+    bearer = {"authorization": f"Bearer {VIEW_TOKEN}", "host": "newsmon.example"}
+    assert httpx.get(f"{base}/board/data.json", headers=bearer).status_code == 200
+
+
 def test_wrong_tokens_are_throttled_per_client(config, serve_url, monkeypatch):
     """After FailureThrottle's failures, a client is answered 429 with Retry-After, even
     with the right token; another address is still heard. The API and the board share it."""

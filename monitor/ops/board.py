@@ -8,11 +8,12 @@ GET /board/board.js, /board/board.css   the page's script and style (package dat
 
 Who may look: with NEWSMON_VIEW_TOKEN or NEWSMON_API_TOKEN set, a request carrying either
 (`Authorization: Bearer`, or the cookie that opening `/?token=T` once sets: HttpOnly,
-SameSite=Strict, 30 days); with neither set, only this machine (`from_this_machine`). The
-cookie holds a digest of the token, not the token: a board cookie that leaks opens the
-board, never the API. Wrong tokens count towards the client's FailureThrottle (429). Every
-response forbids inline script and every origin but this one (Content-Security-Policy), and
-the script writes feed text with textContent only, so a headline is text wherever it shows.
+SameSite=Strict, 30 days); with neither set, only this machine (`from_this_machine`), by a
+name of this machine (`names_this_machine`). The cookie holds a digest of the token, not
+the token: a board cookie that leaks opens the board, never the API. Wrong tokens count
+towards the client's FailureThrottle (429). Every response forbids inline script and every
+origin but this one (Content-Security-Policy), and the script writes feed text with
+textContent only, so a headline is text wherever it shows.
 """
 
 from __future__ import annotations
@@ -265,6 +266,7 @@ def is_loopback(host: str | None) -> bool:
 # scope["client"] from X-Forwarded-For, which any client can send.
 PEER_SCOPE_KEY = "newsmon.peer"
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+LOOPBACK_NAMES = ("localhost", "localhost.")
 
 
 def from_this_machine(request: Request) -> bool:
@@ -282,6 +284,21 @@ def from_this_machine(request: Request) -> bool:
     if not (peer and is_loopback(peer[0])):
         return False
     return not any(name in request.headers for name in FORWARDING_HEADERS)
+
+
+def host_name(host_header: str) -> str:
+    """The name of a Host header, without its port ("[::1]:8000" -> "::1")."""
+    if host_header.startswith("["):
+        return host_header[1:].partition("]")[0]
+    return host_header.rpartition(":")[0] if host_header.count(":") == 1 else host_header
+
+
+def names_this_machine(request: Request) -> bool:
+    """Whether the Host header names this machine (localhost or a loopback address). A page
+    of another site can point its own name at 127.0.0.1 (DNS rebinding) and then read what
+    its script fetches, so without a token only these names are answered."""
+    name = host_name(request.headers.get("host", "")).lower()
+    return name in LOOPBACK_NAMES or is_loopback(name)
 
 
 @dataclass(frozen=True)
@@ -302,15 +319,24 @@ class Access:
     def refusal(self, request: Request) -> Response | None:
         """None when `request` may see the board, else the answer that says why not."""
         if not self.tokens:
-            if from_this_machine(request):
+            if not from_this_machine(request):
+                return self.refuse(
+                    request,
+                    403,
+                    "not loopback",
+                    f"The board answers only on this machine until a token is set: set "
+                    f"{VIEW_TOKEN_ENV} (or {API_TOKEN_ENV}) for newsmon serve, then open "
+                    f"/?token=... once.\n",
+                )
+            if names_this_machine(request):
                 return None
             return self.refuse(
                 request,
-                403,
-                "not loopback",
-                f"The board answers only on this machine until a token is set: set "
-                f"{VIEW_TOKEN_ENV} (or {API_TOKEN_ENV}) for newsmon serve, then open "
-                f"/?token=... once.\n",
+                400,
+                "host not this machine",
+                f"Host {request.headers.get('host', '')!r} is not this machine: without a "
+                f"token the board answers only to localhost, 127.0.0.1 or [::1]. Open it "
+                f"by one of those, or set {VIEW_TOKEN_ENV} for newsmon serve.\n",
             )
         if waited := self.throttled(request):
             return waited
