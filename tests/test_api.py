@@ -428,3 +428,26 @@ def test_wrong_tokens_are_throttled_per_client(served):
     transport = httpx.HTTPTransport(local_address="127.0.0.2")
     with httpx.Client(transport=transport, headers=server.client.headers) as elsewhere:
         assert elsewhere.get(f"{server.url}/api/v1/subscriptions").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [
+        (b'{"id": "ops", "id": "other", "url": "https://hooks.example/x", "topics": ["*"]}', "id"),
+        (
+            b'{"id": "ops", "url": "https://a.example/", "topics": ["*"], "x": {"a": 1, "a": 2}}',
+            "a",
+        ),
+        (b'{"topics": ["*"], "topics": ["health"]}', "topics"),
+    ],
+)
+def test_a_key_given_twice_is_a_400_naming_it(served, connection, content, key):
+    """json keeps the last of two equal keys, where a proxy or a log reader may keep the
+    first: such a body means two things, and is refused at any depth."""
+    server = served()
+    server.call("POST", "/subscriptions", json=body())
+    for method, path in (("POST", "/subscriptions"), ("PATCH", "/subscriptions/ops")):
+        answer = server.call(method, path, content=content)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["field"] == key and "given twice" in answer.json()["error"]
+    assert list(SubscriptionStore(connection).records()) == ["ops"]

@@ -4,8 +4,9 @@ Off (every route 404) unless NEWSMON_API_TOKEN is set; then every call needs
 `Authorization: Bearer <token>`, and a client that sent too many wrong ones of late is
 answered 429 (auth.FailureThrottle). Bodies are JSON objects with the keys of a
 [[subscriptions]] table (no `secret_env`), checked by config.py's one subscription check, so
-a mistake is a 4xx naming the key. Subscriptions made here live in Redis; those of
-subscriptions.toml are listed too, and win an id clash, but only the file changes them (409).
+a mistake is a 4xx naming the key; a key given twice is a 400. Subscriptions made here live
+in Redis; those of subscriptions.toml are listed too, and win an id clash, but only the file
+changes them (409).
 Updates are PATCH: the keys given replace the stored ones, the result is checked whole.
 
 Also public, token or not: `/openapi.json` (when the API is on) and `/schemas/NAME.json`,
@@ -169,9 +170,20 @@ async def _json_body(request: Request) -> Any:
     if not content:
         return None
     try:
-        return json.loads(content)
+        return json.loads(content, object_pairs_hook=_json_object)
     except (ValueError, RecursionError) as exc:  # bad UTF-8 is a ValueError too
         raise ApiError(400, f"the body is not JSON ({exc})") from None
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object of the body (at any depth), refused when it gives a key twice: json
+    keeps the last, where another reader of the same body might keep the first."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ApiError(400, f"the key {key!r} is given twice; give it once", key)
+        found[key] = value
+    return found
 
 
 def _object(body: Any, *, required: bool = True) -> dict[str, Any]:

@@ -183,7 +183,10 @@ def _operation(
         responses[status] = {"description": "done", **_ref(schema)}
     operation: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
     if body:
-        responses["400"] = {"description": "the body is not a JSON object", **_ref("Error")}
+        responses["400"] = {
+            "description": "the body is not a JSON object, or repeats a key",
+            **_ref("Error"),
+        }
         responses["413"] = {"description": "the body is too large", **_ref("Error")}
         optional, _, schema = body.rpartition(":")
         operation["requestBody"] = {"required": not optional, **_ref(schema)}
