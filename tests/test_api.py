@@ -451,3 +451,24 @@ def test_a_key_given_twice_is_a_400_naming_it(served, connection, content, key):
         assert answer.status_code == 400, answer.text
         assert answer.json()["field"] == key and "given twice" in answer.json()["error"]
     assert list(SubscriptionStore(connection).records()) == ["ops"]
+
+
+def test_a_number_too_long_to_read_is_a_422_naming_its_field(served):
+    """int() of thousands of digits raises (or takes long): every number of a request is
+    read by one helper that bounds its length first, in a query, a body, a list."""
+    server = served()
+    server.call("POST", "/subscriptions", json=body())
+    digits = "9" * 5000
+    answer = server.call("GET", "/subscriptions/ops/messages", params={"limit": digits})
+    assert answer.status_code == 422 and answer.json()["field"] == "limit"
+    assert f"at most {api.MAX_NUMBER_CHARS} characters" in answer.json()["error"]
+    for key, value in (("digest_minutes", digits), ("topics", f"[{digits}]"), ("x", "1e" + digits)):
+        content = f'{{"id": "big", "url": "https://hooks.example/x", "{key}": {value}}}'
+        answer = server.call("POST", "/subscriptions", content=content.encode())
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == key
+    # Numbers of a sane length are read as before.
+    listed = server.call("GET", "/subscriptions/ops/messages", params={"limit": "1000"})
+    assert listed.status_code == 200
+    made = server.call("POST", "/subscriptions", json=body(id="d", digest_minutes=30))
+    assert made.status_code == 201 and made.json()["digest_minutes"] == 30

@@ -4,9 +4,9 @@ Off (every route 404) unless NEWSMON_API_TOKEN is set; then every call needs
 `Authorization: Bearer <token>`, and a client that sent too many wrong ones of late is
 answered 429 (auth.FailureThrottle). Bodies are JSON objects with the keys of a
 [[subscriptions]] table (no `secret_env`), checked by config.py's one subscription check, so
-a mistake is a 4xx naming the key; a key given twice is a 400. Subscriptions made here live
-in Redis; those of subscriptions.toml are listed too, and win an id clash, but only the file
-changes them (409).
+a mistake is a 4xx naming the key; a key given twice is a 400, and every number of a request
+is read by `request_number`. Subscriptions made here live in Redis; those of
+subscriptions.toml are listed too, and win an id clash, but only the file changes them (409).
 Updates are PATCH: the keys given replace the stored ones, the result is checked whole.
 
 Also public, token or not: `/openapi.json` (when the API is on) and `/schemas/NAME.json`,
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import secrets as random_secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -51,6 +52,8 @@ MAX_BODY_BYTES = 64 * 1024  # a subscription is well under 1 KiB
 BODY_SECONDS = 10  # to send a body once the head is in
 ROTATION_OVERLAP_SECONDS = 24 * 3600  # the old secret signs beside the new one this long
 MESSAGES_LISTED = 50  # GET .../messages without ?limit=
+MAX_NUMBER_CHARS = 32  # "-1.7976931348623157e+308" has 24; int() of 5000 digits raises
+NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
 SCHEMAS = "schemas"  # workers/delivery/schemas/*.json, shipped as package data
 
 log = structlog.get_logger()
@@ -102,6 +105,18 @@ class Throttled(ApiError):
     @property
     def headers(self) -> dict[str, str] | None:
         return {"retry-after": str(self.wait)}
+
+
+def request_number(text: str, field: str) -> int | float:
+    """A number as a request writes it (a query or path parameter, a JSON body's value): its
+    length bounded before it is converted (int() of thousands of digits raises, or takes
+    long), digits ASCII only; an int unless it has a fraction or an exponent. Else a 422
+    naming `field`."""
+    if len(text) > MAX_NUMBER_CHARS or not NUMBER.fullmatch(text):
+        raise ApiError(
+            422, f"must be a number of at most {MAX_NUMBER_CHARS} characters, e.g. 50", field
+        )
+    return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
 def routes(connection: redis.Redis, config: Config, throttle: FailureThrottle) -> list[BaseRoute]:
@@ -170,9 +185,26 @@ async def _json_body(request: Request) -> Any:
     if not content:
         return None
     try:
-        return json.loads(content, object_pairs_hook=_json_object)
+        parsed = json.loads(
+            content, object_pairs_hook=_json_object, parse_int=_Number, parse_float=_Number
+        )
     except (ValueError, RecursionError) as exc:  # bad UTF-8 is a ValueError too
         raise ApiError(400, f"the body is not JSON ({exc})") from None
+    return _numbers(parsed, "body")
+
+
+class _Number(str):
+    """A JSON number's text, as json.loads found it: converted by request_number once the key
+    it is under is known, so a refusal names that key."""
+
+
+def _numbers(value: Any, field: str) -> Any:
+    """`value` with every _Number in it (in lists too) read by request_number as `field`."""
+    if isinstance(value, _Number):
+        return request_number(value, field)
+    if isinstance(value, list):
+        return [_numbers(item, field) for item in value]
+    return value
 
 
 def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -182,7 +214,7 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     for key, value in pairs:
         if key in found:
             raise ApiError(400, f"the key {key!r} is given twice; give it once", key)
-        found[key] = value
+        found[key] = _numbers(value, key)
     return found
 
 
@@ -320,10 +352,10 @@ class Api:
 
     def messages(self, request: Request, body: None) -> tuple[int, Any]:
         subscription = self._subscription(request)
-        raw = request.query_params.get("limit", str(MESSAGES_LISTED))
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= keys.MESSAGES_KEPT:
+        limit = request_number(request.query_params.get("limit", str(MESSAGES_LISTED)), "limit")
+        if not isinstance(limit, int) or not 1 <= limit <= keys.MESSAGES_KEPT:
             raise ApiError(422, f"must be a whole number from 1 to {keys.MESSAGES_KEPT}", "limit")
-        messages = self.messages_log.recent(subscription.id, int(raw))
+        messages = self.messages_log.recent(subscription.id, limit)
         for message in messages:
             message["created"] = iso_time(message["created"])
             for attempt in message["attempts"]:
