@@ -45,12 +45,14 @@ def served(tmp_path, serve_url, monkeypatch) -> Iterator[Callable[..., Served]]:
     """`newsmon serve` with the API on (a token set) and one subscription in the file."""
     clients = []
 
-    def begin(feeds: list[dict] = (), token: str | None = TOKEN) -> Served:
+    def begin(
+        feeds: list[dict] = (), token: str | None = TOKEN, subscriptions: list[dict] = ()
+    ) -> Served:
         if token:
             monkeypatch.setenv(API_TOKEN_ENV, token)
         else:
             monkeypatch.delenv(API_TOKEN_ENV, raising=False)
-        directory = write_config(tmp_path / "config", feeds, [FILE_SUBSCRIPTION])
+        directory = write_config(tmp_path / "config", feeds, [FILE_SUBSCRIPTION, *subscriptions])
         client = httpx.Client(headers={"authorization": f"Bearer {TOKEN}"}, timeout=10)
         clients.append(client)
         return Served(serve_url(load(directory)), client, directory)
@@ -72,6 +74,7 @@ OPTIONS_LEFT_OUT = {
     "exclude_keywords": [],
     "digest_minutes": 0,
     "backfill_hours": 0.0,
+    "url_masked": False,
 }
 
 
@@ -472,3 +475,30 @@ def test_a_number_too_long_to_read_is_a_422_naming_its_field(served):
     assert listed.status_code == 200
     made = server.call("POST", "/subscriptions", json=body(id="d", digest_minutes=30))
     assert made.status_code == 201 and made.json()["digest_minutes"] == 30
+
+
+CHAT_URL = "https://hooks.slack.com/services/T0001/B0002/tokenXYZ123secret"
+
+
+def test_urls_are_shown_with_their_credentials_masked(served):
+    """subscriptions.toml is the operator's: a Slack, Discord or Teams URL holds its token in
+    the path, another URL may hold one in its query or user-info. The API masks them as
+    logs and `newsmon subscriptions list` do."""
+    chat = {**FILE_SUBSCRIPTION, "id": "chat", "url": CHAT_URL, "format": "slack"}
+    server = served(subscriptions=[chat])
+    made = server.call("POST", "/subscriptions", json=body(url="https://u:pw@hooks.example/x?k=v"))
+    assert made.status_code == 201
+    listed = server.call("GET", "/subscriptions")
+    assert "tokenXYZ123secret" not in listed.text and "pw@" not in listed.text
+    views = {view["id"]: view for view in listed.json()["data"]}
+    assert (views["chat"]["url"], views["chat"]["url_masked"]) == (
+        "https://hooks.slack.com/services/***",
+        True,
+    )
+    assert views["ops"]["url"] == "https://***@hooks.example/x?k=***"
+    assert (views["desk"]["url"], views["desk"]["url_masked"]) == (FILE_SUBSCRIPTION["url"], False)
+    assert server.call("GET", "/subscriptions/chat").json()["url"] == views["chat"]["url"]
+    # A view sent back whole keeps the URL, rather than storing the mask.
+    masked = server.call("PATCH", "/subscriptions/ops", json={"url": views["ops"]["url"]})
+    assert masked.status_code == 422 and masked.json()["field"] == "url"
+    assert "masked" in masked.json()["error"]

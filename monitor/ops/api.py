@@ -7,7 +7,8 @@ answered 429 (auth.FailureThrottle). Bodies are JSON objects with the keys of a
 a mistake is a 4xx naming the key; a key given twice is a 400, and every number of a request
 is read by `request_number`. Subscriptions made here live in Redis; those of
 subscriptions.toml are listed too, and win an id clash, but only the file changes them (409).
-Updates are PATCH: the keys given replace the stored ones, the result is checked whole.
+Updates are PATCH: the keys given replace the stored ones, the result is checked whole. A
+URL is shown as logs show it, credentials masked.
 
 Also public, token or not: `/openapi.json` (when the API is on) and `/schemas/NAME.json`,
 the JSON Schemas of every message type: the contract a receiver codes against.
@@ -38,6 +39,7 @@ from monitor.core import keys
 from monitor.core.config import Config, Problem, check_subscription
 from monitor.core.http import refused_target
 from monitor.core.models import Alert, Entry, Subscription
+from monitor.core.redact import redact_url
 from monitor.core.subscriptions import API_KEYS, Record, Subscriptions, SubscriptionStore
 from monitor.ops.admin import DeliveryState, iso_time, parse_since, resend
 from monitor.ops.auth import API_TOKEN_ENV, FailureThrottle, bearer_matches, token_from_env
@@ -279,6 +281,14 @@ class Api:
         def change(record: Record) -> Record:
             if changes.get("id", record.id) != record.id:
                 raise ApiError(422, "cannot change; create a subscription under the new id", "id")
+            url = record.table["url"]
+            if changes.get("url") == redact_url(url) != url:
+                raise ApiError(
+                    422,
+                    "is the URL as shown, its credentials masked; send the whole URL, "
+                    "or leave url out to keep it",
+                    "url",
+                )
             table = {**record.table, **changes}
             checked[:] = [self._checked(table)]
             return dataclasses.replace(record, table=table, updated=time.time())
@@ -430,11 +440,14 @@ class Api:
         )
 
     def _view(self, subscription: Subscription, record: Record | None) -> dict[str, Any]:
-        """A subscription as the API shows it: every field but its secrets."""
+        """A subscription as the API shows it: every field but its secrets, its URL masked as
+        logs mask it (a chat service's token is in the path)."""
         view: dict[str, Any] = {}
         for name, value in dataclasses.asdict(subscription).items():
             if name not in ("secrets", "retiring"):
                 view[name] = sorted(value) if isinstance(value, frozenset | set) else value
+        view["url"] = redact_url(subscription.url)
+        view["url_masked"] = view["url"] != subscription.url
         from_file = subscription.id in self.from_file
         view["source"] = "subscriptions.toml" if from_file else "api"
         if record and not from_file:

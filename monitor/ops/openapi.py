@@ -56,10 +56,15 @@ SCHEMAS: dict[str, Any] = {
     },
     "Subscription": {
         "type": "object",
-        "required": ["id", "url", "topics", "source"],
+        "required": ["id", "url", "url_masked", "topics", "source"],
         "properties": {
             "id": _ID,
-            "url": {"type": "string"},
+            "url": {
+                "type": "string",
+                "description": "with any credential masked (***): user-info, query values, "
+                "a Slack, Discord or Teams token",
+            },
+            "url_masked": {"type": "boolean", "description": "whether `url` had one masked"},
             "topics": _TOPICS,
             "source": {"enum": ["api", "subscriptions.toml"]},
             **_OPTIONS,
