@@ -7,8 +7,8 @@ answered 429 (auth.FailureThrottle). Bodies are JSON objects with the keys of a
 a mistake is a 4xx naming the key; a key given twice is a 400, and every number of a request
 is read by `request_number`. Subscriptions made here live in Redis; those of
 subscriptions.toml are listed too, and win an id clash, but only the file changes them (409).
-Updates are PATCH: the keys given replace the stored ones, the result is checked whole. A
-URL is shown as logs show it, credentials masked.
+Updates are PATCH: the keys given replace the stored ones (null, or [] for a filter, removes
+one), the result is checked whole. A URL is shown as logs show it, credentials masked.
 
 Also public, token or not: `/openapi.json` (when the API is on) and `/schemas/NAME.json`,
 the JSON Schemas of every message type: the contract a receiver codes against.
@@ -43,7 +43,7 @@ from monitor.core.redact import redact_url
 from monitor.core.subscriptions import API_KEYS, Record, Subscriptions, SubscriptionStore
 from monitor.ops.admin import DeliveryState, iso_time, parse_since, resend
 from monitor.ops.auth import API_TOKEN_ENV, FailureThrottle, bearer_matches, token_from_env
-from monitor.ops.openapi import openapi_document
+from monitor.ops.openapi import MESSAGES_LISTED, openapi_document
 from monitor.ops.request_body import BodyRefused, read_capped
 from workers.delivery.messages import MessageLog
 from workers.delivery.signing import new_secret
@@ -53,9 +53,11 @@ PREFIX = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024  # a subscription is well under 1 KiB
 BODY_SECONDS = 10  # to send a body once the head is in
 ROTATION_OVERLAP_SECONDS = 24 * 3600  # the old secret signs beside the new one this long
-MESSAGES_LISTED = 50  # GET .../messages without ?limit=
 MAX_NUMBER_CHARS = 32  # "-1.7976931348623157e+308" has 24; int() of 5000 digits raises
 NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+FILTER_KEYS = frozenset({"feeds", "tags", "keywords", "exclude_keywords"})
+# What a PATCH may remove (null; [] too for a filter): what a table may leave out.
+REMOVABLE_KEYS = API_KEYS - {"id", "url", "topics", "secret"}
 SCHEMAS = "schemas"  # workers/delivery/schemas/*.json, shipped as package data
 
 log = structlog.get_logger()
@@ -269,6 +271,11 @@ class Api:
 
     def update(self, request: Request, body: Any) -> tuple[int, Any]:
         changes = _object(body)
+        removed = {
+            key
+            for key, value in changes.items()
+            if key in REMOVABLE_KEYS and (value is None or (key in FILTER_KEYS and value == []))
+        }
         if "secret" in changes:
             raise ApiError(
                 422,
@@ -289,7 +296,7 @@ class Api:
                     "or leave url out to keep it",
                     "url",
                 )
-            table = {**record.table, **changes}
+            table = {k: v for k, v in {**record.table, **changes}.items() if k not in removed}
             checked[:] = [self._checked(table)]
             return dataclasses.replace(record, table=table, updated=time.time())
 
@@ -440,14 +447,27 @@ class Api:
         )
 
     def _view(self, subscription: Subscription, record: Record | None) -> dict[str, Any]:
-        """A subscription as the API shows it: every field but its secrets, its URL masked as
-        logs mask it (a chat service's token is in the path)."""
-        view: dict[str, Any] = {}
-        for name, value in dataclasses.asdict(subscription).items():
-            if name not in ("secrets", "retiring"):
-                view[name] = sorted(value) if isinstance(value, frozenset | set) else value
-        view["url"] = redact_url(subscription.url)
-        view["url_masked"] = view["url"] != subscription.url
+        """A subscription as the API shows it: as it was written (tags as tags), without its
+        secrets, its URL masked as logs mask it (a chat service's token is in the path), and
+        the options not set left out, as the table leaves them out."""
+        url = redact_url(subscription.url)
+        view: dict[str, Any] = {
+            "id": subscription.id,
+            "url": url,
+            "url_masked": url != subscription.url,
+            "topics": sorted(subscription.topics),
+            "format": subscription.format.value,
+        }
+        filters = {
+            "feeds": sorted(subscription.feed_names),
+            "tags": sorted(subscription.tags),
+            "keywords": list(subscription.keywords),
+            "exclude_keywords": list(subscription.exclude_keywords),
+        }
+        view.update((name, values) for name, values in filters.items() if values)
+        if subscription.digest_minutes:
+            view["digest_minutes"] = subscription.digest_minutes
+        view["backfill_hours"] = subscription.backfill_hours
         from_file = subscription.id in self.from_file
         view["source"] = "subscriptions.toml" if from_file else "api"
         if record and not from_file:
