@@ -31,7 +31,7 @@ from tests.helpers import (
 )
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 
-TOKEN = "test-token-0123456789"
+TOKEN = "test-token-0123456789-0123456789-0123456789"
 
 
 @pytest.fixture

@@ -15,10 +15,13 @@ from hypothesis import strategies as st
 from monitor.core import counters, keys
 from monitor.core.models import Entry
 from monitor.ops import board, stats
+from monitor.ops.auth import FailureThrottle
 from monitor.ops.serve import bound_port, make_server, start, stop_server
 from tests.helpers import SECRET, load, own_address, write_config
 from workers.pipeline.stories import Stories
 
+VIEW_TOKEN = "view-secret-0123456789-0123456789"
+API_TOKEN = "api-secret-0123456789-0123456789"
 HOOK = {"id": "hook", "url": "https://hooks.example/in", "topics": ["*"], "secret": SECRET}
 FEED = {"name": "wire", "url": "https://wire.example/rss"}
 HOSTILE = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">Talks resume'
@@ -153,28 +156,28 @@ def test_last_hour_counts_leave_older_minutes_out(connection):
 
 
 def test_tokens_open_the_board_and_nothing_else_does(connection, config, serve_url, monkeypatch):
-    monkeypatch.setenv("NEWSMON_VIEW_TOKEN", "view-secret")
-    monkeypatch.setenv("NEWSMON_API_TOKEN", "api-secret")
+    monkeypatch.setenv("NEWSMON_VIEW_TOKEN", VIEW_TOKEN)
+    monkeypatch.setenv("NEWSMON_API_TOKEN", API_TOKEN)
     base = serve_url(config)
 
     for path in ("/", "/board/data.json", "/board/board.js"):
         refused = httpx.get(f"{base}{path}")
         assert refused.status_code == 401, path
         assert "NEWSMON_VIEW_TOKEN" in refused.text
-        wrong = httpx.get(f"{base}{path}", headers={"authorization": "Bearer view-secreT"})
+        wrong = httpx.get(f"{base}{path}", headers={"authorization": f"Bearer {VIEW_TOKEN[:-1]}X"})
         assert wrong.status_code == 401, path
-    for token in ("view-secret", "api-secret"):
+    for token in (VIEW_TOKEN, API_TOKEN):
         bearer = {"authorization": f"Bearer {token}"}
         assert httpx.get(f"{base}/board/data.json", headers=bearer).status_code == 200
     assert httpx.get(f"{base}/?token=guess").status_code == 401
 
     # A token in the address, once: the page, and a cookie that stands for it after that.
-    opened = httpx.get(f"{base}/?token=view-secret")
+    opened = httpx.get(f"{base}/?token={VIEW_TOKEN}")
     assert opened.status_code == 200 and "<h1>newsmon</h1>" in opened.text
     set_cookie = opened.headers["set-cookie"]
     assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
     cookie = opened.cookies[board.COOKIE]
-    assert "view-secret" not in cookie
+    assert VIEW_TOKEN not in cookie
     assert httpx.get(f"{base}/board/data.json", cookies={board.COOKIE: cookie}).status_code == 200
     assert httpx.get(f"{base}/", cookies={board.COOKIE: cookie[:-1] + "0"}).status_code == 401
     # The cookie opens the board, not the API: it is no bearer token.
@@ -196,6 +199,77 @@ def test_without_a_token_only_loopback_may_look(connection, config):
         assert httpx.get(f"http://{address}:{port}/healthz").status_code == 503  # not the board's
     finally:
         stop_server(server, thread)
+
+
+def test_a_forwarded_for_header_makes_no_client_loopback(config, serve_url, monkeypatch):
+    """With FORWARDED_ALLOW_IPS='*' uvicorn believes X-Forwarded-For from anyone: the board
+    decides from the socket's peer, and a request a proxy says it relayed is not this
+    machine's (a proxy on this machine relays the world from 127.0.0.1)."""
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
+    base = serve_url(config)
+    assert httpx.get(f"{base}/board/data.json").status_code == 200
+    for header in ("x-forwarded-for", "forwarded", "x-real-ip"):
+        for claimed in ("127.0.0.1", "203.0.113.9"):
+            refused = httpx.get(f"{base}/board/data.json", headers={header: claimed})
+            assert refused.status_code == 403, (header, claimed)
+            assert "set NEWSMON_VIEW_TOKEN" in refused.text
+
+
+def test_another_host_claiming_loopback_is_refused(connection, config, monkeypatch):
+    address = own_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
+    server = make_server("0.0.0.0", 0, connection, config)
+    thread = start(server)
+    try:
+        url = f"http://{address}:{bound_port(server)}/board/data.json"
+        claims = {"x-forwarded-for": "127.0.0.1", "host": "localhost"}
+        assert httpx.get(url, headers=claims).status_code == 403
+    finally:
+        stop_server(server, thread)
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8000", "localhost.evil.example", "127.0.0.1.nip.io"]
+)
+def test_without_a_token_a_host_of_another_name_is_a_400(config, serve_url, host):
+    """DNS rebinding: a page of evil.example points its name at 127.0.0.1, and the browser on
+    this machine fetches the board for its script, sending Host: evil.example."""
+    base = serve_url(config)
+    for path in ("/", "/board/data.json", "/board/board.js"):
+        refused = httpx.get(f"{base}{path}", headers={"host": host})
+        assert refused.status_code == 400, path
+        assert f"Host {host!r} is not this machine" in refused.text
+        assert "localhost, 127.0.0.1 or [::1]" in refused.text
+    port = base.rpartition(":")[2]
+    for name in (f"localhost:{port}", f"LOCALHOST:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        assert httpx.get(f"{base}/board/data.json", headers={"host": name}).status_code == 200
+    assert httpx.get(f"{base}/healthz", headers={"host": host}).status_code == 503  # not gated
+
+
+def test_with_a_token_the_board_answers_any_host(config, serve_url, monkeypatch):
+    monkeypatch.setenv("NEWSMON_VIEW_TOKEN", VIEW_TOKEN)
+    base = serve_url(config)
+    bearer = {"authorization": f"Bearer {VIEW_TOKEN}", "host": "newsmon.example"}
+    assert httpx.get(f"{base}/board/data.json", headers=bearer).status_code == 200
+
+
+def test_wrong_tokens_are_throttled_per_client(config, serve_url, monkeypatch):
+    """After FailureThrottle's failures, a client is answered 429 with Retry-After, even
+    with the right token; another address is still heard. The API and the board share it."""
+    monkeypatch.setenv("NEWSMON_VIEW_TOKEN", VIEW_TOKEN)
+    base = serve_url(config)
+    right = {"authorization": f"Bearer {VIEW_TOKEN}"}
+    for _ in range(FailureThrottle().failures):
+        assert httpx.get(f"{base}/board/data.json").status_code == 401
+    for headers in ({}, right):
+        throttled = httpx.get(f"{base}/board/data.json", headers=headers)
+        assert throttled.status_code == 429
+        assert 0 < int(throttled.headers["retry-after"]) <= 60
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(transport=transport) as elsewhere:
+        assert elsewhere.get(f"{base}/board/data.json", headers=right).status_code == 200
 
 
 LINKS = [

@@ -12,6 +12,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.helpers import RSS, load, run_config
 from tests.stories import FILM, ROUND_ONE_LIVEBLOG, SITE, Item, rss
 
+VIEW_TOKEN = "view-secret-0123456789-0123456789"
+
 RAIL = Item(
     "rail-link",
     "lb-901",
@@ -102,13 +104,13 @@ def test_a_hostile_headline_is_text_and_never_runs(browser, board_url, http_serv
 
 
 def test_the_token_is_asked_for(browser, tmp_path, http_server, serve_url, monkeypatch):
-    monkeypatch.setenv("NEWSMON_VIEW_TOKEN", "view-secret")
+    monkeypatch.setenv("NEWSMON_VIEW_TOKEN", VIEW_TOKEN)
     base = serve_url(load(run_config(tmp_path, http_server)))
 
     browser.delete_all_cookies()
     browser.get(f"{base}/")
     assert "needs NEWSMON_VIEW_TOKEN" in browser.find_element(By.TAG_NAME, "body").text
-    browser.get(f"{base}/?token=view-secret")
+    browser.get(f"{base}/?token={VIEW_TOKEN}")
     wait_for(browser, lambda: browser.current_url == f"{base}/")  # the token left the address
     (cookie,) = browser.get_cookies()
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"

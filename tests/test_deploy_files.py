@@ -119,7 +119,7 @@ def test_the_web_healthcheck_probes_a_route_of_serve(monkeypatch):
 
 
 def test_serve_help_names_routes_of_serve(monkeypatch, capsys):
-    monkeypatch.setenv(API_TOKEN_ENV, "token")
+    monkeypatch.setenv(API_TOKEN_ENV, "t" * 32)
     with pytest.raises(SystemExit):
         cli.main(["serve", "--help"])
     description = capsys.readouterr().out.split("options:")[0]

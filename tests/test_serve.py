@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from monitor.core import keys
-from monitor.ops import serve
+from monitor.ops import auth, serve
 from tests.helpers import SECRET, load, make_alerts, write_config
 from workers.delivery.deadletters import DeadLetters
 
@@ -253,3 +253,17 @@ def test_metrics_sends_no_write_command(served, connection):
     with commands_sent(connection) as during:
         scrape(base)
     assert [c for c in during if c[0] in write_commands] == []
+
+
+@pytest.mark.parametrize("variable", ["NEWSMON_API_TOKEN", "NEWSMON_VIEW_TOKEN"])
+def test_a_short_token_stops_serve_from_starting(tmp_path, start_process, redis_url, variable):
+    """A token that can be guessed is worse than none, which at least keeps the board to
+    this machine: `newsmon serve` exits 2 naming the variable and how to make a good one."""
+    directory = write_config(tmp_path / "config", subscriptions=[HOOK])
+    env = {"REDIS_URL": redis_url, variable: "a" * (auth.MIN_TOKEN_CHARS - 1)}
+    process = start_process("serve", "--config", str(directory), "--port", "0", env=env)
+    assert process.finish() == 2
+    said = process.log_path.read_text()
+    assert f"{variable} has {auth.MIN_TOKEN_CHARS - 1} characters" in said
+    assert "python -c 'import secrets; print(secrets.token_urlsafe(32))'" in said
+    assert "serve.started" not in said

@@ -297,17 +297,27 @@ def _amount(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _between(low: float, high: float, unit: str = "", *, above: bool = False) -> Check:
+@dataclass(frozen=True)
+class Between:
     """A check that a number is at least `low` (more than it, when `above`) and at most `high`:
-    every number newsmon reads has both bounds, so none can overflow or stall what uses it."""
-    floor = f"more than {_amount(low)}" if above else f"at least {_amount(low)}"
-    message = f"must be {floor} and at most {_amount(high)}{unit}"
+    every number newsmon reads has both bounds, so none can overflow or stall what uses it.
+    The bounds are attributes, for the API's OpenAPI document to state them as checked."""
 
-    def check(value: float) -> str | None:
-        fits = (value > low if above else value >= low) and value <= high
-        return None if fits else message
+    low: float
+    high: float
+    unit: str = ""
+    above: bool = False
 
-    return check
+    def __call__(self, value: float) -> str | None:
+        fits = (value > self.low if self.above else value >= self.low) and value <= self.high
+        if fits:
+            return None
+        floor = f"more than {_amount(self.low)}" if self.above else f"at least {_amount(self.low)}"
+        return f"must be {floor} and at most {_amount(self.high)}{self.unit}"
+
+
+def _between(low: float, high: float, unit: str = "", *, above: bool = False) -> Between:
+    return Between(low, high, unit, above)
 
 
 def _fraction(value: float) -> str | None:
@@ -697,6 +707,8 @@ def _filters(
     chosen = set(names) | {f.name for f in feeds if set(f.tags) & set(tags)}
     return {
         "feeds": frozenset(chosen),
+        "feed_names": frozenset(names),
+        "tags": frozenset(tags),
         "keywords": tuple(_listed(reader, table, "keywords", where, _phrases)),
         "exclude_keywords": tuple(_listed(reader, table, "exclude_keywords", where, _phrases)),
     }

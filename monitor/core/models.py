@@ -85,6 +85,10 @@ class Subscription:
     # Secrets replaced by a rotation, each with the unix time it stops signing: a receiver
     # still verifying with the old one keeps working until then.
     retiring: tuple[tuple[str, float], ...] = ()
+    # The feed filters as written, before `tags` were resolved into `feeds`: what the API
+    # shows back, so a subscription reads as it was made.
+    feed_names: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
 
     def signing_secrets(self, now: float) -> tuple[str, ...]:
         """The secrets a delivery made at `now` is signed with."""

@@ -1,11 +1,14 @@
 """`/api/v1`: subscriptions over HTTP, for subscribers who cannot edit subscriptions.toml.
 
 Off (every route 404) unless NEWSMON_API_TOKEN is set; then every call needs
-`Authorization: Bearer <token>`. Bodies are JSON objects with the keys of a
+`Authorization: Bearer <token>`, and a client that sent too many wrong ones of late is
+answered 429 (auth.FailureThrottle). Bodies are JSON objects with the keys of a
 [[subscriptions]] table (no `secret_env`), checked by config.py's one subscription check, so
-a mistake is a 4xx naming the key. Subscriptions made here live in Redis; those of
+a mistake is a 4xx naming the key; a key given twice is a 400, and every number of a request
+is read by `request_number`. Subscriptions made here live in Redis; those of
 subscriptions.toml are listed too, and win an id clash, but only the file changes them (409).
-Updates are PATCH: the keys given replace the stored ones, the result is checked whole.
+Updates are PATCH: the keys given replace the stored ones (null, or [] for a filter, removes
+one), the result is checked whole. A URL is shown as logs show it, credentials masked.
 
 Also public, token or not: `/openapi.json` (when the API is on) and `/schemas/NAME.json`,
 the JSON Schemas of every message type: the contract a receiver codes against.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import secrets as random_secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -35,10 +39,11 @@ from monitor.core import keys
 from monitor.core.config import Config, Problem, check_subscription
 from monitor.core.http import refused_target
 from monitor.core.models import Alert, Entry, Subscription
+from monitor.core.redact import redact_url
 from monitor.core.subscriptions import API_KEYS, Record, Subscriptions, SubscriptionStore
 from monitor.ops.admin import DeliveryState, iso_time, parse_since, resend
-from monitor.ops.auth import API_TOKEN_ENV, bearer_matches, token_from_env
-from monitor.ops.openapi import openapi_document
+from monitor.ops.auth import API_TOKEN_ENV, FailureThrottle, bearer_matches, token_from_env
+from monitor.ops.openapi import MESSAGES_LISTED, openapi_document
 from monitor.ops.request_body import BodyRefused, read_capped
 from workers.delivery.messages import MessageLog
 from workers.delivery.signing import new_secret
@@ -48,7 +53,11 @@ PREFIX = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024  # a subscription is well under 1 KiB
 BODY_SECONDS = 10  # to send a body once the head is in
 ROTATION_OVERLAP_SECONDS = 24 * 3600  # the old secret signs beside the new one this long
-MESSAGES_LISTED = 50  # GET .../messages without ?limit=
+MAX_NUMBER_CHARS = 32  # "-1.7976931348623157e+308" has 24; int() of 5000 digits raises
+NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+FILTER_KEYS = frozenset({"feeds", "tags", "keywords", "exclude_keywords"})
+# What a PATCH may remove (null; [] too for a filter): what a table may leave out.
+REMOVABLE_KEYS = API_KEYS - {"id", "url", "topics", "secret"}
 SCHEMAS = "schemas"  # workers/delivery/schemas/*.json, shipped as package data
 
 log = structlog.get_logger()
@@ -83,12 +92,40 @@ class ApiError(Exception):
             body["field"] = self.field
         if self.problems:
             body["problems"] = self.problems
-        headers = {"www-authenticate": "Bearer"} if self.status == 401 else None
-        return AsciiJSON(body, status_code=self.status, headers=headers)
+        return AsciiJSON(body, status_code=self.status, headers=self.headers)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"www-authenticate": "Bearer"} if self.status == 401 else None
 
 
-def routes(connection: redis.Redis, config: Config) -> list[BaseRoute]:
-    """The routes `newsmon serve` mounts: the schemas always, the API when a token is set."""
+class Throttled(ApiError):
+    """A 429: the client sent too many wrong tokens of late."""
+
+    def __init__(self, client: str | None, wait: int):
+        super().__init__(429, f"too many wrong tokens from {client}; try again in {wait} s")
+        self.wait = wait
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"retry-after": str(self.wait)}
+
+
+def request_number(text: str, field: str) -> int | float:
+    """A number as a request writes it (a query or path parameter, a JSON body's value): its
+    length bounded before it is converted (int() of thousands of digits raises, or takes
+    long), digits ASCII only; an int unless it has a fraction or an exponent. Else a 422
+    naming `field`."""
+    if len(text) > MAX_NUMBER_CHARS or not NUMBER.fullmatch(text):
+        raise ApiError(
+            422, f"must be a number of at most {MAX_NUMBER_CHARS} characters, e.g. 50", field
+        )
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+def routes(connection: redis.Redis, config: Config, throttle: FailureThrottle) -> list[BaseRoute]:
+    """The routes `newsmon serve` mounts: the schemas always, the API when a token is set.
+    Wrong tokens count in `throttle`, shared with the board."""
     public = [Route("/schemas/{name}", _schema, methods=["GET"])]
     token = token_from_env(API_TOKEN_ENV)
     if token is None:
@@ -99,7 +136,7 @@ def routes(connection: redis.Redis, config: Config) -> list[BaseRoute]:
         return JSONResponse(openapi_document())
 
     def route(path: str, handler: Handler, method: str) -> Route:
-        return Route(PREFIX + path, _endpoint(handler, token), methods=[method])
+        return Route(PREFIX + path, _endpoint(handler, token, throttle), methods=[method])
 
     return [
         *public,
@@ -116,13 +153,19 @@ def routes(connection: redis.Redis, config: Config) -> list[BaseRoute]:
     ]
 
 
-def _endpoint(handler: Handler, token: str) -> Callable[[Request], Awaitable[Response]]:
-    """The token check, the body read (capped) and parsed, then `handler` in the thread pool
-    (it calls Redis); an ApiError anywhere becomes its JSON answer."""
+def _endpoint(
+    handler: Handler, token: str, throttle: FailureThrottle
+) -> Callable[[Request], Awaitable[Response]]:
+    """The throttle and the token check, the body read (capped) and parsed, then `handler` in
+    the thread pool (it calls Redis); an ApiError anywhere becomes its JSON answer."""
 
     async def endpoint(request: Request) -> Response:
+        client = request.client.host if request.client else None
         try:
+            if (wait := throttle.retry_after(client)) is not None:
+                raise Throttled(client, wait)
             if not bearer_matches(request.headers.get("authorization"), (token,)):
+                throttle.failed(client)
                 raise ApiError(401, "missing or wrong token: send Authorization: Bearer <token>")
             body = await _json_body(request) if request.method in ("POST", "PATCH") else None
             status, payload = await run_in_threadpool(handler, request, body)
@@ -146,9 +189,37 @@ async def _json_body(request: Request) -> Any:
     if not content:
         return None
     try:
-        return json.loads(content)
+        parsed = json.loads(
+            content, object_pairs_hook=_json_object, parse_int=_Number, parse_float=_Number
+        )
     except (ValueError, RecursionError) as exc:  # bad UTF-8 is a ValueError too
         raise ApiError(400, f"the body is not JSON ({exc})") from None
+    return _numbers(parsed, "body")
+
+
+class _Number(str):
+    """A JSON number's text, as json.loads found it: converted by request_number once the key
+    it is under is known, so a refusal names that key."""
+
+
+def _numbers(value: Any, field: str) -> Any:
+    """`value` with every _Number in it (in lists too) read by request_number as `field`."""
+    if isinstance(value, _Number):
+        return request_number(value, field)
+    if isinstance(value, list):
+        return [_numbers(item, field) for item in value]
+    return value
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object of the body (at any depth), refused when it gives a key twice: json
+    keeps the last, where another reader of the same body might keep the first."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ApiError(400, f"the key {key!r} is given twice; give it once", key)
+        found[key] = _numbers(value, key)
+    return found
 
 
 def _object(body: Any, *, required: bool = True) -> dict[str, Any]:
@@ -200,6 +271,11 @@ class Api:
 
     def update(self, request: Request, body: Any) -> tuple[int, Any]:
         changes = _object(body)
+        removed = {
+            key
+            for key, value in changes.items()
+            if key in REMOVABLE_KEYS and (value is None or (key in FILTER_KEYS and value == []))
+        }
         if "secret" in changes:
             raise ApiError(
                 422,
@@ -212,7 +288,15 @@ class Api:
         def change(record: Record) -> Record:
             if changes.get("id", record.id) != record.id:
                 raise ApiError(422, "cannot change; create a subscription under the new id", "id")
-            table = {**record.table, **changes}
+            url = record.table["url"]
+            if changes.get("url") == redact_url(url) != url:
+                raise ApiError(
+                    422,
+                    "is the URL as shown, its credentials masked; send the whole URL, "
+                    "or leave url out to keep it",
+                    "url",
+                )
+            table = {k: v for k, v in {**record.table, **changes}.items() if k not in removed}
             checked[:] = [self._checked(table)]
             return dataclasses.replace(record, table=table, updated=time.time())
 
@@ -285,10 +369,10 @@ class Api:
 
     def messages(self, request: Request, body: None) -> tuple[int, Any]:
         subscription = self._subscription(request)
-        raw = request.query_params.get("limit", str(MESSAGES_LISTED))
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= keys.MESSAGES_KEPT:
+        limit = request_number(request.query_params.get("limit", str(MESSAGES_LISTED)), "limit")
+        if not isinstance(limit, int) or not 1 <= limit <= keys.MESSAGES_KEPT:
             raise ApiError(422, f"must be a whole number from 1 to {keys.MESSAGES_KEPT}", "limit")
-        messages = self.messages_log.recent(subscription.id, int(raw))
+        messages = self.messages_log.recent(subscription.id, limit)
         for message in messages:
             message["created"] = iso_time(message["created"])
             for attempt in message["attempts"]:
@@ -363,11 +447,27 @@ class Api:
         )
 
     def _view(self, subscription: Subscription, record: Record | None) -> dict[str, Any]:
-        """A subscription as the API shows it: every field but its secrets."""
-        view: dict[str, Any] = {}
-        for name, value in dataclasses.asdict(subscription).items():
-            if name not in ("secrets", "retiring"):
-                view[name] = sorted(value) if isinstance(value, frozenset | set) else value
+        """A subscription as the API shows it: as it was written (tags as tags), without its
+        secrets, its URL masked as logs mask it (a chat service's token is in the path), and
+        the options not set left out, as the table leaves them out."""
+        url = redact_url(subscription.url)
+        view: dict[str, Any] = {
+            "id": subscription.id,
+            "url": url,
+            "url_masked": url != subscription.url,
+            "topics": sorted(subscription.topics),
+            "format": subscription.format.value,
+        }
+        filters = {
+            "feeds": sorted(subscription.feed_names),
+            "tags": sorted(subscription.tags),
+            "keywords": list(subscription.keywords),
+            "exclude_keywords": list(subscription.exclude_keywords),
+        }
+        view.update((name, values) for name, values in filters.items() if values)
+        if subscription.digest_minutes:
+            view["digest_minutes"] = subscription.digest_minutes
+        view["backfill_hours"] = subscription.backfill_hours
         from_file = subscription.id in self.from_file
         view["source"] = "subscriptions.toml" if from_file else "api"
         if record and not from_file:

@@ -1,16 +1,20 @@
 """The OpenAPI 3.1 document of `/api/v1`, served at `/openapi.json`.
 
 Written by hand rather than generated from docstrings: it states every body and answer in
-one readable place, and tests/test_api.py checks that it lists every route the API serves.
+one readable place, and tests/test_api.py checks that it lists every route the API serves and
+(with schemathesis) that every answer of a real server conforms to it. Bounds are those
+config.py checks, read from its constants.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from monitor.core import __version__
-from monitor.core.config import NAME_PATTERN
+from monitor.core import __version__, keys
+from monitor.core.config import BACKFILL_HOURS, DIGEST_MINUTES, NAME_PATTERN
 from monitor.core.models import Format
+
+MESSAGES_LISTED = 50  # GET .../messages without ?limit=
 
 _ID = {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$"}
 _SECRET = {"type": "string", "pattern": "^whsec_[A-Za-z0-9+/=]+$"}
@@ -23,15 +27,41 @@ _TOPICS = {
 _TIME = {"type": "string", "format": "date-time"}
 _NAMES = {"type": "array", "items": {"type": "string"}, "minItems": 1}
 # What a subscription may add to its topics: the shape of its messages, filters, digests
-# and the feeds' past; each optional, as in subscriptions.toml.
-_OPTIONS = {
-    "format": {"enum": [f.value for f in Format], "default": Format.STANDARD.value},
+# and the feeds' past; each optional, as in subscriptions.toml, and left out of an answer
+# when not set.
+_FILTERS = {
     "feeds": {**_NAMES, "description": "only entries of these feeds of feeds.toml"},
     "tags": {**_NAMES, "description": "only entries of feeds carrying one of these tags"},
     "keywords": {**_NAMES, "description": "only entries mentioning one of these"},
     "exclude_keywords": {**_NAMES, "description": "no entry mentioning one of these"},
-    "digest_minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
-    "backfill_hours": {"type": "number", "minimum": 0, "maximum": 8760},
+}
+_OPTIONS = {
+    "format": {"enum": [f.value for f in Format], "default": Format.STANDARD.value},
+    **_FILTERS,
+    "digest_minutes": {
+        "type": "integer",
+        "minimum": DIGEST_MINUTES.low,
+        "maximum": DIGEST_MINUTES.high,
+        "description": "one message every this many minutes; left out: one a story",
+    },
+    "backfill_hours": {
+        "type": "number",
+        "minimum": BACKFILL_HOURS.low,
+        "maximum": BACKFILL_HOURS.high,
+    },
+}
+# In a PATCH, null puts an option back to its default, and [] removes a filter too.
+_PATCH_OPTIONS = {
+    name: (
+        {"type": ["array", "null"], "items": {"type": "string"}}
+        if name in _FILTERS
+        else {"anyOf": [schema, {"type": "null"}]}
+    )
+    | {
+        "description": f"{schema.get('description', name)}; "
+        + ("[] or null removes it" if name in _FILTERS else "null leaves it out, as if never set")
+    }
+    for name, schema in _OPTIONS.items()
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -52,14 +82,23 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "Keys to replace; the result is checked whole. The id stays; the "
         "secret changes only by rotation.",
-        "properties": {"url": {"type": "string", "format": "uri"}, "topics": _TOPICS, **_OPTIONS},
+        "properties": {
+            "url": {"type": "string", "format": "uri"},
+            "topics": _TOPICS,
+            **_PATCH_OPTIONS,
+        },
     },
     "Subscription": {
         "type": "object",
-        "required": ["id", "url", "topics", "source"],
+        "required": ["id", "url", "url_masked", "topics", "source"],
         "properties": {
             "id": _ID,
-            "url": {"type": "string"},
+            "url": {
+                "type": "string",
+                "description": "with any credential masked (***): user-info, query values, "
+                "a Slack, Discord or Teams token",
+            },
+            "url_masked": {"type": "boolean", "description": "whether `url` had one masked"},
             "topics": _TOPICS,
             "source": {"enum": ["api", "subscriptions.toml"]},
             **_OPTIONS,
@@ -83,6 +122,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {"secret": _SECRET, "old_secrets_sign_until": _TIME},
     },
+    "Empty": {"type": "object", "description": "nothing in it is read"},
     "TestSent": {
         "type": "object",
         "properties": {"message_id": {"type": "string"}, "type": {"const": "message.test"}},
@@ -164,6 +204,11 @@ def _operation(
     schema (`body`, "optional:NAME" when the body may be left out)."""
     responses: dict[str, Any] = {
         "401": {"description": "missing or wrong token", **_ref("Error")},
+        "429": {
+            "description": "too many wrong tokens from this client of late",
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+            **_ref("Error"),
+        },
         "404": {"description": "no such subscription", **_ref("Error")},
         "409": {
             "description": "defined in subscriptions.toml, or the id is taken",
@@ -178,7 +223,10 @@ def _operation(
         responses[status] = {"description": "done", **_ref(schema)}
     operation: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
     if body:
-        responses["400"] = {"description": "the body is not a JSON object", **_ref("Error")}
+        responses["400"] = {
+            "description": "the body is not a JSON object, or repeats a key",
+            **_ref("Error"),
+        }
         responses["413"] = {"description": "the body is too large", **_ref("Error")}
         optional, _, schema = body.rpartition(":")
         operation["requestBody"] = {"required": not optional, **_ref(schema)}
@@ -225,7 +273,9 @@ def openapi_document() -> dict[str, Any]:
             },
             "/subscriptions/{id}/test": {
                 "parameters": _ID_PARAMETER,
-                "post": _operation("send a message.test through delivery", ("202", "TestSent")),
+                "post": _operation(
+                    "send a message.test through delivery", ("202", "TestSent"), "optional:Empty"
+                ),
             },
             "/subscriptions/{id}/messages": {
                 "parameters": _ID_PARAMETER,
@@ -239,8 +289,8 @@ def openapi_document() -> dict[str, Any]:
                             "schema": {
                                 "type": "integer",
                                 "minimum": 1,
-                                "maximum": 1000,
-                                "default": 50,
+                                "maximum": keys.MESSAGES_KEPT,
+                                "default": MESSAGES_LISTED,
                             },
                         }
                     ],

@@ -18,6 +18,10 @@ client can hold: connections, time to send a request's head and its body, head s
 body size (request_body.py, for a push as for an API call). Handlers that call Redis are
 plain `def`s, which Starlette runs in its thread pool, so a slow Redis never stalls the
 event loop.
+
+uvicorn's proxy-headers step (X-Forwarded-For from the addresses of FORWARDED_ALLOW_IPS)
+still names the client for logs, throttling and the cookie's Secure flag, but it runs
+inside `KeepPeer`, which keeps the socket's own peer for the board's this-machine check.
 """
 
 from __future__ import annotations
@@ -46,12 +50,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from monitor.core import __version__
 from monitor.core.config import Config
 from monitor.core.histograms import HISTOGRAMS
 from monitor.ops import CommandError, api, board, stats
+from monitor.ops.auth import FailureThrottle
 from monitor.ops.request_body import BodyRefused, read_capped
 from monitor.poller.websub import Callback
 
@@ -148,6 +155,7 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
     callback = Callback(connection, config)
     cap = callback.max_push_bytes
     probe = probe_client(connection)
+    throttle = FailureThrottle()  # one per process: the API's wrong tokens and the board's
 
     async def livez(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -206,11 +214,24 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
             # `path`, so a feed name with an (encoded) slash still reaches its feed.
             Route("/websub/{feed:path}", websub_verify, methods=["GET"]),
             Route("/websub/{feed:path}", websub_push, methods=["POST"]),
-            *board.routes(connection, config),
-            *api.routes(connection, config),
+            *board.routes(connection, config, throttle),
+            *api.routes(connection, config, throttle),
         ],
         exception_handlers={404: not_found, redis.RedisError: redis_down},
     )
+
+
+class KeepPeer:
+    """ASGI: the connection's peer, as the socket has it, kept in the scope under
+    board.PEER_SCOPE_KEY before the app inside (uvicorn's proxy-headers step) rewrites
+    scope["client"] from headers a client chooses."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[board.PEER_SCOPE_KEY] = scope.get("client")
+        await self.app(scope, receive, send)
 
 
 class HeadDeadlineProtocol(H11Protocol):
@@ -238,26 +259,30 @@ class HeadDeadlineProtocol(H11Protocol):
 
 
 def make_server(host: str, port: int, connection: redis.Redis, config: Config) -> uvicorn.Server:
-    return uvicorn.Server(
-        uvicorn.Config(
-            make_app(connection, config),
-            host=host,
-            port=port,
-            http=HeadDeadlineProtocol,  # h11: the one with a head size limit
-            loop="asyncio",
-            lifespan="off",
-            ws="none",
-            log_config=None,  # uvicorn's lines go to the root handler: newsmon's JSON
-            # Its start-up narration is not newsmon's events (serve.started says it).
-            log_level=max(logging.getLogger().getEffectiveLevel(), logging.WARNING),
-            access_log=False,  # scrapes every few seconds would drown the log
-            server_header=False,
-            limit_concurrency=MAX_CONNECTIONS,
-            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
-            timeout_graceful_shutdown=SHUTDOWN_SECONDS,
-        )
+    settings = uvicorn.Config(
+        make_app(connection, config),
+        host=host,
+        port=port,
+        http=HeadDeadlineProtocol,  # h11: the one with a head size limit
+        loop="asyncio",
+        lifespan="off",
+        ws="none",
+        log_config=None,  # uvicorn's lines go to the root handler: newsmon's JSON
+        # Its start-up narration is not newsmon's events (serve.started says it).
+        log_level=max(logging.getLogger().getEffectiveLevel(), logging.WARNING),
+        access_log=False,  # scrapes every few seconds would drown the log
+        server_header=False,
+        limit_concurrency=MAX_CONNECTIONS,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+        proxy_headers=False,  # applied below, inside KeepPeer
     )
+    # uvicorn's own step, with the addresses it reads from FORWARDED_ALLOW_IPS.
+    settings.app = KeepPeer(
+        ProxyHeadersMiddleware(settings.app, trusted_hosts=settings.forwarded_allow_ips)
+    )
+    return uvicorn.Server(settings)
 
 
 def start(server: uvicorn.Server) -> threading.Thread:
