@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.core.models import Alert, Entry, Format
+from monitor.core.redact import redact_url
 
 # The services' documented limits (characters), with room to spare where they count bytes.
 SLACK_TEXT = 3000  # a section block's text; also kept for the notification `text`
@@ -91,6 +92,9 @@ def _heading(alert: Alert) -> str:
 
 
 def _entry_data(alert: Alert) -> dict[str, Any]:
+    """An alert's `data` (a digest's story's, a test message's): the one place a body names
+    the feed, so its URL is redacted here; a feed's credentials are the operator's, never
+    the subscriber's."""
     entry = alert.entry
     return {
         "alert_id": alert.id,
@@ -103,7 +107,7 @@ def _entry_data(alert: Alert) -> dict[str, Any]:
             "link": entry.link,
             "summary": entry.summary,
             "published": _iso(entry.published),
-            "feed": {"name": entry.feed_name, "url": entry.feed_url},
+            "feed": {"name": entry.feed_name, "url": redact_url(entry.feed_url)},
         },
     }
 
