@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from monitor.core.log import truncate_text
 from monitor.core.models import Format
-from monitor.core.redact import redact_url, redact_urls
+from monitor.core.redact import redact_text, redact_url, redact_urls
 from monitor.poller.loop import Poller
 from tests.helpers import (
     SECRET,
@@ -81,6 +81,19 @@ def test_credentials_go_and_the_address_stays(case):
         before.path,
     )
     assert redact_url(shown) == shown
+
+
+prose = st.text(st.characters(codec="ascii", exclude_categories=("Lu",)), max_size=20)
+
+
+@given(st.lists(st.tuples(prose, urls(), st.sampled_from(["'", '"', " ", "<", ">", "\n"]))))
+def test_every_url_in_a_message_is_redacted(parts):
+    """An error message quoting URLs (an httpx error, a Location) shows each one redacted."""
+    text = "".join(f"{before} {url}{after}" for before, (url, _), after in parts)
+    shown = redact_text(text)
+    assert "SECRET" not in shown
+    for before, (_, expected), after in parts:
+        assert f"{before} {expected}{after}" in shown
 
 
 @given(st.text())
