@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import reprlib
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,62 @@ def test_check_names_the_variable_at_fault(variable: str, value: str, expected: 
 def test_other_newsmon_variables_are_not_settings(tmp_path: Path) -> None:
     settings = outcome(valid_config(tmp_path), {"NEWSMON_LOG_LEVEL": "debug"})
     assert isinstance(settings, Settings)
+
+
+DEEP = "[" * 5000 + "]" * 5000
+LONG = "9" * 5000
+UNREADABLE = [
+    (
+        "poller",
+        "interval_seconds",
+        LONG,
+        "holds a number of more than 4300 digits; write a smaller number",
+    ),
+    (
+        "delivery",
+        "retry_schedule_seconds",
+        DEEP,
+        "arrays or tables nest too deeply to read; flatten them",
+    ),
+]
+
+
+def check(directory: Path, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "check", "--config", str(directory)],
+        env={**os.environ, **environ},
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "problem"), UNREADABLE, ids=["long-number", "deep-array"]
+)
+def test_a_value_python_cannot_hold_is_a_problem_in_the_file_and_the_environment(
+    tmp_path: Path, section: str, key: str, value: str, problem: str
+) -> None:
+    directory = valid_config(tmp_path)
+    (directory / "newsmon.toml").write_text(f"[{section}]\n{key} = {value}\n")
+    from_file = check(directory, {})
+    assert (from_file.returncode, from_file.stderr.splitlines()[1:]) == (
+        2,
+        [f"  {directory / 'newsmon.toml'}: -: {problem}"],
+    )
+    (directory / "newsmon.toml").write_text("")
+    variable = env_variable(section, key)
+    from_variable = check(directory, {variable: value})
+    assert (from_variable.returncode, from_variable.stderr.splitlines()[1:]) == (
+        2,
+        [f"  environment: {variable}: {problem}{FIX}"],
+    )
+    assert "Traceback" not in from_file.stderr + from_variable.stderr
+
+
+def test_a_text_setting_takes_any_bare_value(tmp_path: Path) -> None:
+    settings = outcome(valid_config(tmp_path), {"NEWSMON_WEBSUB__CALLBACK_URL": DEEP})
+    assert isinstance(settings, list)  # judged as the text it is: not a URL
+    assert settings == [
+        f"websub.callback_url: {reprlib.repr(DEEP)} is not a usable http(s) URL "
+        "(it needs http:// or https:// and a host); write https://host/path"
+    ]

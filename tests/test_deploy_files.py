@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from unittest import mock
 from urllib.parse import urlsplit
@@ -164,3 +167,36 @@ def test_the_units_read_the_example_environment_file():
     assert settings.poll_interval_seconds == 120
     assert settings.retry_schedule_seconds == (0, 5, 300, 1800)
     assert Path(variables["NEWSMON_CONFIG"]) == Path("/etc/newsmon")
+
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+MAX_EXPOSURE = 4.5  # systemd-analyze's "OK"; its --threshold counts tenths
+
+
+@pytest.mark.parametrize("unit", sorted(p.name for p in SYSTEMD.glob("*.service")))
+def test_every_unit_is_sandboxed_to_an_ok_exposure(unit, tmp_path):
+    """`systemd-analyze security` scores each unit file offline (systemd >= 250). Without it
+    the test is skipped, saying what to install, except under CI, which must install it."""
+    if SYSTEMD_ANALYZE is None:
+        if os.environ.get("CI"):
+            pytest.fail("systemd-analyze missing: apt-get install systemd")
+        pytest.skip("systemd-analyze missing: apt-get install systemd")
+    # A template is analysed as one of its instances, as systemctl would start it.
+    path = tmp_path / unit.replace("@.", "@1.")
+    shutil.copy(SYSTEMD / unit, path)
+    result = subprocess.run(
+        [
+            SYSTEMD_ANALYZE,
+            "security",
+            "--offline=true",
+            f"--threshold={round(MAX_EXPOSURE * 10)}",
+            "--no-pager",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout + result.stderr)
+    assert found, result.stdout + result.stderr
+    exposure = float(found.group(1))
+    assert exposure <= MAX_EXPOSURE and result.returncode == 0, result.stdout[-3000:]

@@ -17,7 +17,7 @@ from monitor.core.models import Alert, Entry, Format
 from monitor.poller.loop import Poller
 from tests.helpers import SECRET, Request, Response, load, polled_before, run_worker, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
-from workers.delivery.formats import body
+from workers.delivery.formats import body, slack_escape
 
 LINK = re.compile(r"<https?://[^|<>]*\|[^<>]*>")
 
@@ -233,3 +233,27 @@ def test_any_title_gives_a_body_each_service_takes(title, summary, feed, link, d
         assert not any(re.search(r"[\x00-\x09\x0b-\x1f]", s) for s in _strings(payload)), service
     standard = json.loads(body(alert, Format.STANDARD))
     assert standard["type"] == ("digest.created" if digest else "alert.created")
+
+
+# Links a feed controls: long, with many `&` (5 characters each once escaped) and markup.
+URL_PIECES = ["&", "a=1&", "&amp;", "|", ">", "<", "%7C", "*", " ", "é", "x" * 50]
+hostile_links = st.lists(st.sampled_from(URL_PIECES) | st.text(max_size=5), max_size=700).map(
+    lambda pieces: "https://e.org/a?" + "".join(pieces)
+)
+
+
+@settings(max_examples=150, deadline=None)
+@example(title="Title", link="https://e.org/a?" + "a=1&" * 496, digest=0)  # 2000 long, 6000 sent
+@example(title="&" * 400, link="https://e.org/a?" + "&" * 1000, digest=2)
+@given(title=hostile, link=hostile_links, digest=st.integers(0, 3))
+def test_a_slack_message_never_cuts_inside_a_link(title, link, digest):
+    alert = replace(ALERT, entry=replace(ENTRY, title=title, link=link))
+    if digest:
+        alert = replace(alert, stories=tuple(replace(alert, id=f"msg_{i}") for i in range(digest)))
+    payload = json.loads(body(alert, Format.SLACK))
+    assert slack_problem(payload) is None, payload
+    shown = " ".join(b["text"]["text"] for b in payload["blocks"] if b["type"] == "section")
+    # Every `<` opens a whole <url|title> link; the title is there, linked or as text.
+    assert shown.count("<") == shown.count(">") == len(LINK.findall(shown)), shown
+    title_shown = slack_escape(title.split()[0] if title.split() else link)[:20]
+    assert title_shown in shown

@@ -487,3 +487,36 @@ def test_credentials_in_a_feed_url_go_to_its_origin_only(tmp_path, connection, h
         assert "authorization" not in other.requests[0].headers
     finally:
         elsewhere.close()
+
+
+def test_a_fetch_error_quoting_a_url_is_kept_and_shown_without_its_credentials(
+    tmp_path, connection, http_server, redis_url, start_process
+):
+    """httpx quotes a malformed header line whole, here a redirect's Location with a NUL in
+    it: the reason is redacted before it is logged, stored, or listed by `newsmon feeds`."""
+    target = http_server.url_for("/next\x00").replace("://", "://mover:pw-REDIR-1@")
+    http_server.route("/feed.xml", (302, {"location": target + "?apikey=key-REDIR-2"}, b""))
+    feed_url = http_server.url_for("/feed.xml").replace("://", "://reader:pw-FEED-3@")
+    directory = write_config(
+        tmp_path / "config", feeds=[{"name": "blog", "url": feed_url + "?apikey=key-FEED-4"}]
+    )
+    env = {"REDIS_URL": redis_url}
+    secrets = ("pw-REDIR-1", "key-REDIR-2", "pw-FEED-3", "key-FEED-4")
+
+    poll = start_process("poll", "--config", str(directory), env=env)
+    poll.wait_for(lambda: "feed.failed" in [e["event"] for e in poll.events()])
+    assert poll.stop() == 0
+    (failed,) = [e for e in poll.events() if e["event"] == "feed.failed"]
+    shown = http_server.url_for("/next").replace("://", "://***@") + "\\x00?apikey=***"
+    assert "illegal header line" in failed["reason"] and shown in failed["reason"]
+    assert not any(s in poll.log_path.read_text() for s in secrets)
+
+    stored = connection.hget(keys.feed_state("blog"), "last_error").decode()
+    assert stored == failed["reason"]
+    listed = start_process("feeds", "--config", str(directory), "--json", env=env)
+    table = start_process("feeds", "--config", str(directory), env=env)
+    assert listed.finish() == 0 and table.finish() == 0
+    assert json.loads(listed.log_path.read_text())["last_error"] == stored
+    assert stored in table.log_path.read_text()
+    for output in (listed.log_path.read_text(), table.log_path.read_text()):
+        assert not any(s in output for s in secrets), output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import string
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
@@ -12,9 +13,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.core.log import truncate_text
-from monitor.core.redact import redact_url, redact_urls
-from tests.helpers import SECRET, load, polled_before, write_config
+from monitor.core.models import Format
+from monitor.core.redact import redact_text, redact_url, redact_urls
+from monitor.poller.loop import Poller
+from tests.helpers import (
+    SECRET,
+    assert_valid_delivery,
+    load,
+    make_alerts,
+    polled_before,
+    run_worker,
+    schema_validator,
+    write_config,
+)
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
+from workers.delivery.formats import body
 
 # Secrets are upper case and every other part lower case, so a secret found in the output
 # can only have leaked.
@@ -68,6 +81,19 @@ def test_credentials_go_and_the_address_stays(case):
         before.path,
     )
     assert redact_url(shown) == shown
+
+
+prose = st.text(st.characters(codec="ascii", exclude_categories=("Lu",)), max_size=20)
+
+
+@given(st.lists(st.tuples(prose, urls(), st.sampled_from(["'", '"', " ", "<", ">", "\n"]))))
+def test_every_url_in_a_message_is_redacted(parts):
+    """An error message quoting URLs (an httpx error, a Location) shows each one redacted."""
+    text = "".join(f"{before} {url}{after}" for before, (url, _), after in parts)
+    shown = redact_text(text)
+    assert "SECRET" not in shown
+    for before, (_, expected), after in parts:
+        assert f"{before} {expected}{after}" in shown
 
 
 @given(st.text())
@@ -170,3 +196,69 @@ def test_long_text_a_feed_controls_is_cut_in_log_lines():
     cut = truncate_text(None, "info", dict(event))
     assert cut["title"] == "x" * 119 + "…"
     assert cut["reason"] == "short" and cut["count"] == 7
+
+
+FEED_SECRETS = ("pw-FEED-1", "key-FEED-3")
+
+
+def test_deliveries_carry_the_feed_url_without_its_credentials(tmp_path, http_server, connection):
+    http_server.route(
+        "/feed.xml", (200, {"content-type": "application/rss+xml"}, rss(ROUND_ONE_LIVEBLOG))
+    )
+    feed_url = http_server.url_for("/feed.xml").replace("://", "://reader:pw-FEED-1@")
+    formats = [f.value for f in Format]
+    for name in formats:
+        http_server.route(f"/{name}", (200, {}, b""))
+    config = load(
+        write_config(
+            tmp_path / "config",
+            feeds=[{"name": "blog", "url": feed_url + "?apikey=key-FEED-3"}],
+            subscriptions=[
+                {
+                    "id": name,
+                    "url": http_server.url_for(f"/{name}"),
+                    "topics": ["*"],
+                    "secret": SECRET,
+                    "format": name,
+                }
+                for name in formats
+            ],
+        )
+    )
+    polled_before(connection, config.feeds)
+    Poller(config, connection).poll_feeds(config.feeds)
+    run_worker(config, connection)
+
+    shown = http_server.url_for("/feed.xml").replace("://", "://***@") + "?apikey=***"
+    deliveries = [r for r in http_server.requests if r.method == "POST"]
+    assert {r.path for r in deliveries} == {f"/{name}" for name in formats}
+    for request in deliveries:
+        assert not any(s.encode() in request.body for s in FEED_SECRETS), request.path
+    standard = [assert_valid_delivery(r) for r in deliveries if r.path == "/standard"]
+    assert len(standard) == len(ROUND_ONE_LIVEBLOG)
+    assert {m["data"]["entry"]["feed"]["url"] for m in standard} == {shown}
+
+
+def test_every_message_type_carries_the_feed_url_redacted_in_every_format():
+    feed_url = "https://reader:pw-FEED-1@news.example/feed.xml?apikey=key-FEED-3"
+    shown = "https://***@news.example/feed.xml?apikey=***"
+    alerts = [replace(a, entry=replace(a.entry, feed_url=feed_url)) for a in make_alerts(3, "s")]
+    created = alerts[0]
+    messages = {
+        "alert.created": created,
+        "alert.updated": replace(created, entry=replace(created.entry, revision="r2")),
+        "digest.created": replace(created, stories=tuple(alerts)),
+        "message.test": replace(created, test=True),
+    }
+    for message_type, alert in messages.items():
+        for format_ in Format:
+            sent = body(alert, format_)
+            assert not any(s.encode() in sent for s in FEED_SECRETS), (message_type, format_)
+        document = json.loads(body(alert, Format.STANDARD))
+        assert document["type"] == message_type
+        schema_validator(message_type).validate(document)
+        data = document["data"]
+        entries = (
+            [story["entry"] for story in data["stories"]] if "stories" in data else [data["entry"]]
+        )
+        assert {entry["feed"]["url"] for entry in entries} == {shown}, message_type

@@ -15,6 +15,7 @@ import os
 import re
 import reprlib
 import stat
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -192,6 +193,29 @@ def _value_problem(value: Any, kind: type | tuple[type, ...], check: Check | Non
 UNREAD = object()  # what a _Reader parsed from a file it could not read
 
 
+class Unreadable(ValueError):
+    """Well-formed TOML or JSON that Python cannot hold: the message says what and the fix."""
+
+
+def _loads(text: str, form: str) -> Any:
+    """`text` parsed as TOML or JSON, for a file and an environment variable alike. A value
+    nested deeper than Python's recursion limit, or an integer longer than its digit limit,
+    raises Unreadable; bad syntax raises the parser's own ValueError."""
+    parse = json.loads if form == "JSON" else tomllib.loads
+    try:
+        return parse(text)
+    except RecursionError:
+        raise Unreadable("arrays or tables nest too deeply to read; flatten them") from None
+    except ValueError as exc:
+        # int() refuses more digits than sys.get_int_max_str_digits(), under both parsers.
+        if "integer string conversion" not in str(exc):
+            raise
+        limit = sys.get_int_max_str_digits()
+        raise Unreadable(
+            f"holds a number of more than {limit} digits; write a smaller number"
+        ) from None
+
+
 class _Reader:
     """Typed access to one TOML (or, by its suffix, JSON) file that records problems instead
     of raising. A `hint` ends every problem of the file: how to fix any of them."""
@@ -217,12 +241,11 @@ class _Reader:
 
     def _parse(self, form: str, required: bool) -> Any:
         """The file's content; UNREAD, with any problem recorded, when it cannot be read."""
-        parse = json.loads if form == "JSON" else tomllib.loads
         try:
             if message := _not_a_file(self.path.stat().st_mode):
                 self.problem("-", message)
                 return UNREAD
-            return parse(self.path.read_text(encoding="utf-8"))
+            return _loads(self.path.read_text(encoding="utf-8"), form)
         except FileNotFoundError:
             self.found = False
             if required:
@@ -234,8 +257,8 @@ class _Reader:
             self.problem("-", f"cannot be read ({reason}); make it a file newsmon can read")
         except UnicodeDecodeError:
             self.problem("-", "not UTF-8 text; save the file as UTF-8")
-        except RecursionError:
-            self.problem("-", "arrays or tables nest too deeply to read; flatten them")
+        except Unreadable as exc:
+            self.problem("-", str(exc))
         except ValueError as exc:  # tomllib's and json's decode errors both are
             self.problem("-", f"not valid {form} ({exc}); fix the syntax")
         return UNREAD
@@ -455,10 +478,15 @@ def env_variable(section: str, key: str) -> str:
 def _env_value(raw: str, kind: type | tuple[type, ...]) -> Any:
     """A variable's value read as a TOML value (`120`, `1.5`, `[0, 5]`, `"text"`). A text
     setting also takes its value bare (`/var/lib/newsmon`, `https://host/websub`), as does
-    anything that is not one whole TOML value, for the check to judge."""
+    anything that is not one whole TOML value, for the check to judge. Unreadable, as the
+    file's value would be, when nested too deeply or too long a number."""
     try:
-        parsed = tomllib.loads(f"value = {raw}")
-    except tomllib.TOMLDecodeError:
+        parsed = _loads(f"value = {raw}", "TOML")
+    except Unreadable:
+        if kind is str:
+            return raw
+        raise
+    except ValueError:
         return raw
     if parsed.keys() != {"value"} or (kind is str and not isinstance(parsed["value"], str)):
         return raw
@@ -493,8 +521,13 @@ def _settings(reader: _Reader, environ: Mapping[str, str]) -> Settings:
     for section, key, field_name, kind, check in SETTINGS_KEYS:
         variable = env_variable(section, key)
         if variable in overrides:
-            value = _env_value(overrides[variable], kind)
-            if message := _value_problem(value, kind, check):
+            try:
+                value = _env_value(overrides[variable], kind)
+            except Unreadable as exc:
+                value, message = None, str(exc)
+            else:
+                message = _value_problem(value, kind, check)
+            if message:
                 reader.problems.append(
                     Problem(ENVIRONMENT, variable, f"{_printable(message)}; fix or unset it")
                 )

@@ -34,10 +34,44 @@ def allow_private_targets() -> bool:
     return os.environ.get("NEWSMON_ALLOW_PRIVATE_TARGETS") == "1"
 
 
+# IPv6 forms whose last 32 bits are an IPv4 address that a packet to them reaches (through
+# a translator or a tunnel): NAT64's well-known prefix (RFC 6052), IPv4-translated (SIIT,
+# RFC 2765) and the deprecated IPv4-compatible ::a.b.c.d (RFC 4291).
+LAST_32_BITS_IPV4 = tuple(
+    ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96")
+)
+# NAT64's local-use prefix (RFC 8215) is a translator on the operator's own network, where
+# the IPv4 may sit at any of RFC 6052's offsets: never a public target.
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
 def is_public(address: str) -> bool:
+    """Whether newsmon may connect to `address`: the one decision, for URLs checked ahead
+    (refused_target) and for every connect (the guarded backends). An IPv6 address that
+    embeds an IPv4 one (mapped, NAT64, 6to4, Teredo, ...) is judged by the IPv4 it reaches."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in NAT64_LOCAL_USE:
+            return False
+        if embedded := embedded_ipv4(ip):
+            return all(_is_public_ip(v4) for v4 in embedded)
+    return _is_public_ip(ip)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses a packet to `ip` reaches; () when it embeds none."""
+    if ip.ipv4_mapped:  # ::ffff:a.b.c.d
+        return (ip.ipv4_mapped,)
+    if ip.sixtofour:  # 2002:AABB:CCDD::/48
+        return (ip.sixtofour,)
+    if ip.teredo:  # 2001::/32: the relay's server and the client (last 32 bits, inverted)
+        return ip.teredo
+    if any(ip in network for network in LAST_32_BITS_IPV4):
+        return (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF),)
+    return ()
+
+
+def _is_public_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     # is_global is False for loopback, private, link-local (169.254/16, metadata services),
     # CGNAT (100.64/10), unique-local (fc00::/7), documentation and reserved ranges.
     return ip.is_global and not ip.is_multicast

@@ -1,4 +1,4 @@
-"""Credentials out of what newsmon shows: URLs in log lines and CLI output.
+"""Credentials out of what newsmon shows: URLs in log lines, CLI output and error messages.
 
 Feed and webhook URLs may carry a password (`https://user:pass@host/`) or a token in the
 query (`?token=...`); WebSub callbacks carry ours. Operators need to see which host and path
@@ -16,6 +16,7 @@ from typing import Any
 MASK = "***"
 URL_KEYS = frozenset({"url", "moved_to", "hub", "topic", "callback"})
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")
 # Chat services' incoming-webhook URLs (a subscription's `format = "slack"` ...) carry their
 # token in the path: (host, or the domain it is under; path prefix), masked after the prefix.
 CHAT_WEBHOOKS = (
@@ -43,6 +44,13 @@ def redact_url(url: str) -> str:
         rest = "//" + (f"{MASK}@" if at else "") + host + slash + _chat_path(host, path)
     masked_query = "&".join(_mask_param(param) for param in query.split("&")) if query else ""
     return head + rest + question + masked_query + (hash_sign and hash_sign + MASK)
+
+
+def redact_text(text: str) -> str:
+    """`text` (an error message, a reason) with every URL in it redacted by redact_url. A URL
+    ends at whitespace, a quote or an angle bracket, which an error message puts around one;
+    a backslash does not end it (a repr escapes a control byte inside it)."""
+    return URL_IN_TEXT.sub(lambda match: redact_url(match.group()), text)
 
 
 def _chat_path(host: str, path: str) -> str:

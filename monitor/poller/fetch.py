@@ -24,6 +24,7 @@ import httpx
 from monitor.core import PROJECT_URL, __version__
 from monitor.core.config import Settings
 from monitor.core.http import HostPools, blocked_reason, retry_after_seconds
+from monitor.core.redact import redact_text
 
 USER_AGENT = f"newsmon/{__version__} (feed monitor; +{PROJECT_URL})"
 HEADERS = (
@@ -40,11 +41,14 @@ REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class FetchError(Exception):
-    """The feed could not be fetched; str(error) is the reason logged with `feed.failed`.
-    `retry_after` is set when the server asked us to come back later (429/503 Retry-After)."""
+    """The feed could not be fetched; str(error) is the reason logged with `feed.failed`,
+    kept as the feed's last_error and shown by `newsmon feeds` and the board. It is redacted
+    here, where it is made: httpx's messages may quote a URL (a redirect's Location) with
+    its credentials. `retry_after` is set when the server asked us to come back later
+    (429/503 Retry-After)."""
 
     def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
+        super().__init__(redact_text(reason))
         self.retry_after = retry_after
 
 

@@ -36,6 +36,7 @@ from monitor.core.feedstate import FeedHealth, FeedState
 from monitor.core.histograms import FETCH
 from monitor.core.models import Feed
 from monitor.core.outage import UNAVAILABLE, wait_for_redis
+from monitor.core.redact import redact_text
 from monitor.poller import websub
 from monitor.poller.fetch import Fetcher, FetchError, FetchResult
 from monitor.poller.parse import ParsedFeed, ParseError, parse_feed
@@ -251,7 +252,7 @@ class Poller:
         except ParseError as exc:
             return self._failed(session, feed, state, str(exc), fetch_seconds=seconds)
         except Exception as exc:  # a feed must never take the poller down
-            reason = f"unexpected {type(exc).__name__}: {exc}"
+            reason = redact_text(f"unexpected {type(exc).__name__}: {exc}")
             return self._failed(session, feed, state, reason, fetch_seconds=seconds)
         outcome = await asyncio.to_thread(
             self._take, feed, state, url, fetched, parsed, started, fetch_seconds=seconds

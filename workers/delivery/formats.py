@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from monitor.core.models import Alert, Entry, Format
+from monitor.core.redact import redact_url
 
 # The services' documented limits (characters), with room to spare where they count bytes.
 SLACK_TEXT = 3000  # a section block's text; also kept for the notification `text`
+SLACK_ABOUT = 200  # what a story's linked title leaves at least for its outlet and topics
 SLACK_BLOCKS = 50
 SLACK_ALL_BLOCKS = 10_000  # all blocks' text as sent; Slack refuses ~13k (msg_blocks_too_long)
 DISCORD_CONTENT = 2000
@@ -91,6 +93,9 @@ def _heading(alert: Alert) -> str:
 
 
 def _entry_data(alert: Alert) -> dict[str, Any]:
+    """An alert's `data` (a digest's story's, a test message's): the one place a body names
+    the feed, so its URL is redacted here; a feed's credentials are the operator's, never
+    the subscriber's."""
     entry = alert.entry
     return {
         "alert_id": alert.id,
@@ -103,7 +108,7 @@ def _entry_data(alert: Alert) -> dict[str, Any]:
             "link": entry.link,
             "summary": entry.summary,
             "published": _iso(entry.published),
-            "feed": {"name": entry.feed_name, "url": entry.feed_url},
+            "feed": {"name": entry.feed_name, "url": redact_url(entry.feed_url)},
         },
     }
 
@@ -128,13 +133,18 @@ def slack_escape(text: str) -> str:
 
 
 def _slack_line(story: Alert) -> str:
+    """A story's section text, at most SLACK_TEXT long: its title, linked, then its outlet
+    and topics. Only plain text is cut: a link cut short breaks the block and loses its
+    title, so a link too long to fit (an escaped `&` is 5 characters) goes, its title stays."""
     entry = story.entry
     title = _cut_escaped(_title(entry), 300, slack_escape)
     # A link's target is escaped too: Slack reads `|` and `>` in it as the link's end.
     target = slack_escape(entry.link).replace("|", "%7C")
-    linked = f"*<{target}|{title}>*" if _linkable(entry.link) else title
-    topics = ", ".join(story.topics) or "no topic"
-    return f"{linked}\n{slack_escape(entry.feed_name)} · {slack_escape(topics)}"
+    linked = f"*<{target}|{title}>*"
+    if not _linkable(entry.link) or len(linked) > SLACK_TEXT - SLACK_ABOUT:
+        linked = title
+    about = f"{entry.feed_name} · {', '.join(story.topics) or 'no topic'}"
+    return f"{linked}\n{_cut_escaped(about, SLACK_TEXT - len(linked) - 1, slack_escape)}"
 
 
 def _json_length(text: str) -> int:
@@ -144,21 +154,22 @@ def _json_length(text: str) -> int:
 
 def slack(alert: Alert) -> bytes:
     stories = _stories(alert)
-    lines = [_cut(_slack_line(story), SLACK_TEXT) for story in stories]
+    lines = [_slack_line(story) for story in stories]
     shown: list[str] = []
     for line in lines:  # within the block count, and the size Slack takes for all of them
         size = sum(map(_json_length, shown)) + _json_length(line)
         if len(shown) == SLACK_BLOCKS - 1 or size > SLACK_ALL_BLOCKS:
             break
         shown.append(line)
-    shown = shown or [lines[0][: SLACK_ALL_BLOCKS - 1]]
+    # A line is at most SLACK_TEXT, under SLACK_ALL_BLOCKS even with JSON doubling it.
+    shown = shown or lines[:1]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": line}} for line in shown
     ]
     if len(lines) > len(shown):
         more = f"and {len(lines) - len(shown)} more"
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
-    text = _cut(f"{_heading(alert)}: {slack_escape(_title(stories[0].entry))}", SLACK_TEXT)
+    text = _cut_escaped(f"{_heading(alert)}: {_title(stories[0].entry)}", SLACK_TEXT, slack_escape)
     return _json({"text": text, "blocks": blocks})
 
 
