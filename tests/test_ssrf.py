@@ -137,6 +137,12 @@ def test_a_public_ipv4_embedded_in_ipv6_stays_public(form):
     assert http.is_public(embedded(form, ipaddress.IPv4Address("93.184.216.34"), 1))
 
 
+def test_teredo_is_never_a_public_target():
+    """Teredo reaches its client through a relay: refused even when both IPv4s are public."""
+    public = ipaddress.IPv4Address("93.184.216.34")
+    assert not http.is_public(embedded("teredo", public, int(public) << 32))
+
+
 @pytest.mark.parametrize("form", sorted(EMBEDDINGS))
 def test_an_embedded_metadata_address_is_refused_on_connect(guard_on, http_server, form):
     """The connect step (after DNS) refuses it too: no request leaves, for a webhook or a

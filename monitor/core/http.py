@@ -41,17 +41,18 @@ LAST_32_BITS_IPV4 = tuple(
     ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96")
 )
 # NAT64's local-use prefix (RFC 8215) is a translator on the operator's own network, where
-# the IPv4 may sit at any of RFC 6052's offsets: never a public target.
+# the IPv4 may sit at any of RFC 6052's offsets; Teredo (2001::/32) tunnels through a relay
+# to a client address no webhook or feed has: never public targets.
 NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
 
 
 def is_public(address: str) -> bool:
     """Whether newsmon may connect to `address`: the one decision, for URLs checked ahead
     (refused_target) and for every connect (the guarded backends). An IPv6 address that
-    embeds an IPv4 one (mapped, NAT64, 6to4, Teredo, ...) is judged by the IPv4 it reaches."""
+    embeds an IPv4 one (mapped, NAT64, 6to4, ...) is judged by the IPv4 it reaches."""
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip in NAT64_LOCAL_USE:
+        if ip in NAT64_LOCAL_USE or ip.teredo:
             return False
         if embedded := embedded_ipv4(ip):
             return all(_is_public_ip(v4) for v4 in embedded)
@@ -59,13 +60,11 @@ def is_public(address: str) -> bool:
 
 
 def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
-    """The IPv4 addresses a packet to `ip` reaches; () when it embeds none."""
+    """The IPv4 address a packet to `ip` reaches; () when it embeds none."""
     if ip.ipv4_mapped:  # ::ffff:a.b.c.d
         return (ip.ipv4_mapped,)
     if ip.sixtofour:  # 2002:AABB:CCDD::/48
         return (ip.sixtofour,)
-    if ip.teredo:  # 2001::/32: the relay's server and the client (last 32 bits, inverted)
-        return ip.teredo
     if any(ip in network for network in LAST_32_BITS_IPV4):
         return (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF),)
     return ()
