@@ -66,6 +66,7 @@ class Settings:
     websub_callback_url: str = ""
     max_age_hours: float = 24.0
     data_dir: Path = field(default_factory=lambda: default_data_dir())
+    require_durable_redis: bool = False
 
 
 @dataclass(frozen=True)
@@ -430,6 +431,7 @@ SETTINGS_KEYS = (
     ("websub", "callback_url", "websub_callback_url", str, _http_url),
     ("alerts", "max_age_hours", "max_age_hours", NUMBER, AGE_HOURS),
     ("storage", "data_dir", "data_dir", str, _data_dir),
+    ("storage", "require_durable_redis", "require_durable_redis", bool, None),
 )
 
 

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import redis
+
 from monitor.core import __version__, log
 from monitor.core.config import (
     Config,
@@ -25,7 +27,7 @@ from monitor.core.config import (
 from monitor.core.models import Entry, Topic
 from monitor.core.processes import process_name
 from monitor.ops import CommandError, admin
-from monitor.ops.redis_server import connect, redis_url
+from monitor.ops.redis_server import connect, ensure_durable, redis_url
 from monitor.ops.serve import serve
 from monitor.ops.starter import SUBSCRIPTIONS, write_starter
 from monitor.ops.supervisor import run
@@ -201,7 +203,7 @@ def _poll(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    Poller(config, connect(redis_url(config))).run(stop)
+    Poller(config, _redis(config)).run(stop)
     return 0
 
 
@@ -209,14 +211,21 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    serve(args.host, args.port, connect(redis_url(config)), config, stop)
+    serve(args.host, args.port, _redis(config), config, stop)
     return 0
 
 
 def _worker(args: argparse.Namespace, config: Config) -> int:
-    connection = connect(redis_url(config))
+    connection = _redis(config)
     runtime.install(runtime.Runtime.build(config, connection))
     return worker.run(connection, process_name(), args.burst)
+
+
+def _redis(config: Config) -> redis.Redis:
+    """The Redis of a long-running process, checked once at its start (`ensure_durable`)."""
+    connection = connect(redis_url(config))
+    ensure_durable(connection, config)
+    return connection
 
 
 def _since(parser: argparse.ArgumentParser, what: str, default: str | None = None) -> None:
