@@ -226,3 +226,35 @@ def test_subscriptions_list_has_json_and_counts_agree_with_their_nouns(
     assert stories.stdout.endswith("\n1 story\n"), stories.stdout
     dead = newsmon("deliveries", "dead", "--config", str(directory))
     assert dead.stdout == "0 dead letters\n", dead.stdout
+
+
+def test_check_warns_of_targets_the_ssrf_guard_will_refuse(tmp_path, monkeypatch):
+    monkeypatch.delenv("NEWSMON_ALLOW_PRIVATE_TARGETS", raising=False)
+    directory = write_config(
+        tmp_path / "config",
+        feeds=[
+            {"name": "intranet", "url": "http://127.0.0.1:8080/feed.xml"},
+            {"name": "public", "url": "https://1.1.1.1/feed.xml"},
+        ],
+        subscriptions=[
+            {"id": "desk", "url": "http://10.1.2.3/hook", "topics": ["*"], "secret": SECRET}
+        ],
+    )
+    result = newsmon("check", "--config", str(directory))
+    assert result.returncode == 0, result.stderr
+    assert ": OK (2 feeds, 8 topics, 1 subscription)" in result.stdout
+    warnings = result.stderr.splitlines()
+    assert warnings == [
+        f'newsmon: warning: {directory / "feeds.toml"}: feeds[name="intranet"].url '
+        "(http://127.0.0.1:8080/feed.xml): the poller will refuse it: 127.0.0.1 resolves to "
+        "non-public address 127.0.0.1; refused (set NEWSMON_ALLOW_PRIVATE_TARGETS=1 to allow "
+        "private targets)",
+        f'newsmon: warning: {directory / "subscriptions.toml"}: subscriptions[id="desk"].url '
+        "(http://10.1.2.3/hook): a worker will refuse it: 10.1.2.3 resolves to non-public "
+        "address 10.1.2.3; refused (set NEWSMON_ALLOW_PRIVATE_TARGETS=1 to allow private "
+        "targets)",
+    ]
+    allowed = newsmon(
+        "check", "--config", str(directory), env={"NEWSMON_ALLOW_PRIVATE_TARGETS": "1"}
+    )
+    assert (allowed.returncode, allowed.stderr) == (0, "")

@@ -11,7 +11,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 
@@ -24,9 +26,12 @@ from monitor.core.config import (
     load_topic_model,
     load_topics,
     save_topic_model,
+    table_key,
 )
+from monitor.core.http import refused_target
 from monitor.core.models import Entry, Topic
 from monitor.core.processes import process_name
+from monitor.core.redact import redact_url
 from monitor.ops import CommandError, admin
 from monitor.ops.admin import counted
 from monitor.ops.redis_server import connect, ensure_durable, redis_url
@@ -217,12 +222,49 @@ def _init(args: argparse.Namespace, config: None) -> int:
 
 
 def _check(args: argparse.Namespace, config: Config) -> int:
+    for warning in _refused_targets(config):
+        print(f"newsmon: warning: {warning}", file=sys.stderr)
     print(
         f"{config.directory}: OK ({counted(len(config.feeds), 'feed')}, "
         f"{counted(len(config.topics), 'topic')}, "
         f"{counted(len(config.subscriptions), 'subscription')})"
     )
     return 0
+
+
+def _refused_targets(config: Config) -> list[str]:
+    """The feeds and subscriptions whose URL the SSRF guard would refuse at run time (a
+    loopback or private address), each named by file and key; none when it is turned off."""
+    feeds = [{"name": feed.name} for feed in config.feeds]
+    subscriptions = [{"id": subscription.id} for subscription in config.subscriptions]
+    targets = [
+        ("feeds.toml", table_key("feeds", i, feeds, "name"), "the poller", feed.url)
+        for i, feed in enumerate(config.feeds)
+    ] + [
+        (
+            "subscriptions.toml",
+            table_key("subscriptions", i, subscriptions, "id"),
+            "a worker",
+            s.url,
+        )
+        for i, s in enumerate(config.subscriptions)
+    ]
+
+    def refused(url: str) -> str | None:
+        parts = urlsplit(url)
+        return refused_target(parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme])
+
+    # One name lookup each, in parallel: a feeds.toml may hold thousands.
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        reasons = list(pool.map(refused, [url for *_, url in targets]))
+    return [
+        f"{config.directory / file}: {key}.url ({redact_url(url)}): {who} will refuse it: {reason}"
+        for (file, key, who, url), reason in zip(targets, reasons, strict=True)
+        if reason
+    ]
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
