@@ -164,3 +164,11 @@ def test_the_units_read_the_example_environment_file():
     assert settings.poll_interval_seconds == 120
     assert settings.retry_schedule_seconds == (0, 5, 300, 1800)
     assert Path(variables["NEWSMON_CONFIG"]) == Path("/etc/newsmon")
+
+
+def test_compose_says_which_docker_compose_it_needs():
+    """env_file's `path`/`required` form arrived in Docker Compose 2.24: the first lines say
+    so, where someone whose compose refuses the file will look."""
+    head = (REPO / "compose.yaml").read_text().splitlines()[:3]
+    assert "Docker Compose >= 2.24" in head[0]
+    assert all(entry.keys() == {"path", "required"} for entry in COMPOSE["x-newsmon"]["env_file"])
