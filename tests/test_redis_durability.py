@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from monitor.ops.redis_server import EmbeddedRedis, connect, durability
 from tests.helpers import load, write_config
@@ -57,6 +58,9 @@ def test_durable_means_aof_on_and_no_eviction(redis_with):
 
     refused = durability(connect(redis_with(*NO_CONFIG)))
     assert refused.durable is None and "CONFIG GET refused" in refused.warning()
+
+    gone = durability(redis.Redis(host="127.0.0.1", port=1))
+    assert gone.durable is None and "unreachable" in gone.warning()
 
 
 @pytest.mark.parametrize(

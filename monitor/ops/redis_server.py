@@ -94,7 +94,7 @@ class Durability:
 
 def durability(connection: redis.Redis) -> Durability:
     """The one judge of "durable or not": AOF on (`appendonly yes`), and nothing evicted
-    under memory pressure (`maxmemory-policy noeviction`). Connection errors propagate."""
+    under memory pressure (`maxmemory-policy noeviction`)."""
     try:
         with connection.pipeline(transaction=False) as pipe:
             pipe.config_get("appendonly")
@@ -104,6 +104,9 @@ def durability(connection: redis.Redis) -> Durability:
         return Durability(
             unchecked=f"CONFIG GET refused: {exc}; allow it (ACL +config|get) to have it checked"
         )
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Not this check's to handle: a process waits out an outage (monitor/core/outage.py).
+        return Durability(unchecked=f"Redis unreachable: {exc}")
     problems = []
     if (found := _setting(appendonly, "appendonly")) != "yes":
         problems.append(
