@@ -261,7 +261,7 @@ def test_the_operator_commands_see_api_subscriptions(
     replay = start_process(
         "deliveries", "replay", "--config", directory, "--subscription", "ops", env=env
     )
-    assert replay.finish() == 0 and "replaying 1 alert(s)" in replay.log_path.read_text()
+    assert replay.finish() == 0 and "replaying 1 alert\n" in replay.log_path.read_text()
     run_worker(config, connection)
     assert [r.headers["webhook-id"] for r in hooks(http_server)] == [sent, sent]
 

@@ -43,14 +43,21 @@ def test_shipped_config_is_valid():
     ("feeds", "subscriptions", "settings", "file", "key", "says"),
     [
         ([{"url": "https://e.org/f"}], [], "", "feeds.toml", "feeds[0].name", "required"),
-        ([{**GOOD_FEED, "url": "ftp://e.org/f"}], [], "", "feeds.toml", "feeds[0].url", "http(s)"),
+        (
+            [{**GOOD_FEED, "url": "ftp://e.org/f"}],
+            [],
+            "",
+            "feeds.toml",
+            'feeds[name="blog"].url',
+            "http(s)",
+        ),
         ([GOOD_FEED, GOOD_FEED], [], "", "feeds.toml", "feeds[1].name", "unique"),
         (
             [{**GOOD_FEED, "interval_seconds": -5}],
             [],
             "",
             "feeds.toml",
-            "feeds[0].interval_seconds",
+            'feeds[name="blog"].interval_seconds',
             "at least 1 and at most 604800 seconds",
         ),
         (
@@ -58,7 +65,7 @@ def test_shipped_config_is_valid():
             [],
             "",
             "feeds.toml",
-            "feeds[0].intervall",
+            'feeds[name="blog"].intervall',
             "unknown key",
         ),
         (
@@ -66,7 +73,7 @@ def test_shipped_config_is_valid():
             [{**GOOD_SUB, "topics": ["sport"]}],
             "",
             "subscriptions.toml",
-            "subscriptions[0].topics",
+            'subscriptions[id="ops"].topics',
             "unknown topic 'sport'",
         ),
         (
@@ -74,7 +81,7 @@ def test_shipped_config_is_valid():
             [{**GOOD_SUB, "secret": "hunter2"}],
             "",
             "subscriptions.toml",
-            "subscriptions[0].secret",
+            'subscriptions[id="ops"].secret',
             "whsec_",
         ),
         (
@@ -82,7 +89,7 @@ def test_shipped_config_is_valid():
             [{**GOOD_SUB, "secret": "whsec_!!!"}],
             "",
             "subscriptions.toml",
-            "subscriptions[0].secret",
+            'subscriptions[id="ops"].secret',
             "base64",
         ),
         (
@@ -93,7 +100,7 @@ def test_shipped_config_is_valid():
             ],
             "",
             "subscriptions.toml",
-            "subscriptions[0].secret_env",
+            'subscriptions[id="ops"].secret_env',
             "NO_SUCH_VAR_X is not set",
         ),
         ([], [], "[dedupe]\nsimilarity = 3\n", "newsmon.toml", "dedupe.similarity", "between 0"),
@@ -128,7 +135,7 @@ def test_shipped_config_is_valid():
             [{**GOOD_SUB, "format": "mattermost"}],
             "",
             "subscriptions.toml",
-            "subscriptions[0].format",
+            'subscriptions[id="ops"].format',
             "unknown format 'mattermost'; write one of 'standard', 'slack'",
         ),
         (
@@ -136,7 +143,7 @@ def test_shipped_config_is_valid():
             [{**GOOD_SUB, "digest_minutes": 0}],
             "",
             "subscriptions.toml",
-            "subscriptions[0].digest_minutes",
+            'subscriptions[id="ops"].digest_minutes',
             "at least 1 and at most 1440 minutes",
         ),
         (
@@ -144,7 +151,7 @@ def test_shipped_config_is_valid():
             [{**GOOD_SUB, "backfill_hours": -1}],
             "",
             "subscriptions.toml",
-            "subscriptions[0].backfill_hours",
+            'subscriptions[id="ops"].backfill_hours',
             "0 sends none",
         ),
     ],
@@ -177,7 +184,7 @@ def test_check_lists_every_problem_and_exits_2(tmp_path):
         "feeds.toml: feeds[0].url",
         "topics.toml: topics.x.threshold",
         "topics.toml: topics.x.terms.war",
-        "subscriptions.toml: subscriptions[0].topics",
+        'subscriptions.toml: subscriptions[id="ops"].topics',
     ):
         assert fragment in result.stderr
     ok = subprocess.run(
@@ -216,11 +223,11 @@ DEEP = "[" * 100_000 + "]" * 100_000
 MALFORMED = [
     # Tracebacks before: urlsplit, hashing a list, the parsers' recursion, float(10**400).
     ("feeds.toml", '[[feeds]]\nname = "a"\nurl = "http://[::1/feed"\n', "feeds.toml",
-     "feeds[0].url", "Invalid IPv6 URL"),
+     'feeds[name="a"].url', "Invalid IPv6 URL"),
     ("subscriptions.toml", SUB + "topics = [[1]]\n", "subscriptions.toml",
-     "subscriptions[0].topics", "list of strings"),
+     'subscriptions[id="ops"].topics', "list of strings"),
     ("subscriptions.toml", SUB + "topics = [{ a = 1 }]\n", "subscriptions.toml",
-     "subscriptions[0].topics", "list of strings"),
+     'subscriptions[id="ops"].topics', "list of strings"),
     ("newsmon.toml", f"x = {DEEP}\n", "newsmon.toml", "-", "nest too deeply"),
     ("feeds.toml", f"x = {DEEP}\n", "feeds.toml", "-", "nest too deeply"),
     ("topic_model.json", DEEP, "topic_model.json", "-", "nest too deeply"),
@@ -264,15 +271,15 @@ MALFORMED = [
     ("newsmon.toml", '[websub]\ncallback_url = "https://e.org:99999/websub"\n', "newsmon.toml",
      "websub.callback_url", "Port out of range"),
     ("feeds.toml", '[[feeds]]\nname = "a"\nurl = "http://e.org:99999/feed"\n', "feeds.toml",
-     "feeds[0].url", "Port out of range"),
+     'feeds[name="a"].url', "Port out of range"),
     ("feeds.toml", '[[feeds]]\nname = "a"\nurl = "http://exa mple.org/feed"\n', "feeds.toml",
-     "feeds[0].url", "spaces"),
+     'feeds[name="a"].url', "spaces"),
     ("feeds.toml", FEED + "interval_seconds = 100000000000000000000\n", "feeds.toml",
-     "feeds[0].interval_seconds", "7 days"),
+     'feeds[name="blog"].interval_seconds', "7 days"),
     ("feeds.toml", '[[feeds]]\nname = "blog\\n"\nurl = "https://e.org/f"\n', "feeds.toml",
      "feeds[0].name", "1-64 letters"),
     ("subscriptions.toml", SUB.replace("hooks.example.org", "\u2603.-") + 'topics = ["*"]\n',
-     "subscriptions.toml", "subscriptions[0].url", "IDNA"),
+     "subscriptions.toml", 'subscriptions[id="ops"].url', "IDNA"),
     ("topics.toml", TOPIC + '"peace" = inf\n', "topics.toml", "topics.x.terms.peace",
      "at most 1000"),
     ("topics.toml", TOPIC + '"!!!" = 1\n', "topics.toml", "topics.x.terms", "has no words"),
@@ -340,3 +347,21 @@ def test_a_config_file_not_in_utf8_is_named(tmp_path, capsys, name):
     (directory / name).write_bytes('x = "caf\xe9"\n'.encode("latin-1"))
     code, err = _check(directory, capsys)
     assert code == 2 and f"{name}: -: not UTF-8 text" in err, err
+
+
+def test_a_subscription_is_named_by_its_id_and_a_mistyped_url_shown_whole(tmp_path, capsys):
+    typo = "htps://desk:s3cr3t-pass@hooks.example.org/services/newsroom/desk/incoming?key=s3cr3t"
+    no_id = {k: v for k, v in GOOD_SUB.items() if k != "id"}
+    directory = write_config(
+        tmp_path, [GOOD_FEED], [{**GOOD_SUB, "id": "desk", "url": typo}, no_id]
+    )
+    code, err = _check(directory, capsys)
+    assert code == 2, err
+    shown = "htps://***@hooks.example.org/services/newsroom/desk/incoming?key=***"
+    assert (
+        f'subscriptions.toml: subscriptions[id="desk"].url: "{shown}" is not a usable '
+        "http(s) URL (it needs http:// or https:// and a host)"
+    ) in err
+    assert "s3cr3t" not in err
+    # Without an id (or with one another subscription shares), its place names it.
+    assert "subscriptions.toml: subscriptions[1].id: is required" in err

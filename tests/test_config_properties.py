@@ -192,6 +192,7 @@ SETTINGS = {
         st.from_regex(r"[A-Za-z0-9_./-]{0,20}", fullmatch=True),
         texts | st.sampled_from(["~no-such-user-x/data", "a\x00b", "~"]),
     ),
+    "require_durable_redis": Key(st.booleans(), st.sampled_from([0, 1, "true", "yes"])),
 }
 SECTIONS = sorted({section for section, *_ in SETTINGS_KEYS})
 newsmon_files = st.fixed_dictionaries(

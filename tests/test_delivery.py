@@ -170,7 +170,7 @@ def test_dead_letters_are_listed_and_replayed_under_the_same_id(
         "1h",
         env=env,
     )
-    assert replay.finish() == 0 and "replaying 3 alert(s)" in replay.log_path.read_text()
+    assert replay.finish() == 0 and "replaying 3 alerts" in replay.log_path.read_text()
     http_server.requests.clear()
     start_process("worker", "--config", str(directory), "--burst", env=env).finish()
     assert {r.headers["webhook-id"] for r in hook_requests(http_server)} == failed_ids

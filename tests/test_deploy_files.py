@@ -200,3 +200,11 @@ def test_every_unit_is_sandboxed_to_an_ok_exposure(unit, tmp_path):
     assert found, result.stdout + result.stderr
     exposure = float(found.group(1))
     assert exposure <= MAX_EXPOSURE and result.returncode == 0, result.stdout[-3000:]
+
+
+def test_compose_says_which_docker_compose_it_needs():
+    """env_file's `path`/`required` form arrived in Docker Compose 2.24: the first lines say
+    so, where someone whose compose refuses the file will look."""
+    head = (REPO / "compose.yaml").read_text().splitlines()[:3]
+    assert "Docker Compose >= 2.24" in head[0]
+    assert all(entry.keys() == {"path", "required"} for entry in COMPOSE["x-newsmon"]["env_file"])

@@ -140,17 +140,21 @@ def test_energy_only_about_zaporizhzhia_not_markets_is_one_subscription(
 @pytest.mark.parametrize(
     ("subscription", "key", "says"),
     [
-        ({"feeds": ["nope"]}, "subscriptions[0].feeds", "unknown feed 'nope'; name a feed"),
-        ({"tags": ["sport"]}, "subscriptions[0].tags", "no feed has the tag 'sport'"),
-        ({"keywords": ["!!"]}, "subscriptions[0].keywords", "has no words; remove it"),
-        ({"keywords": []}, "subscriptions[0].keywords", "is empty"),
+        ({"feeds": ["nope"]}, 'subscriptions[id="s"].feeds', "unknown feed 'nope'; name a feed"),
+        ({"tags": ["sport"]}, 'subscriptions[id="s"].tags', "no feed has the tag 'sport'"),
+        ({"keywords": ["!!"]}, 'subscriptions[id="s"].keywords', "has no words; remove it"),
+        ({"keywords": []}, 'subscriptions[id="s"].keywords', "is empty"),
         (
             {"exclude_keywords": "market"},
-            "subscriptions[0].exclude_keywords",
+            'subscriptions[id="s"].exclude_keywords',
             "must be list, not str 'market'; write a list, e.g. [",
         ),
-        ({"keywords": [3]}, "subscriptions[0].keywords", "list of strings, each in quotes"),
-        ({"digest_minutes": "hourly"}, "subscriptions[0].digest_minutes", "write a whole number"),
+        ({"keywords": [3]}, 'subscriptions[id="s"].keywords', "list of strings, each in quotes"),
+        (
+            {"digest_minutes": "hourly"},
+            'subscriptions[id="s"].digest_minutes',
+            "write a whole number",
+        ),
     ],
 )
 def test_a_bad_filter_names_file_key_and_fix(tmp_path, subscription, key, says):

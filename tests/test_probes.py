@@ -33,7 +33,10 @@ def test_ready_when_redis_answers(config, serve_url):
     live = httpx.get(f"{base}/livez")
     assert (live.status_code, live.json()) == (200, {"live": True})
     ready = httpx.get(f"{base}/readyz")
-    assert (ready.status_code, ready.json()) == (200, {"ready": True, "redis": "ok"})
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"ready": True, "redis": "ok", "redis_durable": True},
+    )
     # Ready is not healthy: no poller and no worker run, which /healthz reports.
     assert httpx.get(f"{base}/healthz").status_code == 503
 

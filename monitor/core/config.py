@@ -35,6 +35,7 @@ from monitor.core.models import (
     Topic,
     TopicModel,
 )
+from monitor.core.redact import redact_url
 from monitor.core.text import words
 
 DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
@@ -67,6 +68,7 @@ class Settings:
     websub_callback_url: str = ""
     max_age_hours: float = 24.0
     data_dir: Path = field(default_factory=lambda: default_data_dir())
+    require_durable_redis: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,17 @@ def _not_a_file(mode: int) -> str | None:
     if stat.S_ISDIR(mode):
         return "is a folder, not a file; replace it with the file"
     return "is not a regular file (a pipe, socket or device); replace it with the file"
+
+
+def table_key(array: str, index: int, tables: list[dict[str, Any]], name_key: str) -> str:
+    """How problems name a table of `[[array]]`: by its name (`feeds[name="blog"]`,
+    `subscriptions[id="desk"]`) when it has a valid one no other table shares, else by its
+    place (`feeds[0]`)."""
+    name = tables[index].get(name_key)
+    valid = isinstance(name, str) and not _name(name)
+    if valid and sum(table.get(name_key) == name for table in tables) == 1:
+        return f'{array}[{name_key}="{name}"]'
+    return f"{array}[{index}]"
 
 
 def _key_name(key: str) -> str:
@@ -353,7 +366,9 @@ def _share(value: float) -> str | None:
 
 def _http_url(value: str) -> str | None:
     if reason := _url_problem(value):
-        return f"{_shown(value)} is not a usable http(s) URL ({reason}); write https://host/path"
+        # Whole, not cut as other values are: a typo can sit anywhere in it; but no password.
+        shown = json.dumps(redact_url(value), ensure_ascii=False)
+        return f"{shown} is not a usable http(s) URL ({reason}); write https://host/path"
     return None
 
 
@@ -463,6 +478,7 @@ SETTINGS_KEYS = (
     ("websub", "callback_url", "websub_callback_url", str, _http_url),
     ("alerts", "max_age_hours", "max_age_hours", NUMBER, AGE_HOURS),
     ("storage", "data_dir", "data_dir", str, _data_dir),
+    ("storage", "require_durable_redis", "require_durable_redis", bool, None),
 )
 
 
@@ -560,8 +576,9 @@ def _settings(reader: _Reader, environ: Mapping[str, str]) -> Settings:
 
 def _feeds(reader: _Reader, settings: Settings) -> tuple[Feed, ...]:
     feeds, seen_names = [], set()
-    for i, table in enumerate(reader.array_of_tables("feeds")):
-        where = f"feeds[{i}]."
+    tables = reader.array_of_tables("feeds")
+    for i, table in enumerate(tables):
+        where = f"{table_key('feeds', i, tables, 'name')}."
         reader.unknown_keys(table, {"name", "url", "interval_seconds", "tags"}, where)
         name = reader.require(table, "name", where, str, _name)
         url = reader.require(table, "url", where, str, _http_url)
@@ -641,8 +658,9 @@ def _subscriptions(
     reader: _Reader, topic_names: set[str], feeds: tuple[Feed, ...]
 ) -> tuple[Subscription, ...]:
     subscriptions, seen_ids = [], set()
-    for i, table in enumerate(reader.array_of_tables("subscriptions")):
-        where = f"subscriptions[{i}]."
+    tables = reader.array_of_tables("subscriptions")
+    for i, table in enumerate(tables):
+        where = f"{table_key('subscriptions', i, tables, 'id')}."
         subscription = _subscription(reader, table, where, topic_names, feeds, SUBSCRIPTION_KEYS)
         sub_id = table.get("id")
         if isinstance(sub_id, str):  # anything else is already a problem

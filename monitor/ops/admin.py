@@ -10,6 +10,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -24,7 +25,7 @@ from monitor.ops.redis_server import connect, redis_url
 from monitor.ops.stats import snapshot
 from monitor.poller import websub
 from workers.delivery.deadletters import DeadLetters
-from workers.delivery.endpoints import Endpoints
+from workers.delivery.endpoints import Endpoints, Health
 from workers.jobs import schedule_deliveries
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -47,6 +48,12 @@ def parse_since(value: str) -> float:
 def iso_time(unix_time: float) -> str:
     """A unix time as the CLI and the API show it: UTC, to the second."""
     return datetime.fromtimestamp(unix_time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`count` and the noun agreeing with it, as every count line of the CLI says it:
+    "1 story", "2 stories" (`plural` when it is not noun + "s")."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 @dataclass
@@ -175,7 +182,7 @@ def list_dead(args: argparse.Namespace, config: Config) -> int:
                 f"attempts={record['attempts']}  {record['reason']}  | {record['title'][:60]}"
             )
     if not args.json:
-        print(f"{len(records)} dead letter(s)")
+        print(counted(len(records), "dead letter"))
     return 0
 
 
@@ -201,7 +208,7 @@ def replay(args: argparse.Namespace, config: Config) -> int:
     queued, enabled = resend(state, alerts)
     for subscription_id in enabled:
         print(f"re-enabled subscription {subscription_id}")
-    print(f"replaying {queued} alert(s)")
+    print(f"replaying {counted(queued, 'alert')}")
     return 0
 
 
@@ -223,23 +230,45 @@ def resend(state: DeliveryState, alerts: list[Alert]) -> tuple[int, list[str]]:
     return queued, enabled
 
 
+def subscription_row(subscription: Subscription, health: Health) -> dict[str, Any]:
+    """A subscription's row (the JSON of `newsmon subscriptions list --json`): its health, and
+    what it asks for as subscriptions.toml says it, the URL redacted, no secret."""
+    disabled = bool(health.disabled_reason)
+    failing = not disabled and health.failing_since is not None
+    return {
+        "subscription": subscription.id,
+        "status": str(health.status),
+        "disabled_at": iso_time(health.disabled_at) if disabled and health.disabled_at else None,
+        "disabled_reason": health.disabled_reason,
+        "failing_since": iso_time(health.failing_since) if failing else None,
+        "next_try": iso_time(max(health.blocked_until, time.time())) if failing else None,
+        "topics": sorted(subscription.topics),
+        "url": redact_url(subscription.url),
+        "format": str(subscription.format),
+        "digest_minutes": subscription.digest_minutes,
+        "backfill_hours": subscription.backfill_hours,
+        "feeds": sorted(subscription.feeds),
+        "keywords": list(subscription.keywords),
+        "exclude_keywords": list(subscription.exclude_keywords),
+    }
+
+
 def list_subscriptions(args: argparse.Namespace, config: Config) -> int:
     state = DeliveryState.open(config)
     endpoints = state.endpoints
     for subscription in state.subscriptions.all():
-        health = endpoints.health(subscription)
-        if health.disabled_reason:
-            status = f"disabled since {iso_time(health.disabled_at)}: {health.disabled_reason}"
-        elif health.failing_since is not None:
-            status = (
-                f"failing since {iso_time(health.failing_since)}, next try "
-                f"{iso_time(max(health.blocked_until, time.time()))}"
-            )
+        row = subscription_row(subscription, endpoints.health(subscription))
+        if args.json:
+            print(json.dumps(row, ensure_ascii=False))
+            continue
+        if row["disabled_reason"]:
+            status = f"disabled since {row['disabled_at']}: {row['disabled_reason']}"
+        elif row["failing_since"]:
+            status = f"failing since {row['failing_since']}, next try {row['next_try']}"
         else:
             status = "ok"
-        topics = ",".join(sorted(subscription.topics))
         print(
-            f"{subscription.id:<16} {status}  [{topics}] {redact_url(subscription.url)}"
+            f"{subscription.id:<16} {status}  [{','.join(row['topics'])}] {row['url']}"
             + "".join(f"  {option}" for option in _options(subscription))
         )
     return 0

@@ -45,6 +45,7 @@ from monitor.ops.auth import (
     bearer_matches,
     token_from_env,
 )
+from monitor.ops.redis_server import durability
 from workers.pipeline.stories import Stories
 
 STORIES_SHOWN = 50
@@ -92,6 +93,7 @@ def read_board(connection: redis.Redis, config: Config, topic: str | None) -> di
         "pollers": snap["pollers"],
         "poller_heartbeat_age_seconds": snap["poller_heartbeat_age_seconds"],
         "workers": snap["workers"],
+        "redis_warning": durability(connection).warning(),
     }
 
 
@@ -233,6 +235,8 @@ def render_page(board: dict[str, Any], topics: list[str]) -> str:
     return PAGE.substitute(
         refresh_ms=REFRESH_SECONDS * 1000,
         updated=escape(_clock(now, now)),
+        redis_warning=escape(board["redis_warning"] or ""),
+        warning_hidden="" if board["redis_warning"] else " hidden",
         topic_options=options,
         all_selected="" if board["topic"] else " selected",
         glance=render_glance(board),

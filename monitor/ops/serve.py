@@ -4,7 +4,11 @@ GET /          the live board, and its /board/... data and assets (see board.py)
 GET /livez     200 while this process serves HTTP; calls nothing (a container's liveness).
 GET /readyz    200 when this process can do its work: Redis answers a PING within
                PROBE_SECONDS, from the thread pool that runs every Redis-calling handler
-               (the event loop answering and the pool not exhausted); else 503.
+               (the event loop answering and the pool not exhausted); else 503. The body
+               says whether Redis is durable (`redis_durable`, and `redis_warning` when
+               not); that turns it 503 only under storage.require_durable_redis: a Redis
+               without AOF still serves, and failing every replica's probe at once for a
+               risk would be an outage.
 GET /healthz   the whole deployment: 200 when Redis answers, a poller beat within a minute
                and a worker is registered, else 503; the body says which check failed.
 GET /metrics   Prometheus text: the counters and gauges of `newsmon stats`, read from Redis
@@ -59,6 +63,7 @@ from monitor.core.config import Config
 from monitor.core.histograms import HISTOGRAMS
 from monitor.ops import CommandError, api, board, stats
 from monitor.ops.auth import FailureThrottle
+from monitor.ops.redis_server import durability
 from monitor.ops.request_body import BodyRefused, read_capped
 from monitor.poller.websub import Callback
 
@@ -163,9 +168,14 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
     def readyz(request: Request) -> Response:
         try:
             probe.ping()
+            found = durability(probe)
         except (redis.RedisError, OSError) as exc:
             return JSONResponse({"ready": False, "redis": f"unreachable: {exc}"}, status_code=503)
-        return JSONResponse({"ready": True, "redis": "ok"})
+        ready = found.durable or not config.settings.require_durable_redis
+        body = {"ready": ready, "redis": "ok", "redis_durable": found.durable}
+        if warning := found.warning():
+            body["redis_warning"] = warning
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     def healthz(request: Request) -> Response:
         healthy, checks = stats.health(connection)

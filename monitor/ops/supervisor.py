@@ -20,7 +20,7 @@ import structlog
 
 from monitor.core.config import Config
 from monitor.core.processes import die_with_parent
-from monitor.ops.redis_server import EmbeddedRedis
+from monitor.ops.redis_server import EmbeddedRedis, connect, ensure_durable
 
 log = structlog.get_logger()
 
@@ -67,6 +67,12 @@ def run(config: Config, workers: int) -> int:
     ]
     exit_code = 0
     try:
+        # Before any child: a refused Redis stops `run` once (exit 2), not each child in a loop.
+        client = connect(url)
+        try:
+            ensure_durable(client, config)
+        finally:
+            client.close()
         for child in children:
             child.start()
         while not stop.wait(0.5):

@@ -166,6 +166,9 @@
         : [empty(8, "no subscriptions, in subscriptions.toml or made over the API")],
     );
     document.getElementById("glance").replaceChildren(...glance(board));
+    const warning = document.getElementById("redis-warning");
+    warning.textContent = board.redis_warning || "";
+    warning.hidden = !board.redis_warning;
     status.textContent = "live · updated " + clock(now, now) + " UTC";
     status.className = "";
   }
