@@ -19,6 +19,7 @@ import httpx
 
 from monitor.core.http import blocked_reason, http_client, retry_after_seconds
 from monitor.core.models import Alert, Subscription
+from monitor.core.redact import redact_text
 from workers.delivery import formats
 from workers.delivery.signing import signed_headers
 
@@ -112,7 +113,9 @@ class Deliverer:
         except httpx.HTTPError as exc:
             if refused := blocked_reason(exc):
                 return Outcome(DeliveryStatus.FAILED, refused, duration_ms=_since(started))
-            reason = f"{type(exc).__name__}: {exc}"
+            # Kept in the message log and shown by the API and the board: an error quoting
+            # the webhook URL must not show its token.
+            reason = redact_text(f"{type(exc).__name__}: {exc}")
             return Outcome(DeliveryStatus.RETRY, reason, duration_ms=_since(started))
         duration_ms = _since(started)
         code = response.status_code
