@@ -364,10 +364,18 @@ def _share(value: float) -> str | None:
     return None if 0 <= value <= 1 else "must be between 0 (off) and 1"
 
 
+# Longer than any URL a server takes: no typo to find in it.
+LONGEST_URL_SHOWN = 2048
+
+
 def _http_url(value: str) -> str | None:
     if reason := _url_problem(value):
         # Whole, not cut as other values are: a typo can sit anywhere in it; but no password.
-        shown = json.dumps(redact_url(value), ensure_ascii=False)
+        shown = (
+            json.dumps(redact_url(value), ensure_ascii=False)
+            if len(value) <= LONGEST_URL_SHOWN
+            else reprlib.repr(value)
+        )
         return f"{shown} is not a usable http(s) URL ({reason}); write https://host/path"
     return None
 
