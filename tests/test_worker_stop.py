@@ -48,6 +48,20 @@ def test_idle_workers_stop_within_seconds_on_a_busy_machine(
     assert not listening(connection, 1)
 
 
+def test_workers_stopped_as_they_start_exit_cleanly(
+    tmp_path, redis_url, start_process, http_server, busy_core
+):
+    """SIGTERM while RQ registers and subscribes, before it puts its own handlers in place,
+    is a clean stop too, not a death by signal: each worker is stopped the moment it logs
+    that it started."""
+    directory = run_config(tmp_path, http_server)
+    for _ in range(WORKERS):
+        worker = start_process("worker", "--config", str(directory), env={"REDIS_URL": redis_url})
+        while b"worker.started" not in worker.log_path.read_bytes():  # no pause: the moment
+            assert worker.popen.poll() is None, worker.log_path.read_text()
+        assert worker.stop(timeout=STOP_SECONDS) == 0, worker.log_path.read_text()[-2000:]
+
+
 def test_run_stops_within_seconds_on_a_busy_machine(
     tmp_path, http_server, start_process, monkeypatch, busy_core
 ):

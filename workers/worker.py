@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
 from datetime import UTC, datetime
@@ -74,8 +75,8 @@ class ClaimingWorker(SimpleWorker):
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[Job, Queue] | None:
         # Waits out an outage here, with one line for it, rather than in RQ's loop, which
-        # logs every try.
-        if not wait_for_redis(self.connection, self.stopping):
+        # logs every try. A stop asked before RQ's own handlers were in place ends the loop.
+        if self.stopping.is_set() or not wait_for_redis(self.connection, self.stopping):
             return None
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
@@ -121,6 +122,10 @@ class ClaimingWorker(SimpleWorker):
 def run(connection: redis.Redis, name: str, burst: bool) -> int:
     """Work until stopped (or, with `burst`, until the queues are empty)."""
     stopping = threading.Event()
+    # RQ installs its own handlers only once a worker has registered and subscribed; a
+    # SIGTERM before that (a stop right after a start) would kill the process outright.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: stopping.set())
     released = recovery.release_dead_workers(connection, starting=name)
     log.info("worker.started", worker=name, burst=burst, released_jobs=released)
     background = threading.Thread(
