@@ -12,7 +12,7 @@ from monitor.core.config import load_config
 from monitor.core.models import Entry, Topic
 from tests.helpers import REPO
 from tests.stories import DAILY_ITEMS, ROUND_TWO_LIVEBLOG, STORY_TOPICS, WIRE_ITEMS
-from workers.pipeline.classify import Classifier
+from workers.pipeline.classify import Classifier, stem
 from workers.pipeline.normalise import normalise
 
 
@@ -54,6 +54,37 @@ def test_fixture_stories_get_their_topics(shipped, item):
 )
 def test_traps_and_variants(shipped, text, expected):
     assert set(shipped.topics_of(text)) == set(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Written for newsmon: reports in Russian and Ukrainian, in other case forms than the
+        # terms of topics.toml.
+        ("Ночью армия отразила атаку дронов, обстрелы продолжаются", ("frontline",)),
+        ("Після обстрілу рятувальники розбирають завали житлового будинку", ("humanitarian",)),
+        ("Делегации возобновили переговоры о прекращении огня", ("diplomacy",)),
+        ("Верховна Рада проголосувала за відставку уряду", ("politics",)),
+        ("На нефтебазе под Самарой третий день горят нефтепродукты", ("energy",)),
+        ("Новый фильм режиссера покажут на Каннском кинофестивале", ("culture",)),
+        ("Футбольный клуб подписал контракт с новым тренером", ()),
+    ],
+)
+def test_russian_and_ukrainian_reports_get_their_topics(text, expected):
+    config = load_config(REPO / "config")
+    assert set(Classifier(config.topics).topics_of(text)) == set(expected)
+
+
+@pytest.mark.parametrize(
+    "forms",
+    [
+        ("переговоры", "переговорах", "переговоров", "переговори"),
+        ("україна", "україни", "україною", "україні"),
+        ("обстрел", "обстрела", "обстрелом", "обстрелы"),
+    ],
+)
+def test_cyrillic_case_forms_meet_at_one_stem(forms):
+    assert len({stem(word) for word in forms}) == 1
 
 
 def test_ignore_masks_only_its_own_topic():

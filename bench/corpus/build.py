@@ -196,8 +196,8 @@ def is_site_root(link: str) -> bool:
 
 
 def norm_title(t: str) -> str:
-    # Russian often writes yo (U+0451) as ye (U+0435): one spelling, so the titles dedupe.
-    t = t.lower().replace("ё", "е")  # noqa: RUF001
+    # Russian writes ё as е as often as not: one spelling, so the titles dedupe.
+    t = t.lower().replace("ё", "е")
     t = re.sub(r"[^\w]+", " ", t)
     return WS.sub(" ", t).strip()
 

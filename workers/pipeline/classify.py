@@ -36,15 +36,29 @@ SECOND_TOPIC_MODEL = 0.85
 AGREEING_MODEL = 0.5
 
 
+CYRILLIC = re.compile("[\u0400-\u04ff]")
+# Russian and Ukrainian case, number and verb endings, longest first; a stem keeps at least
+# CYRILLIC_STEM_LETTERS, so short words stay whole.
+ENDINGS_OF_CYRILLIC_WORDS = (
+    "иями ями ами ого его ому ему ыми ими ией ях ах ов ев ей ой ий ый ая яя ое ее ые ие ую "
+    "юю ом ем ам ям ею ою ів їв ій ії ть ти а я о е ы и у ю і ї ь й"
+)
+CYRILLIC_ENDINGS = sorted(ENDINGS_OF_CYRILLIC_WORDS.split(), key=len, reverse=True)
+CYRILLIC_STEM_LETTERS = 4
+
+
 @functools.lru_cache(maxsize=50_000)
 def stem(word: str) -> str:
     """A light inflection stemmer, so that a term written once matches its other forms.
 
     Plurals ("talks" = "talk", "casualties" = "casualty"), verb endings ("shelled" =
     "shelling" = "shell", "evacuated" = "evacuate", "planned" = "plan") and a final "e"
-    come off, so "drones" and "drone" both become "dron". Stems need not be words: terms
-    and text go through the same function, so they meet.
+    come off, so "drones" and "drone" both become "dron"; Cyrillic words lose their case
+    endings instead. Stems need not be words: terms and text go through the same function,
+    so they meet.
     """
+    if CYRILLIC.search(word):
+        return _cyrillic_stem(word)
     if len(word) > 4 and word.endswith(("ies", "ied")):
         return word[:-3] + "y"
     if len(word) > 4 and word.endswith(("sses", "shes", "ches", "xes")):
@@ -58,6 +72,20 @@ def stem(word: str) -> str:
             break
     if len(word) > 4 and word.endswith("e"):
         word = word[:-1]
+    return word
+
+
+def _cyrillic_stem(word: str) -> str:
+    """Russian or Ukrainian: a reflexive ending, then one inflection, come off
+    ("переговорах" = "переговоры" = "переговор", "України" = "Україна")."""
+    word = word.replace("ё", "е")  # Russian writes ё as е as often as not
+    for reflexive in ("ся", "сь"):
+        if word.endswith(reflexive) and len(word) - 2 >= CYRILLIC_STEM_LETTERS:
+            word = word[:-2]
+            break
+    for ending in CYRILLIC_ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= CYRILLIC_STEM_LETTERS:
+            return word[: -len(ending)]
     return word
 
 
