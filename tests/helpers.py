@@ -136,6 +136,21 @@ def write_config(
     return directory
 
 
+def one_subscription_per_format(server: LocalServer, formats: Iterable[str]) -> list[dict]:
+    """A subscription to every topic for each format, named after it, delivered to the
+    server's path of that name."""
+    return [
+        {
+            "id": name,
+            "url": server.url_for(f"/{name}"),
+            "topics": ["*"],
+            "secret": SECRET,
+            "format": name,
+        }
+        for name in formats
+    ]
+
+
 def polled_before(connection: redis.Redis, feeds: Iterable[Feed]) -> None:
     """Give these feeds a first fetch in the past, as if an earlier poller had read their
     archive: their next document is news, not their past (which the workers never alert)."""

@@ -15,7 +15,16 @@ from hypothesis import strategies as st
 from monitor.core import keys
 from monitor.core.models import Alert, Entry, Format
 from monitor.poller.loop import Poller
-from tests.helpers import SECRET, Request, Response, load, polled_before, run_worker, write_config
+from tests.helpers import (
+    SECRET,
+    Request,
+    Response,
+    load,
+    one_subscription_per_format,
+    polled_before,
+    run_worker,
+    write_config,
+)
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
 from workers.delivery.formats import body, slack_escape
 
@@ -133,16 +142,7 @@ def test_each_format_reaches_a_receiver_checking_its_shape(tmp_path, connection,
         write_config(
             tmp_path / "config",
             feeds=[{"name": "blog", "url": http_server.url_for("/blog.xml")}],
-            subscriptions=[
-                {
-                    "id": s,
-                    "url": http_server.url_for(f"/{s}"),
-                    "topics": ["*"],
-                    "secret": SECRET,
-                    "format": s,
-                }
-                for s in PROBLEMS
-            ],
+            subscriptions=one_subscription_per_format(http_server, PROBLEMS),
         )
     )
     polled_before(connection, config.feeds)

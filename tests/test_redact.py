@@ -21,6 +21,7 @@ from tests.helpers import (
     assert_valid_delivery,
     load,
     make_alerts,
+    one_subscription_per_format,
     polled_before,
     run_worker,
     schema_validator,
@@ -213,16 +214,7 @@ def test_deliveries_carry_the_feed_url_without_its_credentials(tmp_path, http_se
         write_config(
             tmp_path / "config",
             feeds=[{"name": "blog", "url": feed_url + "?apikey=key-FEED-3"}],
-            subscriptions=[
-                {
-                    "id": name,
-                    "url": http_server.url_for(f"/{name}"),
-                    "topics": ["*"],
-                    "secret": SECRET,
-                    "format": name,
-                }
-                for name in formats
-            ],
+            subscriptions=one_subscription_per_format(http_server, formats),
         )
     )
     polled_before(connection, config.feeds)
