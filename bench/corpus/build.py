@@ -18,6 +18,7 @@ Standard library only.
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import datetime as dt
 import email.utils
@@ -321,24 +322,35 @@ def plan_ndjson_weekly(repo: Repo, src: dict, start: dt.datetime, end: dt.dateti
     return files
 
 
-def items_ndjson_weekly(repo: Repo, src: dict, f: dict):
+def recorded_blob(repo: Repo, f: dict) -> bytes:
     blob = repo.show(f["commit"], f["path"])
     if blob is None:
         raise SystemExit(f"{repo.name}@{f['commit']}:{f['path']} missing from the mirror")
-    commits = [(s, parse_iso(t)) for s, t in f["first_seen_commits"]]
-    times = [t for _, t in commits]
-    import bisect
+    return blob
 
+
+class Sightings:
+    """A file's recorded commits in time order: the first at or after an item's time is the
+    snapshot that first held it."""
+
+    def __init__(self, f: dict):
+        self.commits = [(s, parse_iso(t)) for s, t in f["first_seen_commits"]]
+        self.times = [t for _, t in self.commits]
+
+    def first_at_or_after(self, when: dt.datetime | None) -> tuple[str, dt.datetime] | None:
+        i = bisect.bisect_left(self.times, when) if when else len(self.commits)
+        return self.commits[i] if i < len(self.commits) else None
+
+
+def items_ndjson_weekly(repo: Repo, src: dict, f: dict):
+    blob = recorded_blob(repo, f)
+    sightings = Sightings(f)
     for o in read_ndjson(blob):
         collected = o.get("collectedAt")
-        seen_sha, seen = f["commit"], None
-        if collected:
-            c = parse_iso(collected)
-            i = bisect.bisect_left(times, c)
-            if i < len(commits):
-                seen_sha, seen = commits[i]
+        collected_at = parse_iso(collected) if collected else None
+        seen_sha, seen = sightings.first_at_or_after(collected_at) or (f["commit"], None)
         if seen is None:
-            seen = parse_iso(collected) if collected else repo.commit_time(f["commit"])
+            seen = collected_at or repo.commit_time(f["commit"])
         pub, prec = parse_date(o.get("pubDate"))
         yield {
             "outlet": o.get("source") or "?",
@@ -440,13 +452,8 @@ def telegram_title(text: str) -> str:
 
 
 def items_telegram_mirror(repo: Repo, src: dict, f: dict):
-    import bisect
-
-    blob = repo.show(f["commit"], f["path"])
-    if blob is None:
-        raise SystemExit(f"{repo.name}@{f['commit']}:{f['path']} missing from the mirror")
-    commits = [(s, parse_iso(t)) for s, t in f["first_seen_commits"]]
-    times = [t for _, t in commits]
+    blob = recorded_blob(repo, f)
+    sightings = Sightings(f)
     posts = json.loads(blob.decode("utf-8"))["posts"]
     for key in sorted(posts, key=int):
         p = posts[key]
@@ -454,9 +461,9 @@ def items_telegram_mirror(repo: Repo, src: dict, f: dict):
         if len(text) < src.get("min_chars", 30) or re.match(r"Channel (created|photo|name)", text):
             continue  # Telegram's service messages ("Channel name was changed to ...")
         pub, prec = parse_date(p.get("date_iso"))
-        i = bisect.bisect_left(times, pub) if pub else len(commits)
-        seen_sha, seen = (
-            commits[i] if i < len(commits) else (f["commit"], repo.commit_time(f["commit"]))
+        seen_sha, seen = sightings.first_at_or_after(pub) or (
+            f["commit"],
+            repo.commit_time(f["commit"]),
         )
         yield {
             "outlet": src["outlet"],
