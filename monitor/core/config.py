@@ -352,10 +352,6 @@ class Between:
         return f"must be {floor} and at most {_amount(self.high)}{self.unit}"
 
 
-def _between(low: float, high: float, unit: str = "", *, above: bool = False) -> Between:
-    return Between(low, high, unit, above)
-
-
 def _fraction(value: float) -> str | None:
     return None if 0 < value <= 1 else "must be between 0 (exclusive) and 1"
 
@@ -450,21 +446,21 @@ def _data_dir(value: str) -> str | None:
 
 NUMBER = (int, float)
 # The bounds of every number newsmon.toml and feeds.toml hold.
-INTERVAL = _between(1, 7 * DAY, " seconds (7 days)")
-TIMEOUT = _between(0, 5 * MINUTE, " seconds (5 minutes)", above=True)
-BODY_BYTES = _between(1, 1024**3, " bytes (1 GiB)")
-CONCURRENCY = _between(1, 1000)
-PER_HOST = _between(1, 100)
-SEEN_PER_FEED = _between(1, 1_000_000)
+INTERVAL = Between(1, 7 * DAY, " seconds (7 days)")
+TIMEOUT = Between(0, 5 * MINUTE, " seconds (5 minutes)", above=True)
+BODY_BYTES = Between(1, 1024**3, " bytes (1 GiB)")
+CONCURRENCY = Between(1, 1000)
+PER_HOST = Between(1, 100)
+SEEN_PER_FEED = Between(1, 1_000_000)
 # At least 36 s: the window becomes whole seconds of a Redis expiry, which must not be 0.
-WINDOW_HOURS = _between(0.01, 30 * 24, " hours (30 days)")
-MAX_IN_FLIGHT = _between(1, 100)
-DISABLE_AFTER_HOURS = _between(0, 30 * 24, " hours (30 days)", above=True)
-DEAD_LETTER_DAYS = _between(0, 365, " days (a year)", above=True)
-AGE_HOURS = _between(0, 365 * 24, " hours (a year)", above=True)
+WINDOW_HOURS = Between(0.01, 30 * 24, " hours (30 days)")
+MAX_IN_FLIGHT = Between(1, 100)
+DISABLE_AFTER_HOURS = Between(0, 30 * 24, " hours (30 days)", above=True)
+DEAD_LETTER_DAYS = Between(0, 365, " days (a year)", above=True)
+AGE_HOURS = Between(0, 365 * 24, " hours (a year)", above=True)
 # topics.toml
-TOPIC_THRESHOLD = _between(0, 1000, above=True)
-TERM_WEIGHT = _between(-1000, 1000)
+TOPIC_THRESHOLD = Between(0, 1000, above=True)
+TERM_WEIGHT = Between(-1000, 1000)
 # newsmon.toml: (section, key, Settings field, accepted types, check)
 SETTINGS_KEYS = (
     ("poller", "interval_seconds", "poll_interval_seconds", int, INTERVAL),
@@ -658,8 +654,8 @@ SUBSCRIPTION_KEYS = frozenset(
         *("feeds", "tags", "keywords", "exclude_keywords", "digest_minutes"),
     }
 )
-DIGEST_MINUTES = _between(1, 24 * 60, " minutes (a day); leave it out for one message a story")
-BACKFILL_HOURS = _between(0, 365 * 24, " hours (a year); 0 sends none of the feeds' past")
+DIGEST_MINUTES = Between(1, 24 * 60, " minutes (a day); leave it out for one message a story")
+BACKFILL_HOURS = Between(0, 365 * 24, " hours (a year); 0 sends none of the feeds' past")
 
 
 def _subscriptions(

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import anyio
 import httpcore
@@ -103,6 +104,15 @@ def refused_target(host: str, port: int) -> str | None:
     except BlockedAddress as exc:
         return str(exc)
     return None
+
+
+def refused_url(url: str) -> str | None:
+    """refused_target for the host and port of a checked http(s) URL (the port its scheme
+    implies when it names none)."""
+    parts = urlsplit(url)
+    return refused_target(
+        parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    )
 
 
 class GuardedBackend(httpcore.SyncBackend):

@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 import structlog
@@ -37,12 +36,18 @@ from starlette.routing import BaseRoute, Route
 
 from monitor.core import keys
 from monitor.core.config import Config, Problem, check_subscription
-from monitor.core.http import refused_target
+from monitor.core.http import refused_url
 from monitor.core.models import Alert, Entry, Subscription
 from monitor.core.redact import redact_url
 from monitor.core.subscriptions import API_KEYS, Record, Subscriptions, SubscriptionStore
 from monitor.ops.admin import DeliveryState, iso_time, parse_since, resend
-from monitor.ops.auth import API_TOKEN_ENV, FailureThrottle, bearer_matches, token_from_env
+from monitor.ops.auth import (
+    API_TOKEN_ENV,
+    FailureThrottle,
+    bearer_matches,
+    client_address,
+    token_from_env,
+)
 from monitor.ops.openapi import MESSAGES_LISTED, openapi_document
 from monitor.ops.request_body import BodyRefused, read_capped
 from workers.delivery.messages import MessageLog
@@ -160,7 +165,7 @@ def _endpoint(
     the thread pool (it calls Redis); an ApiError anywhere becomes its JSON answer."""
 
     async def endpoint(request: Request) -> Response:
-        client = request.client.host if request.client else None
+        client = client_address(request)
         try:
             if (wait := throttle.retry_after(client)) is not None:
                 raise Throttled(client, wait)
@@ -412,9 +417,7 @@ class Api:
         )
         if subscription is None:
             raise ApiError.invalid(problems)
-        url = urlsplit(subscription.url)
-        port = url.port or (443 if url.scheme == "https" else 80)
-        if refused := refused_target(url.hostname or "", port):
+        if refused := refused_url(subscription.url):
             raise ApiError(422, refused, "url")
         return subscription
 

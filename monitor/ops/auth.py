@@ -14,6 +14,8 @@ import threading
 import time
 from collections import OrderedDict, deque
 
+from starlette.requests import Request
+
 from monitor.ops import CommandError
 
 API_TOKEN_ENV = "NEWSMON_API_TOKEN"
@@ -44,6 +46,12 @@ def bearer_matches(authorization: str | None, tokens: tuple[str, ...]) -> bool:
     for token in tokens:
         matched |= hmac.compare_digest(presented.strip().encode(), token.encode())
     return matched
+
+
+def client_address(request: Request) -> str | None:
+    """The client a request is counted and logged under: the peer, or the address a trusted
+    proxy named for it (uvicorn's FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else None
 
 
 class FailureThrottle:

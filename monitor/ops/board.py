@@ -43,6 +43,7 @@ from monitor.ops.auth import (
     VIEW_TOKEN_ENV,
     FailureThrottle,
     bearer_matches,
+    client_address,
     token_from_env,
 )
 from monitor.ops.redis_server import durability
@@ -360,7 +361,7 @@ class Access:
 
     def throttled(self, request: Request) -> Response | None:
         """The 429 for a client that sent too many wrong tokens of late, else None."""
-        client = request.client.host if request.client else None
+        client = client_address(request)
         if (wait := self.throttle.retry_after(client)) is None:
             return None
         log.info("board.denied", path=request.url.path, client=client, reason="throttled")
@@ -371,7 +372,7 @@ class Access:
         )
 
     def refuse(self, request: Request, status: int, reason: str, message: str) -> Response:
-        client = request.client.host if request.client else None
+        client = client_address(request)
         log.info("board.denied", path=request.url.path, client=client, reason=reason)
         if status == 401:
             self.throttle.failed(client)

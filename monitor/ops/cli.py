@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import redis
 
@@ -28,7 +27,7 @@ from monitor.core.config import (
     save_topic_model,
     table_key,
 )
-from monitor.core.http import refused_target
+from monitor.core.http import refused_url
 from monitor.core.models import Entry, Topic
 from monitor.core.processes import process_name
 from monitor.core.redact import redact_url
@@ -250,21 +249,14 @@ def _refused_targets(config: Config) -> list[str]:
         for i, s in enumerate(config.subscriptions)
     ]
 
-    def refused(url: str) -> str | None:
-        parts = urlsplit(url)
-        return refused_target(parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme])
-
     # One name lookup each, in parallel: a feeds.toml may hold thousands.
     with ThreadPoolExecutor(max_workers=16) as pool:
-        reasons = list(pool.map(refused, [url for *_, url in targets]))
+        reasons = list(pool.map(refused_url, [url for *_, url in targets]))
     return [
         f"{config.directory / file}: {key}.url ({redact_url(url)}): {who} will refuse it: {reason}"
         for (file, key, who, url), reason in zip(targets, reasons, strict=True)
         if reason
     ]
-
-
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
