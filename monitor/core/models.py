@@ -46,8 +46,8 @@ class Topic:
 
 # The sentence encoder a topic model reads (workers/encoder.py), and its vectors' length.
 # Here, not there, so that checking a config needs no inference runtime.
-ENCODER_ID = "all-minilm-l6-v2-int8"
-DIMENSIONS = 384
+ENCODER_ID = "use-multilingual-v3"
+DIMENSIONS = 512
 
 
 @dataclass(frozen=True, slots=True)

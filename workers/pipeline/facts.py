@@ -16,9 +16,9 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from monitor.core.text import NON_WORD, words
-from workers.ml.encoder import VOCAB
 from workers.pipeline.places import PLACE_OF
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -66,6 +66,7 @@ DEMONYM_ENDINGS = ("ian", "ish", "ese", "an", "ch", "ic", "i", "ak")
 # Two headlines sharing this much of their other words are one template.
 TEMPLATE_OVERLAP = 0.5
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+ENGLISH_WORDS = Path(__file__).resolve().parent / "data" / "english_words.txt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +180,8 @@ def _where(facts: Facts) -> frozenset[str]:
 
 
 def _is_name(token: str) -> bool:
-    """A headline's first word is capitalised anyway: it is a name when it is no word of
-    the encoder's English vocabulary ("Izmail port hit ...", not "Drone hits ...")."""
+    """A headline's first word is capitalised anyway: it is a name when it is no English
+    word ("Izmail port hit ...", not "Drone hits ...")."""
     plain = words(token)
     return len(plain) == 1 and token[:1].isupper() and _unknown_word(plain[0])
 
@@ -191,9 +192,8 @@ def _unknown_word(word: str) -> bool:
 
 @functools.cache
 def english_words() -> frozenset[str]:
-    """The whole words of the sentence encoder's vocabulary (about 20,000)."""
-    pieces = VOCAB.read_text(encoding="utf-8").splitlines()
-    return frozenset(p for p in pieces if p.isalpha() and p.islower())
+    """About 22,000 common English words (data/english_words.txt, see data/NOTICE)."""
+    return frozenset(ENGLISH_WORDS.read_text(encoding="utf-8").split())
 
 
 def _swapped(x: frozenset[str], y: frozenset[str]) -> bool:
