@@ -78,7 +78,7 @@ def copy_shipped_topics(directory: Path, model: bool = True) -> None:
     for name in ("topics.toml", "topic_model.json") if model else ("topics.toml",):
         (directory / name).write_text((repo_config / name).read_text())
     if not model:
-        (directory / "newsmon.toml").write_text("[dedupe]\nstory_similarity = 0\n")
+        (directory / "newsmon.toml").write_text("[dedupe]\nstory_probability = 0\n")
 
 
 def rules_only_flag(parser: argparse.ArgumentParser) -> None:

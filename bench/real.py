@@ -20,6 +20,7 @@ import argparse
 import itertools
 import json
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from corpus.tasks import part as part_of
@@ -28,6 +29,7 @@ from corpus.tasks import windows
 from monitor.core.config import load_config
 from monitor.core.models import Entry
 from monitor.ops.redis_server import EmbeddedRedis, connect
+from workers.ml import pair_model
 from workers.ml.encoder import shipped
 from workers.ml.evaluation import Evaluation, evaluate
 from workers.pipeline.classify import Classifier
@@ -41,6 +43,7 @@ CYRILLIC = ("ru", "uk")
 
 
 def as_entry(item: dict) -> Entry:
+    published = datetime.fromisoformat(item["published_at"]) if item.get("published_at") else None
     return normalise(
         Entry(
             id=Entry.make_id(item["outlet"], item["id"]),
@@ -50,6 +53,7 @@ def as_entry(item: dict) -> Entry:
             title=item["title"],
             link=item["link"],
             summary=item["summary"],
+            published=published,
         )
     )
 
@@ -75,7 +79,9 @@ def pairs(groups: list[list[str]]) -> tuple[set[frozenset], set[frozenset]]:
     return same, every - same
 
 
-def story_of(items: dict[str, dict], task_ids: set[str]) -> dict[str, str]:
+def story_of(
+    items: dict[str, dict], task_ids: set[str], probability: float | None
+) -> dict[str, str]:
     """Each labelled report's story id, as the dedupe step gives it: the reports of one two-day
     window (the tasks' windows) in the order they were published, on a fresh Redis."""
     settings = load_config(REPO / "config").settings
@@ -91,7 +97,7 @@ def story_of(items: dict[str, dict], task_ids: set[str]) -> dict[str, str]:
                     connection,
                     int(settings.dedupe_window_hours * 3600),
                     settings.near_duplicate_similarity,
-                    settings.story_similarity,
+                    pair_model.shipped(probability or settings.story_probability),
                 )
                 ordered = sorted(window, key=lambda i: i["published_at"])
                 entries = [as_entry(i) for i in ordered]
@@ -107,7 +113,7 @@ def story_of(items: dict[str, dict], task_ids: set[str]) -> dict[str, str]:
     return stories
 
 
-def score_stories(items: dict[str, dict], part: str) -> None:
+def score_stories(items: dict[str, dict], part: str, probability: float | None = None) -> None:
     tasks = [t for t in labels(*EVENT_TASKS) if _in_part(t, items, part)]
     same: set[frozenset] = set()
     lookalike: set[frozenset] = set()
@@ -119,7 +125,7 @@ def score_stories(items: dict[str, dict], part: str) -> None:
     cross_outlet = lambda p: len({items[i]["outlet"] for i in p}) == 2  # noqa: E731
     cross_language = lambda p: len({items[i]["lang"] in CYRILLIC for i in p}) == 2  # noqa: E731
     english = lambda p: all(items[i]["lang"] == "en" for i in p)  # noqa: E731
-    stories = story_of(items, {i for t in tasks for g in t["events"] for i in g})
+    stories = story_of(items, {i for t in tasks for g in t["events"] for i in g}, probability)
     joined = lambda p: len({stories[i] for i in p}) == 1  # noqa: E731
     english_same = [p for p in same if cross_outlet(p) and english(p)]
     english_apart = [p for p in lookalike if cross_outlet(p) and english(p)]
@@ -183,10 +189,13 @@ def main() -> None:
     parser.add_argument("--items", type=Path, required=True)
     parser.add_argument("--part", default="tune", choices=["tune", "heldout", "all"])
     parser.add_argument("--only", choices=["stories", "topics"])
+    parser.add_argument(
+        "--story-probability", type=float, help="instead of [dedupe] story_probability"
+    )
     args = parser.parse_args()
     items = load_items(args.items)
     if args.only != "topics":
-        score_stories(items, args.part)
+        score_stories(items, args.part, args.story_probability)
     if args.only != "stories":
         score_topics(items, args.part)
 

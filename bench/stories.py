@@ -5,7 +5,7 @@ look-alike events stay apart?
 
 Replays one labelled part through the real dedupe step (sentence vectors on, a real Redis),
 the first reports of each story before the others, and prints for each threshold of
-`[dedupe] story_similarity`: how many variants of each kind joined their story (`reword`:
+`[dedupe] story_probability`: how many variants of each kind joined their story (`reword`:
 another outlet's own report), look-alike pairs merged, and every other merge of two labelled
 stories. Parts: `FILE:SPLIT` under tests/fixtures (labelled.jsonl, outlets.jsonl,
 blind.jsonl); a held-out part is scored once.
@@ -25,6 +25,7 @@ import redis
 from monitor.core.config import Settings
 from monitor.core.models import Entry
 from monitor.ops.redis_server import EmbeddedRedis, connect
+from workers.ml import pair_model
 from workers.ml.encoder import shipped
 from workers.ml.evaluation import StoryEvaluation, evaluate_stories
 from workers.pipeline.dedupe import Deduper
@@ -63,7 +64,7 @@ def replay(
     """Rows (first reports first) through a fresh dedupe step, in slices as a fetch is
     processed: how they were grouped, and which look-alike pairs merged."""
     entries = [as_entry(r) for r in rows]
-    deduper = Deduper(connection, WINDOW_SECONDS, NEAR_DUPLICATE, threshold)
+    deduper = Deduper(connection, WINDOW_SECONDS, NEAR_DUPLICATE, pair_model.shipped(threshold))
     checked = []
     for start in range(0, len(entries), 50):
         chunk = slice(start, start + 50)
@@ -79,7 +80,9 @@ def replay(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", default="outlets:tune")
-    parser.add_argument("--threshold", type=float, nargs="+", default=[Settings().story_similarity])
+    parser.add_argument(
+        "--threshold", type=float, nargs="+", default=[Settings().story_probability]
+    )
     args = parser.parse_args()
     rows = sorted(part(args.part), key=lambda r: r["variant"] != "original")
     started = time.perf_counter()

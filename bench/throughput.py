@@ -10,7 +10,7 @@ versions, so their length and wording are those of real headlines and summaries;
 subscription takes every topic. Three runs, each on a fresh Redis:
 
 - semantic layer on (the shipped config: topic model and stories across outlets);
-- rules alone (`story_similarity = 0`, no topic model);
+- rules alone (`story_probability = 0`, no topic model);
 - rules alone, naive: the poller queues one RQ job per entry instead of one per batch.
 
 Each prints entries/s from the first fetch of the items to the last entry queued by the

@@ -176,7 +176,7 @@ SETTINGS = {
     "seen_per_feed": number(1, 10**6, whole=True),
     "dedupe_window_hours": number(0.01, 720),
     "near_duplicate_similarity": number(0, 1, above=True),
-    "story_similarity": number(0, 1),
+    "story_probability": number(0, 1),
     "delivery_timeout_seconds": number(0, 300, above=True),
     "retry_schedule_seconds": Key(
         st.lists(st.integers(0, 7 * DAY), min_size=1, max_size=5),

@@ -96,15 +96,15 @@ def test_without_the_weights_package_a_worker_runs_on_rules_alone(tmp_path):
         "with structlog.testing.capture_logs() as logs:\n"
         "    rt = Runtime.build(load_config(Path('config')), redis.Redis())\n"
         "topics = rt.classifier.topics_of('Drone strike on Kharkiv power plant')\n"
-        "print(json.dumps([logs, rt.encoder is None, rt.deduper.story_threshold, topics]))\n"
+        "print(json.dumps([logs, rt.encoder is None, rt.deduper.pairs is None, topics]))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True
     )
-    logs, no_encoder, story_threshold, topics = json.loads(result.stdout.splitlines()[-1])
+    logs, no_encoder, no_pairs, topics = json.loads(result.stdout.splitlines()[-1])
     [line] = logs
     assert line["event"] == "encoder.unavailable" and "pip install" in line["reason"]
-    assert no_encoder and story_threshold == 0 and "frontline" in topics
+    assert no_encoder and no_pairs and "frontline" in topics
 
 
 def test_sentences_about_the_same_thing_have_closer_vectors():

@@ -34,6 +34,7 @@ from monitor.core.models import Alert, Entry, Subscription
 from workers import runtime
 from workers.delivery.endpoints import EndpointStatus
 from workers.delivery.rounds import Round, sort_round
+from workers.pipeline.dedupe import Duplicate
 from workers.pipeline.match import alerts_for
 from workers.pipeline.normalise import normalise
 from workers.runtime import Runtime
@@ -87,6 +88,7 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
         ]
     checked = rt.deduper.check(normalised, vectors)
     reports: list[Entry] = []
+    joined: dict[str, Duplicate] = {}  # entry id -> the report it joined, and why
     rows = zip(checked, vectors or [None] * len(checked), unasked_past, strict=True)
     for (entry, duplicate), vector, past in rows:
         if past:  # not a story of now either: a later report of it starts the record
@@ -110,8 +112,10 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
                     reason=duplicate.reason,
                     similarity=round(duplicate.similarity, 3),
                     title=entry.title,
+                    **({"why": duplicate.why} if duplicate.why else {}),
                 )
                 reports.append(entry)
+                joined[entry.id] = duplicate
                 continue
             entry = rt.classifier.classify(entry, vector)
             log.info("entry.classified", topics=list(entry.topics), title=entry.title)
@@ -120,7 +124,14 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
             alerts[alert.subscription_id].append(alert)
     with rt.connection.pipeline(transaction=False) as pipe:
         for entry in reports:
-            rt.stories.add(pipe, entry)
+            duplicate = joined.get(entry.id)
+            why = duplicate and {
+                "reason": str(duplicate.reason),
+                "of": duplicate.of,
+                "similarity": round(duplicate.similarity, 3),
+                **duplicate.why,
+            }
+            rt.stories.add(pipe, entry, why)
         pipe.execute()
     # A digest subscription's alerts wait for its digest; the others are sent now.
     held = {s.id: s for s in subscriptions if s.digest_minutes and s.id in alerts}

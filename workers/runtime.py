@@ -20,6 +20,7 @@ from workers.delivery.digests import Digests
 from workers.delivery.endpoints import EndpointPolicy, Endpoints
 from workers.delivery.messages import MessageLog
 from workers.delivery.send import Deliverer
+from workers.ml import pair_model
 from workers.ml.encoder import EncoderUnavailable, SentenceEncoder, shipped
 from workers.pipeline.classify import Classifier
 from workers.pipeline.dedupe import Deduper
@@ -49,7 +50,7 @@ class Runtime:
         settings = config.settings
         endpoints = Endpoints(connection)
         window_seconds = int(settings.dedupe_window_hours * 3600)
-        encoder = _encoder() if settings.story_similarity or config.topic_model else None
+        encoder = _encoder() if settings.story_probability or config.topic_model else None
         return cls(
             config=config,
             connection=connection,
@@ -57,7 +58,9 @@ class Runtime:
                 connection,
                 window_seconds,
                 settings.near_duplicate_similarity,
-                settings.story_similarity if encoder else 0,
+                pair_model.shipped(settings.story_probability)
+                if encoder and settings.story_probability
+                else None,
             ),
             encoder=encoder,
             classifier=Classifier(config.topics, config.topic_model if encoder else None),

@@ -59,7 +59,7 @@ class Settings:
     seen_per_feed: int = 5000
     dedupe_window_hours: float = 72.0
     near_duplicate_similarity: float = 0.6
-    story_similarity: float = 0.45
+    story_probability: float = 0.93
     delivery_timeout_seconds: float = 15.0
     retry_schedule_seconds: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
     max_in_flight_per_endpoint: int = 4
@@ -473,7 +473,7 @@ SETTINGS_KEYS = (
     ("poller", "seen_per_feed", "seen_per_feed", int, SEEN_PER_FEED),
     ("dedupe", "window_hours", "dedupe_window_hours", NUMBER, WINDOW_HOURS),
     ("dedupe", "similarity", "near_duplicate_similarity", NUMBER, _fraction),
-    ("dedupe", "story_similarity", "story_similarity", NUMBER, _share),
+    ("dedupe", "story_probability", "story_probability", NUMBER, _share),
     ("delivery", "timeout_seconds", "delivery_timeout_seconds", NUMBER, TIMEOUT),
     ("delivery", "retry_schedule_seconds", "retry_schedule_seconds", list, _schedule),
     ("delivery", "max_in_flight", "max_in_flight_per_endpoint", int, MAX_IN_FLIGHT),

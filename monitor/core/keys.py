@@ -62,6 +62,12 @@ def dedupe_doc(entry_id: str) -> str:
     return f"{PREFIX}dd:doc:{entry_id}"
 
 
+def dedupe_meaning(hour: int) -> str:
+    """String: the records (entry id, int8 sentence vector) of the stories that began in this
+    hour (unix time // 3600), appended; expires with the dedupe window."""
+    return f"{PREFIX}dedupe:meaning:{hour}"
+
+
 def dedupe_fact(token: str) -> str:
     """List: the newest entries whose text holds this fact (a place, name, number...);
     expires with the dedupe window."""

@@ -320,6 +320,9 @@ def _stories(args: argparse.Namespace, config: Config) -> int:
         print(
             f"      topics: {', '.join(story.topics) or '-'}  outlets: {', '.join(story.outlets)}"
         )
+        for entry_id, why in story.why.items():
+            reasons = ", ".join(f"{k} {v}" for k, v in why.items() if k not in ("reason", "of"))
+            print(f"      {entry_id} joined {why['of']} ({why['reason']}): {reasons}")
     if not args.json:
         print(counted(len(stories), "story", "stories"))
     return 0

@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import struct
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -29,37 +30,38 @@ import numpy as np
 import redis
 
 from monitor.core import keys
-from monitor.core.models import Entry
+from monitor.core.models import DIMENSIONS, Entry
 from monitor.core.text import words
-from workers.pipeline.facts import Facts, ReportFacts, different_events, report_facts
-from workers.pipeline.similarity import (
-    SLOTS,
-    canonical_link,
-    content_words,
-    headline_facts,
-    shingles,
-    signature,
-    similarity,
-    word_overlap,
-)
+from workers.ml.pair_model import PairModel
+from workers.pipeline.facts import ACROSS_SCRIPTS, Facts, ReportFacts, conflicts, report_facts
+from workers.pipeline.meaning import Meaning, pair_features
+from workers.pipeline.similarity import SLOTS, canonical_link, shingles, signature, similarity
 
 BANDS = 16
 ROWS = SLOTS // BANDS
 MIN_TITLE_WORDS = 5  # shorter headlines ("Live updates", "Morning briefing") say too little
 MAX_ROUNDS = 10
-DOC_VERSION = 2
+DOC_VERSION = 3
 # Each fact keeps the newest reports holding it; a rarer fact (a town, a figure) keeps them
 # for longer, and it is those that find another outlet's report hours later.
 FACT_LIST_LENGTH = 8
-# Below this cosine two texts are about different things, however many words they share.
-MIN_COSINE = 0.65
 SIGNATURE_FORMAT = f"<{SLOTS}I"
+# The meaning index: each story's first report, as its entry id and int8 vector, appended to
+# one string per hour. Every batch reads the window's and compares by cosine, so that a
+# report sharing no word or fact with a story (another language, other names) still finds
+# it. The newest MEANING_LIMIT stories are read, the most alike MEANING_CANDIDATES kept.
+ENTRY_ID_BYTES = 20
+MEANING_LIMIT = 20_000
+MEANING_CANDIDATES = 8
+MEANING_FLOOR = 0.2  # below this cosine no pair of the tune part is one event
 
 CLAIM_SCRIPT = """
--- KEYS: the entry's dedupe keys (strings), its fact lists, then its doc.
+-- KEYS: the entry's dedupe keys (strings), its fact lists, the meaning index's hour, then
+-- its doc.
 -- ARGV: entry id, ttl, the doc (see pack_doc), the owners read before, one per key (a
 -- list's newest entry), space-separated ('-' = absent), or '*' to claim without comparing;
--- how many of the keys are strings; how many entries a fact list keeps.
+-- how many of the keys are strings; how many entries a fact list keeps; the entry's record
+-- for the meaning index ('' when it starts no story).
 local strings = tonumber(ARGV[5])
 if ARGV[4] ~= '*' then
   local i = 0
@@ -79,12 +81,17 @@ end
 for i = 1, strings do
   redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2], 'NX')
 end
-for i = strings + 1, #KEYS - 1 do
+for i = strings + 1, #KEYS - 2 do
   if redis.call('LINDEX', KEYS[i], 0) ~= ARGV[1] then
     redis.call('LPUSH', KEYS[i], ARGV[1])
     redis.call('LTRIM', KEYS[i], 0, tonumber(ARGV[6]) - 1)
   end
   redis.call('EXPIRE', KEYS[i], ARGV[2])
+end
+-- A doc already there: this entry was decided before (a job run again), and indexed then.
+if ARGV[7] ~= '' and redis.call('EXISTS', KEYS[#KEYS]) == 0 then
+  redis.call('APPEND', KEYS[#KEYS - 1], ARGV[7])
+  redis.call('EXPIRE', KEYS[#KEYS - 1], ARGV[2])
 end
 redis.call('SET', KEYS[#KEYS], ARGV[3], 'EX', ARGV[2])
 return 1
@@ -103,33 +110,11 @@ class DuplicateReason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Meaning:
-    """What the semantic layer knows of an entry: its sentence vector (int8, unit length
-    times 127), the facts of its report, and the hashes of its content words."""
-
-    vector: bytes
-    facts: ReportFacts
-    words: tuple[int, ...]
-
-    @classmethod
-    def of(cls, entry: Entry, vector: np.ndarray) -> Meaning:
-        quantised = np.clip(np.round(vector * 127), -127, 127).astype(np.int8).tobytes()
-        return cls(quantised, report_facts(entry.title, entry.summary), content_words(entry.text))
-
-    def similarity(self, other: Meaning) -> tuple[float, float]:
-        """Cosine of the two vectors, then the share of content words they have in common."""
-        a = np.frombuffer(self.vector, dtype=np.int8).astype(np.float32)
-        b = np.frombuffer(other.vector, dtype=np.int8).astype(np.float32)
-        cosine = float(a @ b) / (float(np.linalg.norm(a) * np.linalg.norm(b)) or 1.0)
-        return cosine, word_overlap(self.words, other.words)
-
-
-@dataclass(frozen=True, slots=True)
 class Fingerprint:
     exact: tuple[tuple[DuplicateReason, str], ...]  # (kind, digest): link, text, title
     signature: tuple[int, ...]
     shingles: tuple[int, ...]  # a short text's word pairs (32-bit hashes); () for a long one
-    facts: str  # the headline's numbers and names (see headline_facts)
+    facts: ReportFacts  # read once, for the near-duplicate check and the story check alike
     keys: tuple[str, ...]  # the Redis keys: one per exact kind, then one per LSH band
     meaning: Meaning | None = None
     fact_keys: tuple[str, ...] = ()  # the lists of the story index, one per fact of the text
@@ -139,7 +124,9 @@ class Fingerprint:
 class Duplicate:
     of: str  # the entry id it duplicates
     reason: DuplicateReason
-    similarity: float
+    similarity: float  # Jaccard of the texts; for a story, the pair model's probability
+    # For a story: the features that decided the join, with their values.
+    why: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def text_similarity(a: Fingerprint | Doc, b: Doc) -> float:
@@ -167,7 +154,7 @@ def exact_digests(entry: Entry, text_words: list[str]) -> list[tuple[DuplicateRe
 def fingerprint(entry: Entry, vector: np.ndarray | None = None) -> Fingerprint:
     text_words = words(entry.text)
     exact = exact_digests(entry, text_words)
-    facts = headline_facts(entry.title)
+    facts = report_facts(entry.title, entry.summary)
     hashes = shingles(text_words)
     sig = signature(hashes)
     short = tuple(sorted({h & 0xFFFFFFFF for h in hashes})) if len(hashes) <= SLOTS else ()
@@ -178,8 +165,8 @@ def fingerprint(entry: Entry, vector: np.ndarray | None = None) -> Fingerprint:
     redis_keys += [keys.dedupe_band(b, digest) for b, digest in enumerate(bands)]
     if vector is None:
         return Fingerprint(tuple(exact), sig, short, facts, tuple(redis_keys))
-    meaning = Meaning.of(entry, vector)
-    fact_keys = tuple(keys.dedupe_fact(token) for token in meaning.facts.text.tokens())
+    meaning = Meaning.of(entry, vector, facts)
+    fact_keys = tuple(keys.dedupe_fact(token) for token in facts.text.tokens())
     return Fingerprint(tuple(exact), sig, short, facts, tuple(redis_keys), meaning, fact_keys)
 
 
@@ -195,12 +182,12 @@ class Deduper:
         connection: redis.Redis,
         window_seconds: int,
         threshold: float,
-        story_threshold: float = 0.0,
+        pairs: PairModel | None = None,
     ):
         self.connection = connection
         self.window_seconds = window_seconds
         self.threshold = threshold
-        self.story_threshold = story_threshold  # 0: reports in other words are not matched
+        self.pairs = pairs  # None: reports in other words are not matched
         self.claim = connection.register_script(CLAIM_SCRIPT)
 
     def repeats(self, entries: list[Entry]) -> list[bool]:
@@ -231,6 +218,7 @@ class Deduper:
         ]
         results: list[tuple[Entry, Duplicate | None] | None] = [None] * len(entries)
         pending = list(range(len(entries)))
+        hour = keys.dedupe_meaning(int(time.time() // 3600))
         for _ in range(MAX_ROUNDS):
             if not pending:
                 break
@@ -239,8 +227,11 @@ class Deduper:
                 for i, (entry, duplicate, owners) in zip(pending, decisions, strict=True):
                     fp = prints[i]
                     expected = "*" if duplicate else " ".join(o or "-" for o in owners)
+                    indexed = b""
+                    if fp.meaning and not duplicate and entry.starts_story:
+                        indexed = entry.id.encode().ljust(ENTRY_ID_BYTES) + fp.meaning.vector
                     self.claim(
-                        keys=[*fp.keys, *fp.fact_keys, keys.dedupe_doc(entry.id)],
+                        keys=[*fp.keys, *fp.fact_keys, hour, keys.dedupe_doc(entry.id)],
                         args=[
                             entry.id,
                             self.window_seconds,
@@ -248,6 +239,7 @@ class Deduper:
                             expected,
                             len(fp.keys),
                             FACT_LIST_LENGTH,
+                            indexed,
                         ],
                         client=pipe,
                     )
@@ -281,13 +273,14 @@ class Deduper:
             listed.append([[v.decode() for v in next(replies)] for _ in fp.fact_keys])
             doc = next(replies)
             own_stories.append(unpack_doc(doc).story if doc else "")
+        alike = self._alike_in_meaning(entries, prints) if self.pairs else [set()] * len(entries)
         candidates = sorted(
             {o for owners in owners_read for o in owners if o}
             | {o for lists in listed for members in lists for o in members}
-            - {e.id for e in entries}
+            | {o for found in alike for o in found} - {e.id for e in entries}
         )
         docs = self._docs(candidates)
-        if self.story_threshold:
+        if self.pairs:
             # The first report of each candidate's story too: a report joins a story only if
             # it is the same event as the story's first, not just as some report in it.
             firsts = {d.story.removeprefix("st_") for d in docs.values()} - set(docs)
@@ -295,9 +288,10 @@ class Deduper:
 
         claimed: dict[str, str] = {}  # key -> the entry of this batch that claims it first
         pushed: dict[str, list[str]] = {}  # fact list -> entries of this batch pushed onto it
+        started: list[str] = []  # entries of this batch that start a story (the meaning index)
         decisions = []
-        batch = zip(entries, prints, owners_read, listed, own_stories, strict=True)
-        for entry, fp, read, lists, story in batch:
+        batch = zip(entries, prints, owners_read, listed, own_stories, alike, strict=True)
+        for entry, fp, read, lists, story, found in batch:
             owners = [
                 owner or claimed.get(key, "") for key, owner in zip(fp.keys, read, strict=True)
             ]
@@ -305,7 +299,14 @@ class Deduper:
                 [*pushed.get(key, [])[::-1], *m] for key, m in zip(fp.fact_keys, lists, strict=True)
             ]
             # An edited entry's own story is no other report of it.
-            reporters = {o for m in members for o in m if o in docs and docs[o].story != story}
+            near = {
+                o for o in started if fp.meaning and _cosine(fp.meaning, docs[o]) >= MEANING_FLOOR
+            }
+            reporters = {
+                o
+                for o in {*found, *near, *(o for m in members for o in m)}
+                if o in docs and docs[o].story != story
+            }
             duplicate = self._match(entry, fp, owners, reporters, docs)
             if duplicate:
                 story = docs[duplicate.of].story or f"st_{duplicate.of}"
@@ -315,10 +316,40 @@ class Deduper:
             )
             for key in fp.fact_keys:
                 pushed.setdefault(key, []).append(entry.id)
+            if fp.meaning and not duplicate and entry.starts_story:
+                started.append(entry.id)
             docs[entry.id] = Doc.of(entry.story_id, fp)
             heads = [m[0] if m else "" for m in members]
             decisions.append((entry, duplicate, owners + heads))
         return decisions
+
+    def _alike_in_meaning(self, entries: list[Entry], prints: list[Fingerprint]) -> list[set[str]]:
+        """For each entry with a vector, the stories of the window closest to it in meaning
+        (their first reports' ids), from the meaning index."""
+        if not any(fp.meaning for fp in prints):
+            return [set() for _ in entries]
+        now = int(time.time() // 3600)
+        hours = range(now, now - self.window_seconds // 3600 - 1, -1)
+        with self.connection.pipeline(transaction=False) as pipe:
+            for hour in hours:
+                pipe.get(keys.dedupe_meaning(hour))
+            records = b"".join(r for r in pipe.execute() if r)  # newest hour first
+        size = ENTRY_ID_BYTES + DIMENSIONS
+        count = min(len(records) // size, MEANING_LIMIT)
+        if not count:
+            return [set() for _ in entries]
+        table = np.frombuffer(records, dtype=np.uint8, count=count * size).reshape(count, size)
+        ids = [bytes(row).decode().rstrip() for row in table[:, :ENTRY_ID_BYTES]]
+        vectors = table[:, ENTRY_ID_BYTES:].view(np.int8).astype(np.float32) / 127
+        found = []
+        for entry, fp in zip(entries, prints, strict=True):
+            if fp.meaning is None:
+                found.append(set())
+                continue
+            cosines = vectors @ fp.meaning.unit_vector()
+            best = np.argsort(-cosines)[:MEANING_CANDIDATES]
+            found.append({ids[i] for i in best if cosines[i] >= MEANING_FLOOR} - {entry.id})
+        return found
 
     def _docs(self, entry_ids: list[str]) -> dict[str, Doc]:
         with self.connection.pipeline(transaction=False) as pipe:
@@ -340,37 +371,66 @@ class Deduper:
         best: Duplicate | None = None
         for owner in set(owners[len(fp.exact) :]) - {"", entry.id}:
             doc = docs.get(owner)
-            if doc is None or doc.facts != fp.facts:
+            if doc is None or doc.facts is None or doc.facts.headline != fp.facts.headline:
                 continue
             score = text_similarity(fp, doc)
             if score >= self.threshold and (best is None or score > best.similarity):
                 best = Duplicate(owner, DuplicateReason.NEAR, score)
-        if best or fp.meaning is None or not self.story_threshold:
+        if best or fp.meaning is None or self.pairs is None:
             return best
-        return self._same_event(entry, fp.meaning, reporters, docs)
+        return self._same_event(entry, fp.meaning, reporters, docs, self.pairs)
 
     def _same_event(
-        self, entry: Entry, meaning: Meaning, reporters: set[str], docs: dict[str, Doc]
+        self,
+        entry: Entry,
+        meaning: Meaning,
+        reporters: set[str],
+        docs: dict[str, Doc],
+        pairs: PairModel,
     ) -> Duplicate | None:
-        """The closest earlier report of the same event among those sharing a fact with this
-        one: alike in meaning and wording together, and no fact of this headline swapped
-        with one of any report of that story seen here (its first report among them), so
-        that a vague report cannot chain two different events into one story."""
+        """The earlier report most likely of the same event, by the pair model, among those
+        found by a shared fact or by meaning; none of a story where a report seen here has a
+        fact swapped with this one (a place, a number, a stage...), so that a vague report
+        cannot chain two different events into one story."""
         conflicting = {
-            doc.story
-            for doc in docs.values()
-            if doc.meaning and different_events(meaning.facts, doc.meaning.facts)
+            doc.story for doc in docs.values() if doc.meaning and _kept_apart(meaning, doc.meaning)
         }
         best: Duplicate | None = None
         for reporter in reporters - {entry.id}:
             doc = docs.get(reporter)
             if doc is None or doc.meaning is None or doc.story in conflicting:
                 continue
-            cosine, overlap = meaning.similarity(doc.meaning)
-            alike = cosine >= MIN_COSINE and (cosine + overlap) / 2 >= self.story_threshold
-            if alike and (best is None or cosine > best.similarity):
-                best = Duplicate(reporter, DuplicateReason.STORY, cosine)
+            features = pair_features(meaning, doc.meaning)
+            probability = pairs.joins(features, _translates(meaning, doc, docs))
+            if probability is not None and (best is None or probability > best.similarity):
+                why = {"probability": round(probability, 3), **pairs.deciding(features)}
+                best = Duplicate(reporter, DuplicateReason.STORY, probability, why)
         return best
+
+
+def _kept_apart(a: Meaning, b: Meaning) -> bool:
+    """Facts of the two reports conflict (any, within one script; see facts.ACROSS_SCRIPTS)."""
+    found = conflicts(a.facts, b.facts)
+    return bool(found & ACROSS_SCRIPTS if a.cyrillic != b.cyrillic else found)
+
+
+def _translates(meaning: Meaning, doc: Doc, docs: dict[str, Doc]) -> bool:
+    """A Cyrillic report against a Latin one of a story begun in Latin script: the one case
+    held to the pair model's bar across scripts. Any other pair is held to the bar within a
+    script, so that a translation's looser bar never chains two reports of one language
+    (two look-alike English reports through a Russian one) into one story."""
+    first = docs.get(doc.story.removeprefix("st_"), doc)
+    return (
+        meaning.cyrillic
+        and doc.meaning is not None
+        and not doc.meaning.cyrillic
+        and first.meaning is not None
+        and not first.meaning.cyrillic
+    )
+
+
+def _cosine(meaning: Meaning, doc: Doc) -> float:
+    return float(meaning.unit_vector() @ doc.meaning.unit_vector()) if doc.meaning else -1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +440,7 @@ class Doc:
     story: str
     signature: tuple[int, ...]
     shingles: tuple[int, ...]
-    facts: str
+    facts: ReportFacts | None  # None: written before docs kept them (format 2 and older)
     meaning: Meaning | None = None
 
     @classmethod
@@ -389,17 +449,20 @@ class Doc:
 
 
 def pack_doc(doc: Doc) -> bytes:
-    """One string per entry. A JSON line (format version, story, facts, and the report's
-    facts when the semantic layer read it), then binary: the signature, the sentence vector
-    and content words (each after its length), and a short text's shingles. Binary, because
-    a Redis hash holding the 256-byte signature would need its large encoding: twice the
-    bytes."""
-    head: dict[str, object] = {"v": DOC_VERSION, "story": doc.story, "facts": doc.facts}
+    """One string per entry. A JSON line (format version, story, the report's facts, and
+    what the story check compares when the semantic layer read it), then binary: the
+    signature, the sentence vector and content words (each after its length), and a short
+    text's shingles. Binary, because a Redis hash holding the 256-byte signature would need
+    its large encoding: twice the bytes."""
+    head: dict[str, object] = {"v": DOC_VERSION, "story": doc.story}
+    if doc.facts:
+        facts = doc.facts
+        head["report"] = [facts.headline.tokens(), facts.text.tokens(), sorted(facts.template)]
     vector, words_ = b"", ()
     if doc.meaning:
-        report = doc.meaning.facts
-        head["report"] = [report.headline.tokens(), report.text.tokens(), sorted(report.template)]
-        vector, words_ = doc.meaning.vector, doc.meaning.words
+        meaning = doc.meaning
+        head["meaning"] = [meaning.feed, meaning.at, meaning.summary, meaning.cyrillic]
+        vector, words_ = meaning.vector, meaning.words
     binary = struct.pack(SIGNATURE_FORMAT, *doc.signature)
     binary += struct.pack("<H", len(vector)) + vector
     binary += struct.pack(f"<H{len(words_)}I", len(words_), *words_)
@@ -408,6 +471,7 @@ def pack_doc(doc: Doc) -> bytes:
 
 
 def unpack_doc(packed: bytes) -> Doc:
+    """A doc of this format or of format 2 (whose facts are kept only beside a vector)."""
     if not packed.startswith(b"{"):
         return _unpack_unversioned(packed)
     head_line, binary = packed.split(b"\n", 1)
@@ -421,20 +485,23 @@ def unpack_doc(packed: bytes) -> Doc:
     words_ = struct.unpack_from(f"<{count}I", binary, offset + 2)
     rest = binary[offset + 2 + 4 * count :]
     shingles_ = struct.unpack(f"<{len(rest) // 4}I", rest)
-    meaning = None
+    facts = None
     if "report" in head:
         headline, text, template = head["report"]
         facts = ReportFacts(
             Facts.from_tokens(headline), Facts.from_tokens(text), frozenset(template)
         )
-        meaning = Meaning(vector, facts, words_)
-    return Doc(head["story"], signature_, shingles_, head["facts"], meaning)
+    meaning = None
+    if vector and facts:
+        feed, at, summary, cyrillic = head.get("meaning", ["", 0.0, True, False])
+        meaning = Meaning(vector, facts, words_, feed, at, summary, cyrillic)
+    return Doc(head["story"], signature_, shingles_, facts, meaning)
 
 
 def _unpack_unversioned(packed: bytes) -> Doc:
     """A doc written before docs had a version (newsmon 0.2), still in the window."""
-    story, facts, binary = packed.split(b"\n", 2)
+    story, _, binary = packed.split(b"\n", 2)
     signature_ = struct.unpack_from(SIGNATURE_FORMAT, binary)
     rest = binary[struct.calcsize(SIGNATURE_FORMAT) :]
     shingles_ = struct.unpack(f"<{len(rest) // 4}I", rest)
-    return Doc(story.decode(), signature_, shingles_, facts.decode())
+    return Doc(story.decode(), signature_, shingles_, None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 
 from monitor.core.text import NON_WORD, words
@@ -156,22 +157,51 @@ def report_facts(title: str, summary: str) -> ReportFacts:
     return ReportFacts(headline, text, template)
 
 
-def different_events(a: ReportFacts, b: ReportFacts) -> bool:
-    """True when a fact of one headline is replaced by another of its kind in the other."""
-    for kind in ("stages", "offices", "days"):  # rarely left out, so a swap is a swap
-        if _swapped(getattr(a.headline, kind), getattr(b.headline, kind)):
-            return True
+class Conflict(StrEnum):
+    """A way two reports' facts disagree."""
+
+    STAGE = "stage"  # "first reading" / "second reading"
+    OFFICE = "office"  # "the president" / "the prime minister"
+    DAY = "day"  # "Monday" / "Tuesday"
+    WHERE = "where"  # each headline names a place or name the other text lacks
+    NUMBERS = "numbers"  # each headline has a number the other text lacks
+    TEMPLATE = "template"  # one headline template with a number or a place swapped
+
+
+# Between two reports in one script every conflict keeps them apart: look-alike events
+# differ most often by one place or number ("drone hits Izmail port" / "... Reni port"), and
+# joining a different event loses its news, where a missed join only sends one alert more.
+# Across scripts names are spelled apart, so there only these, rarely left out of a report,
+# count; the pair model (workers/ml/pair_model.py) weighs the rest.
+ACROSS_SCRIPTS = frozenset({Conflict.STAGE, Conflict.OFFICE, Conflict.DAY})
+
+
+def conflicts(a: ReportFacts, b: ReportFacts) -> frozenset[Conflict]:
+    """Each way a fact of one headline is replaced by another of its kind in the other."""
+    found = {
+        conflict
+        for conflict, kind in ((Conflict.STAGE, "stages"), (Conflict.OFFICE, "offices"),
+                               (Conflict.DAY, "days"))
+        if _swapped(getattr(a.headline, kind), getattr(b.headline, kind))
+    }  # fmt: skip
     a_where, b_where = _where(a.headline), _where(b.headline)
     if (a_where - _where(b.text)) and (b_where - _where(a.text)):
-        return True
+        found.add(Conflict.WHERE)
+    a_numbers, b_numbers = a.headline.numbers, b.headline.numbers
+    if (a_numbers - b.text.numbers) and (b_numbers - a.text.numbers):
+        found.add(Conflict.NUMBERS)
     same_template = (
         bool(a.template and b.template)
         and len(a.template & b.template) / len(a.template | b.template) >= TEMPLATE_OVERLAP
     )
-    a_numbers, b_numbers = a.headline.numbers, b.headline.numbers
-    if (a_numbers - b.text.numbers) and (b_numbers - a.text.numbers):
-        return True
-    return same_template and (_swapped(a_numbers, b_numbers) or _swapped(a_where, b_where))
+    if same_template and (_swapped(a_numbers, b_numbers) or _swapped(a_where, b_where)):
+        found.add(Conflict.TEMPLATE)
+    return frozenset(found)
+
+
+def different_events(a: ReportFacts, b: ReportFacts) -> bool:
+    """True when a fact of one headline is replaced by another of its kind in the other."""
+    return bool(conflicts(a, b))
 
 
 def _where(facts: Facts) -> frozenset[str]:

@@ -1,5 +1,5 @@
 """What dedupe compares, as pure functions of text: canonical links, MinHash signatures of
-word pairs, and the facts in a headline that tell two alike events apart.
+word pairs, and content words. (The facts that tell two alike events apart are facts.py's.)
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ import itertools
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from monitor.core.text import NON_WORD, words
+from monitor.core.text import words
 from workers.pipeline.classify import stem
-from workers.pipeline.places import PLACE_OF
 
 SLOTS = 64
 TRACKING_PARAMS = re.compile(
@@ -20,20 +19,6 @@ TRACKING_PARAMS = re.compile(
     r"cmpid|ocid|ncid|sr_share|at_\w+|ref|ref_src|smid|xtor)$",
     re.IGNORECASE,
 )
-DIGITS = re.compile(r"\d+")
-# Number words as digits: "three" = "3", "second" = "2" (scale words like "billion" are left
-# out, so that "2.6bn" and "2.6 billion" still agree).
-CARDINALS = (
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty"
-)
-ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth"
-NUMBER_WORDS = {
-    word: str(value)
-    for names in (CARDINALS, ORDINALS)
-    for value, word in enumerate(names.split(), start=1)
-}
-SCALES = {"hundred": 100, "thousand": 1000}  # "nine hundred" = "900"; "billion" stays out too
 MASK64 = (1 << 64) - 1
 
 
@@ -105,37 +90,6 @@ def signature(hashes: set[int]) -> tuple[int, ...]:
 def similarity(a: tuple[int, ...], b: tuple[int, ...]) -> float:
     """Estimated Jaccard similarity of the two shingle sets."""
     return sum(x == y for x, y in zip(a, b, strict=True)) / SLOTS
-
-
-def headline_facts(title: str) -> str:
-    """What tells two alike headlines apart as different events: their numbers, written in
-    digits or words ("first reading" / "second reading"), and their names: capitalised words
-    after the first (places, people, days, months), and any known place, the first word too.
-    A place counts as the place it names ("Slovak" = "Slovakia"). A headline in Title Case
-    has every word capitalised, so there only its numbers and known places count."""
-    tokens = title.split()
-    title_words = words(title)
-    numbers = set(DIGITS.findall(" ".join(title_words)))  # "2.6bn" and "2.6 billion" agree
-    numbers.update(_spelled_numbers(title_words))
-    names = {PLACE_OF[w] for w in title_words if w in PLACE_OF}
-    capitalised = [t for t in tokens[1:] if t[:1].isupper()]
-    if len(capitalised) * 2 <= len(tokens) - 1:
-        # Only a token's capitalised parts are names: "Brazilian-made" names Brazil, not "made".
-        parts = [part for token in capitalised for part in NON_WORD.split(token)]
-        names.update(
-            PLACE_OF.get(w, w) for part in parts if part[:1].isupper() for w in words(part)
-        )
-    return " ".join(sorted(numbers | names))
-
-
-def _spelled_numbers(title_words: list[str]) -> list[str]:
-    """Numbers written in words, as digits: "second" = "2", "nine hundred" = "900"."""
-    numbers = []
-    for word, following in itertools.zip_longest(title_words, title_words[1:]):
-        if word in NUMBER_WORDS:
-            value = int(NUMBER_WORDS[word]) * SCALES.get(following, 1)
-            numbers.append(str(value))
-    return numbers
 
 
 # Words that carry no content of their own; the rest, stemmed, is what two reports share.

@@ -6,7 +6,9 @@ after its last report, and one sorted set of stories by their last report.
 
 A story's hash: `v` (format version), `title`, `link`, `topics` (JSON list), `first_seen`,
 `last_seen` (unix times), then `o:<feed>` = when that outlet first reported it and
-`e:<entry id>` = the entry's feed, one field each.
+`e:<entry id>` = the entry's feed, one field each, and `w:<entry id>` = why a report joined
+(JSON: the reason, the report it joined, and for a story the pair model's probability and
+deciding features), so that an operator can audit every merge.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from monitor.core.models import Entry
 VERSION = 1
 OUTLET = "o:"
 ENTRY = "e:"
+WHY = "w:"
 
 # Every report adds itself and moves last_seen; the story's first entry sets its headline,
 # link and topics (a later report recorded before it, by another worker, fills them in
 # until then). One script, so two workers adding to one story never lose a field.
 RECORD_SCRIPT = """
 -- KEYS: the story's hash, the index. ARGV: story id, now, ttl, feed, entry id,
--- v, title, link, topics, '1' when the entry is the story's first.
+-- v, title, link, topics, '1' when the entry is the story's first, why it joined ('' if new).
 local set = ARGV[10] == '1' and 'HSET' or 'HSETNX'
 for i, field in ipairs({'title', 'link', 'topics'}) do
   redis.call(set, KEYS[1], field, ARGV[6 + i])
@@ -38,6 +41,9 @@ redis.call('HSETNX', KEYS[1], 'v', ARGV[6])
 redis.call('HSETNX', KEYS[1], 'first_seen', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'o:' .. ARGV[4], ARGV[2])
 redis.call('HSET', KEYS[1], 'e:' .. ARGV[5], ARGV[4], 'last_seen', ARGV[2])
+if ARGV[11] ~= '' then
+  redis.call('HSET', KEYS[1], 'w:' .. ARGV[5], ARGV[11])
+end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
@@ -56,6 +62,7 @@ class Story:
     entries: tuple[str, ...]
     first_seen: float
     last_seen: float
+    why: dict[str, dict[str, object]]  # entry id -> why it joined (entries after the first)
 
 
 class Stories:
@@ -64,9 +71,16 @@ class Stories:
         self.window_seconds = window_seconds
         self.record_script = connection.register_script(RECORD_SCRIPT)
 
-    def add(self, pipe: redis.client.Pipeline, entry: Entry, now: float | None = None) -> None:
-        """Record `entry` as a report of its story, in the caller's pipeline. The first
-        report's headline, link and topics stand for the story."""
+    def add(
+        self,
+        pipe: redis.client.Pipeline,
+        entry: Entry,
+        why: dict[str, object] | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Record `entry` as a report of its story, in the caller's pipeline, with `why` it
+        joined (for a report after the first). The first report's headline, link and topics
+        stand for the story."""
         self.record_script(
             keys=[keys.story(entry.story_id), keys.STORIES],
             args=[
@@ -80,6 +94,7 @@ class Stories:
                 entry.link,
                 json.dumps(list(entry.topics)),
                 "1" if entry.starts_story else "0",
+                json.dumps(why) if why else "",
             ],
             client=pipe,
         )
@@ -129,4 +144,5 @@ def _story(story_id: str, raw: dict[bytes, bytes]) -> Story:
         entries=tuple(n.removeprefix(ENTRY) for n in fields if n.startswith(ENTRY)),
         first_seen=float(fields.get("first_seen", 0)),
         last_seen=float(fields.get("last_seen", 0)),
+        why={n.removeprefix(WHY): json.loads(v) for n, v in fields.items() if n.startswith(WHY)},
     )
