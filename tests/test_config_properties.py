@@ -387,7 +387,9 @@ def assert_runnable(config: Config) -> None:
         assert all(math.isfinite(w) for w in topic.terms.values())
         assert all(words(phrase) for phrase in [*topic.terms, *topic.ignore])
     if config.topic_model:
-        assert 0 < config.topic_model.threshold < 1
+        thresholds = config.topic_model.thresholds
+        assert thresholds.keys() == config.topic_model.weights.keys()
+        assert all(0 < t < 1 for t in thresholds.values())
         matrix = np.array(list(config.topic_model.weights.values()), dtype=np.float32)
         assert matrix.shape[1:] == (DIMENSIONS + 1,) and np.isfinite(matrix).all()
     build_runtime_objects(config)

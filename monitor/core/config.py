@@ -98,6 +98,7 @@ class ConfigError(Exception):
 
 
 TOPIC_MODEL = "topic_model.json"
+TOPIC_MODEL_VERSION = 2
 
 
 def default_data_dir() -> Path:
@@ -858,8 +859,9 @@ def save_topic_model(directory: Path, model: TopicModel, written_by: str) -> Pat
     """Write `topic_model.json` in the form `load_topic_model` reads; returns its path."""
     header = {
         "about": f"written by `{written_by}`; retrain, do not edit",
+        "version": TOPIC_MODEL_VERSION,
         "encoder": model.encoder,
-        "threshold": model.threshold,
+        "thresholds": model.thresholds,
     }
     # One line per topic keeps the file short and its diffs readable.
     head = [f" {json.dumps(key)}: {json.dumps(value)}," for key, value in header.items()]
@@ -875,14 +877,19 @@ def save_topic_model(directory: Path, model: TopicModel, written_by: str) -> Pat
 def _topic_model(
     path: Path, topics: tuple[Topic, ...], problems: list[Problem]
 ) -> TopicModel | None:
-    """The learned model beside the rules, if `newsmon classify --train` wrote one."""
+    """The learned model beside the rules, if `newsmon classify --train` wrote one.
+
+    Version 2 has a threshold per topic; a file without a version (version 1) has one
+    threshold for every topic."""
     found_before = len(problems)
     hint = "retrain with `newsmon classify --train LABELLED.jsonl`, or delete the file"
     reader = _Reader(path, problems, required=False, hint=hint)
     if not reader.found or len(problems) > found_before:
         return None
     reader.require(reader.data, "encoder", "", str, _encoder)
-    threshold = reader.require(reader.data, "threshold", "", NUMBER, _probability)
+    version = reader.get(reader.data, "version", "", int, 1, _model_version)
+    if len(problems) > found_before:  # a newer file's other keys would be misread
+        return None
     table = reader.require(reader.data, "topics", "", dict, _mapping) or {}
     known = {t.name for t in topics}
     weights = {}
@@ -891,13 +898,27 @@ def _topic_model(
             reader.problem(f"topics.{_key_name(name)}", "is not a topic of topics.toml")
         elif values := reader.get(table, name, "topics.", list, check=_weights):
             weights[name] = tuple(float(v) for v in values)
+    if version == 1:
+        threshold = reader.require(reader.data, "threshold", "", NUMBER, _probability)
+        thresholds = dict.fromkeys(weights, threshold)
+    else:
+        given = reader.require(reader.data, "thresholds", "", dict, _mapping) or {}
+        for name in [n for n in weights if n not in given]:
+            reader.problem(f"thresholds.{_key_name(name)}", "is required for every topic; add it")
+        thresholds = {
+            n: reader.get(given, n, "thresholds.", NUMBER, check=_probability) for n in weights
+        }
     if len(problems) > found_before:
         return None
-    return TopicModel(ENCODER_ID, float(threshold), weights)
+    return TopicModel(ENCODER_ID, {n: float(t) for n, t in thresholds.items()}, weights)
 
 
 def _encoder(value: str) -> str | None:
     return None if value == ENCODER_ID else f"trained on {value!r}, but newsmon runs {ENCODER_ID!r}"
+
+
+def _model_version(value: int) -> str | None:
+    return None if 1 <= value <= TOPIC_MODEL_VERSION else f"must be 1 or {TOPIC_MODEL_VERSION}"
 
 
 def _probability(value: float) -> str | None:

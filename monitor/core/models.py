@@ -55,11 +55,12 @@ class TopicModel:
     """Topics learned from labelled lines (`topic_model.json`), read beside the rules.
 
     Per topic, a logistic model over the entry's sentence vector: one weight per dimension,
-    then the bias. An entry gets a topic when the model is at least `threshold` sure.
+    then the bias; and the threshold its probability, with the rules' evidence added
+    (workers/ml/topic_model.py), must reach.
     """
 
     encoder: str  # the sentence encoder it was trained on; must be the one newsmon ships
-    threshold: float
+    thresholds: dict[str, float]
     weights: dict[str, tuple[float, ...]]
 
 

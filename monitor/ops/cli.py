@@ -42,7 +42,7 @@ from workers import runtime, worker
 from workers.delivery.signing import new_secret
 from workers.ml.encoder import shipped
 from workers.ml.evaluation import evaluate
-from workers.ml.topic_model import train
+from workers.ml.topic_model import FOLDS, train
 from workers.pipeline.classify import Classifier, TopicScore, chosen
 from workers.pipeline.normalise import normalise
 from workers.pipeline.stories import Stories
@@ -366,6 +366,7 @@ def _explained(score: TopicScore) -> dict:
     }
     if score.model is not None:
         explained["model"] = round(score.model, 3)
+        explained["combined"] = round(score.combined, 3)
         explained["model_threshold"] = score.model_threshold
     return explained
 
@@ -389,13 +390,17 @@ def _labelled(path: Path) -> list[dict]:
 def _train(topics: tuple[Topic, ...], path: Path, directory: Path) -> int:
     lines = _labelled(path)
     names = [topic.name for topic in topics]
-    model = train(
-        [_text(item) for item in lines], [set(item["topics"]) for item in lines], names, shipped()
-    )
+    texts = [_text(item) for item in lines]
+    rules = Classifier(topics)
+    evidence = [[s.evidence for s in rules.explain(text)] for text in texts]
+    folds = [i % FOLDS for i in range(len(lines))]  # thresholds are chosen on held-out lines
+    model = train(texts, [set(item["topics"]) for item in lines], names, shipped(), evidence, folds)
     output = save_topic_model(directory, model, f"newsmon classify --train {path.name}")
     for name in names:
         count = sum(name in item["topics"] for item in lines)
-        state = "learned" if name in model.weights else "rules only (needs labelled lines)"
+        state = "rules only (needs labelled lines)"
+        if name in model.weights:
+            state = f"learned, threshold {model.thresholds[name]:.2f}"
         print(f"{name:<16} {count:5d} labelled  {state}")
     print(f"wrote {output} from {counted(len(lines), 'line')}")
     return 0

@@ -5,8 +5,11 @@ whose matched terms add up to the threshold (multi-label). Each distinct term co
 Matching is on word sequences, so case, inflections ("drone strikes" = "drone strike",
 "evacuated" = "evacuate"), possessives and hyphenation ("front-line" = "front line" =
 "frontline") need no listing.
-A learned model (workers/topic_model.py), when `topic_model.json` is there, reads beside the
-rules: a topic also passes when the model is sure enough of it.
+A learned model (workers/topic_model.py), when `topic_model.json` is there, reads with the
+rules: for a topic it knows, the rules' score adds to the model's evidence and the sum must
+reach the topic's own threshold, so the model can pass a topic no listed term names and
+veto a term that fires in a story about something else. A topic the model does not know
+(one a user added without labelled lines) is decided by its rules alone.
 An ignored phrase ("economic health") masks the words it covers for its topic, so a term
 inside it ("health") does not fire there; likewise a longer term hides the shorter terms
 inside it.
@@ -25,15 +28,14 @@ import numpy as np
 from monitor.core.models import Entry, Topic, TopicModel
 from monitor.core.text import words
 from workers.ml.encoder import shipped
-from workers.ml.topic_model import LearnedTopics
+from workers.ml.topic_model import LearnedTopics, combined, rules_evidence
 
 VOWEL = re.compile("[aeiouy]")
 # A text is about its surest topic; a further topic must be more than mentioned: its rules
-# twice over their threshold, the model this sure, or rules and model agreeing. Measured on
-# the tuning parts (bench/README.md): macro-F1 0.936 -> 0.965 on other outlets' wording.
+# twice over their threshold, or rules and model together this sure. Measured on the
+# tuning parts (bench/README.md): macro-F1 0.936 -> 0.965 on other outlets' wording.
 SECOND_TOPIC_RULES = 2.0
-SECOND_TOPIC_MODEL = 0.85
-AGREEING_MODEL = 0.5
+SECOND_TOPIC_COMBINED = 0.85
 
 
 CYRILLIC = re.compile("[\u0400-\u04ff]")
@@ -115,33 +117,38 @@ class TopicScore:
     matched: dict[str, float] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
     model: float | None = None  # the learned model's probability, if it knows the topic
-    model_threshold: float = 1.0
+    model_threshold: float = 1.0  # what `combined` must reach, if the model knows the topic
 
     @property
     def passed_by_rules(self) -> bool:
         return bool(self.matched) and self.score >= self.threshold
 
     @property
+    def evidence(self) -> float:
+        return rules_evidence(self.score, self.threshold) if self.matched else 0.0
+
+    @property
+    def combined(self) -> float | None:
+        """The model's probability with the rules' evidence added, if the model knows the topic."""
+        return None if self.model is None else combined(self.model, self.evidence)
+
+    @property
     def passed(self) -> bool:
-        by_model = self.model is not None and self.model >= self.model_threshold
-        return self.passed_by_rules or by_model
+        if self.model is None:
+            return self.passed_by_rules
+        return self.combined >= self.model_threshold
 
     @property
     def strength(self) -> float:
-        """How sure: the model's probability, or the rules' score as a share of twice
-        their threshold, whichever is higher."""
-        by_rules = min(self.score / self.threshold, 2) / 2 if self.matched else 0.0
-        return max(self.model or 0.0, by_rules)
+        """How sure: rules and model together, or the rules' evidence as a share of 2."""
+        return self.evidence / 2 if self.model is None else self.combined
 
     @property
     def about(self) -> bool:
         """Passed clearly enough to be a second topic of a text, not just mentioned in it."""
-        model = self.model or 0.0
-        return (
-            (self.passed_by_rules and self.score >= SECOND_TOPIC_RULES * self.threshold)
-            or model >= SECOND_TOPIC_MODEL
-            or (self.passed_by_rules and model >= AGREEING_MODEL)
-        )
+        if self.model is None:
+            return self.passed_by_rules and self.score >= SECOND_TOPIC_RULES * self.threshold
+        return self.passed and self.combined >= SECOND_TOPIC_COMBINED
 
 
 def chosen(scores: list[TopicScore]) -> tuple[str, ...]:
@@ -221,8 +228,9 @@ class Classifier:
             if ignored and score.topic in probabilities:
                 kept = [w for i, w in enumerate(plain) if not any(s <= i < e for s, e in ignored)]
                 probabilities[score.topic] = self.model.probabilities(" ".join(kept))[score.topic]
-            score.model = probabilities.get(score.topic)
-            score.model_threshold = self.model.model.threshold
+            if score.topic in probabilities:
+                score.model = probabilities[score.topic]
+                score.model_threshold = self.model.model.thresholds[score.topic]
 
     def topics_of(self, text: str, vector: np.ndarray | None = None) -> tuple[str, ...]:
         return chosen(self.explain(text, vector))
