@@ -37,7 +37,8 @@ from real import CYRILLIC, EVENT_TASKS, TOPIC_TASKS, as_entry, labels, load_item
 
 from monitor.core.config import load_config
 from workers.ml.encoder import shipped
-from workers.ml.topic_model import THRESHOLD, _logistic
+from workers.ml.logistic import fit
+from workers.ml.topic_model import L2, THRESHOLD
 
 LOOKALIKE_MERGES = 0.02
 FOLDS = 5
@@ -143,7 +144,7 @@ def topic_scores(items: dict, vectors: dict[str, np.ndarray]) -> dict[str, float
             target = np.array([topic in labelled[i] for i in ids], dtype=np.float64)
             if not 0 < target[train].sum() < train.sum():
                 continue
-            weights = _logistic(features[train], target[train])
+            weights = fit(features[train], target[train], L2)
             logits = features[test] @ weights[:-1] + weights[-1]
             for i, p in zip(np.array(ids)[test], 1 / (1 + np.exp(-logits)), strict=True):
                 if p >= THRESHOLD:

@@ -17,6 +17,7 @@ import numpy as np
 
 from monitor.core.models import ENCODER_ID, TopicModel
 from workers.ml.encoder import SentenceEncoder
+from workers.ml.logistic import fit
 
 # Measured by cross-validation on real outlets' text (bench/README.md, "Topics on real
 # text"): rules at their threshold count as this many log-odds for a topic, twice over it
@@ -86,7 +87,7 @@ def train(
     held_out = _held_out_scores(features, targets[:, learned], evidence[:, learned], folds)
     for column, j in enumerate(learned):
         target = targets[:, j].astype(np.float64)
-        weights[topics[j]] = tuple(round(float(w), 5) for w in _logistic(features, target))
+        weights[topics[j]] = tuple(round(float(w), 5) for w in fit(features, target, L2))
         scored = folds >= 0
         thresholds[topics[j]] = _threshold(targets[scored, j], held_out[scored, column])
     return TopicModel(ENCODER_ID, thresholds, weights)
@@ -102,7 +103,7 @@ def _held_out_scores(
         for j in range(targets.shape[1]):
             if not held.any() or not 0 < targets[learn, j].sum() < learn.sum():
                 continue
-            weights = _logistic(features[learn], targets[learn, j].astype(np.float64))
+            weights = fit(features[learn], targets[learn, j].astype(np.float64), L2)
             logits = features[held] @ weights[:-1] + weights[-1]
             scores[held, j] = 1 / (1 + np.exp(-(logits + RULES_LOG_ODDS * evidence[held, j])))
     return scores
@@ -121,28 +122,3 @@ def _threshold(target: np.ndarray, scores: np.ndarray) -> float:
         if found and found / tagged.sum() >= PRECISION_FLOOR:
             best_floored = max(best_floored, (f1, float(threshold)))
     return best_floored[1] if best_floored[1] is not None else best[1]
-
-
-def _logistic(features: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Weights then bias of an L2-regularised logistic regression, by Newton's method.
-
-    Each class weighs half of the loss, so a topic on one line in twenty is not drowned by
-    the other nineteen. The bias is not regularised.
-    """
-    rows = np.hstack([features, np.ones((len(features), 1))])
-    positives = target.sum()
-    balance = np.where(
-        target == 1, len(target) / (2 * positives), len(target) / (2 * (len(target) - positives))
-    )
-    penalty = np.full(rows.shape[1], L2)
-    penalty[-1] = 0
-    weights = np.zeros(rows.shape[1])
-    for _ in range(50):
-        predicted = 1 / (1 + np.exp(-rows @ weights))
-        gradient = rows.T @ (balance * (predicted - target)) + penalty * weights
-        curvature = (rows * (balance * predicted * (1 - predicted))[:, None]).T @ rows
-        step = np.linalg.solve(curvature + np.diag(penalty) + 1e-9 * np.eye(len(weights)), gradient)
-        weights -= step
-        if np.abs(step).max() < 1e-6:
-            break
-    return weights
