@@ -134,6 +134,14 @@ def score_stories(items: dict[str, dict], part: str, probability: float | None =
     _rate("  same-event pairs across outlets joined", sum(map(joined, english_same)), english_same)
     _rate("  look-alike pairs merged", sum(map(joined, english_apart)), english_apart)
     _rate("  cross-language same-event pairs joined", sum(map(joined, crossing)), crossing)
+    # Per report, as a reader sees it: a Russian or Ukrainian report joined a story holding
+    # an English report of its event (however many stories the English reports are in).
+    cyrillic = sorted({i for p in crossing for i in p if items[i]["lang"] in CYRILLIC})
+    with_english = [
+        i for i in cyrillic if any(joined(p) for p in crossing if i in p)
+    ]  # fmt: skip
+    _rate("  Russian/Ukrainian reports joined to an English report of their event",
+          len(with_english), cyrillic)  # fmt: skip
 
 
 def _rate(what: str, count: int, of: list) -> None:

@@ -32,7 +32,7 @@ from monitor.core.models import ENCODER_ID
 from workers.ml.encoder import shipped
 from workers.ml.logistic import fit
 from workers.ml.pair_model import SHIPPED, PairModel
-from workers.pipeline.facts import conflicts, report_facts
+from workers.pipeline.facts import WITHIN_SCRIPT, conflicts, report_facts
 from workers.pipeline.meaning import FEATURES, Meaning, pair_features
 
 L2 = 1.0
@@ -64,7 +64,7 @@ def tune_pairs(items: dict[str, dict], seed: int = 7) -> list[Pair]:
                 if not is_same and not bucket and not across:
                     continue  # two English reports of a cross-language task: no look-alikes
                 kind = "crosslang" if across else "english"
-                if not across and conflicts(facts[a], facts[b]):
+                if not across and conflicts(facts[a], facts[b]) & WITHIN_SCRIPT:
                     continue  # kept apart by their facts before the model is asked
                 found.setdefault(pair, Pair((a, b), is_same, kind, task["task"]))
                 lookalikes += not is_same and kind == "english"

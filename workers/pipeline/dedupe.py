@@ -33,7 +33,14 @@ from monitor.core import keys
 from monitor.core.models import DIMENSIONS, Entry
 from monitor.core.text import words
 from workers.ml.pair_model import PairModel
-from workers.pipeline.facts import ACROSS_SCRIPTS, Facts, ReportFacts, conflicts, report_facts
+from workers.pipeline.facts import (
+    ACROSS_SCRIPTS,
+    WITHIN_SCRIPT,
+    Facts,
+    ReportFacts,
+    conflicts,
+    report_facts,
+)
 from workers.pipeline.meaning import Meaning, pair_features
 from workers.pipeline.similarity import SLOTS, canonical_link, shingles, signature, similarity
 
@@ -409,9 +416,10 @@ class Deduper:
 
 
 def _kept_apart(a: Meaning, b: Meaning) -> bool:
-    """Facts of the two reports conflict (any, within one script; see facts.ACROSS_SCRIPTS)."""
-    found = conflicts(a.facts, b.facts)
-    return bool(found & ACROSS_SCRIPTS if a.cyrillic != b.cyrillic else found)
+    """Facts of the two reports conflict in a way that keeps them apart (facts.WITHIN_SCRIPT,
+    facts.ACROSS_SCRIPTS)."""
+    decisive = ACROSS_SCRIPTS if a.cyrillic != b.cyrillic else WITHIN_SCRIPT
+    return bool(conflicts(a.facts, b.facts) & decisive)
 
 
 def _translates(meaning: Meaning, doc: Doc, docs: dict[str, Doc]) -> bool:

@@ -158,22 +158,32 @@ def report_facts(title: str, summary: str) -> ReportFacts:
 
 
 class Conflict(StrEnum):
-    """A way two reports' facts disagree."""
+    """A way two reports' facts disagree: each headline holds a fact of the kind that the
+    other report's text lacks."""
 
     STAGE = "stage"  # "first reading" / "second reading"
     OFFICE = "office"  # "the president" / "the prime minister"
     DAY = "day"  # "Monday" / "Tuesday"
-    WHERE = "where"  # each headline names a place or name the other text lacks
-    NUMBERS = "numbers"  # each headline has a number the other text lacks
-    TEMPLATE = "template"  # one headline template with a number or a place swapped
+    PLACE = "place"  # "Izmail" / "Reni": known places
+    NAME = "name"  # names that are no English word: towns newsmon does not know, surnames
+    CAPITALISED = "capitalised"  # other capitalised words: "Republicans", "City", "Why"
+    NUMBERS = "numbers"  # numbers more than a quarter apart: "27 drones" / "41 drones"
+    COUNT = "count"  # numbers within a quarter: "eight killed" / "nine killed", an update
+    TEMPLATE = "template"  # one headline template with a place, name or number swapped
 
 
-# Between two reports in one script every conflict keeps them apart: look-alike events
-# differ most often by one place or number ("drone hits Izmail port" / "... Reni port"), and
-# joining a different event loses its news, where a missed join only sends one alert more.
-# Across scripts names are spelled apart, so there only these, rarely left out of a report,
-# count; the pair model (workers/ml/pair_model.py) weighs the rest.
+# Between two reports in one script these keep them apart: look-alike events differ most
+# often by one place, town or number, and joining a different event loses its news, where
+# a missed join only sends one alert more. A capitalised word (outlets frame a headline in
+# their own words) and a count (outlets update it) are evidence the pair model weighs.
+# Across scripts places and names are spelled apart, so there only the rest counts.
+WITHIN_SCRIPT = frozenset(
+    {Conflict.STAGE, Conflict.OFFICE, Conflict.DAY, Conflict.PLACE, Conflict.NAME,
+     Conflict.NUMBERS, Conflict.TEMPLATE}
+)  # fmt: skip
 ACROSS_SCRIPTS = frozenset({Conflict.STAGE, Conflict.OFFICE, Conflict.DAY})
+# Two counts this close are one count updated ("at least eight" / "at least nine killed").
+COUNT_RATIO = 0.75
 
 
 def conflicts(a: ReportFacts, b: ReportFacts) -> frozenset[Conflict]:
@@ -184,19 +194,47 @@ def conflicts(a: ReportFacts, b: ReportFacts) -> frozenset[Conflict]:
                                (Conflict.DAY, "days"))
         if _swapped(getattr(a.headline, kind), getattr(b.headline, kind))
     }  # fmt: skip
-    a_where, b_where = _where(a.headline), _where(b.headline)
-    if (a_where - _where(b.text)) and (b_where - _where(a.text)):
-        found.add(Conflict.WHERE)
-    a_numbers, b_numbers = a.headline.numbers, b.headline.numbers
-    if (a_numbers - b.text.numbers) and (b_numbers - a.text.numbers):
-        found.add(Conflict.NUMBERS)
+    a_places = a.headline.places - _where(b.text)
+    b_places = b.headline.places - _where(a.text)
+    a_where, b_where = _where(a.headline) - _where(b.text), _where(b.headline) - _where(a.text)
+    if a_places and b_places:
+        found.add(Conflict.PLACE)
+    elif _unknown(a_where) and _unknown(b_where):
+        found.add(Conflict.NAME)
+    elif a_where and b_where:
+        found.add(Conflict.CAPITALISED)
+    a_numbers, b_numbers = a.headline.numbers - b.text.numbers, b.headline.numbers - a.text.numbers
+    close = _close(a_numbers, b_numbers)
+    if a_numbers and b_numbers:
+        found.add(Conflict.COUNT if close else Conflict.NUMBERS)
     same_template = (
         bool(a.template and b.template)
         and len(a.template & b.template) / len(a.template | b.template) >= TEMPLATE_OVERLAP
     )
-    if same_template and (_swapped(a_numbers, b_numbers) or _swapped(a_where, b_where)):
+    swapped_numbers = _swapped(a.headline.numbers, b.headline.numbers)
+    if same_template and (swapped_numbers or _swapped(_where(a.headline), _where(b.headline))):
         found.add(Conflict.TEMPLATE)
     return frozenset(found)
+
+
+def _unknown(names: frozenset[str]) -> frozenset[str]:
+    """The names that are no English word ("Nikopol", "Patidar"; not "Why" or "City")."""
+    return frozenset(n for n in names if _unknown_word(n))
+
+
+def _close(a_numbers: frozenset[str], b_numbers: frozenset[str]) -> bool:
+    """Every number of each set has one in the other within COUNT_RATIO of it."""
+
+    def near(x: str, others: frozenset[str]) -> bool:
+        try:
+            value = float(x)
+            return any(
+                min(value, float(y)) >= COUNT_RATIO * max(value, float(y)) > 0 for y in others
+            )
+        except ValueError:
+            return False
+
+    return all(near(x, b_numbers) for x in a_numbers) and all(near(y, a_numbers) for y in b_numbers)
 
 
 def different_events(a: ReportFacts, b: ReportFacts) -> bool:
