@@ -196,13 +196,17 @@ def test_a_hanging_endpoint_does_not_hold_up_a_healthy_one(
     polled_before(connection, config.feeds)
     Poller(config, connection).poll_feeds([config.feeds[0]])[0]
     worker = start_process("worker", "--config", str(directory), env={"REDIS_URL": redis_url})
+    fast = lambda: sum(r.path == "/fast" for r in http_server.requests)  # noqa: E731
+    # Timed from the first delivery: a worker's start (its encoder's first load too) on a
+    # busy machine is no part of what the hanging endpoint costs the healthy one.
+    worker.wait_for(lambda: fast() >= 1)
     started = time.monotonic()
-    worker.wait_for(lambda: sum(r.path == "/fast" for r in http_server.requests) == 7)
+    worker.wait_for(lambda: fast() == 7)
     took = time.monotonic() - started
     worker.stop()
     # Seven stories: the healthy endpoint got all of them while the hanging one cost at most
     # one round of timeouts; its backlog waits in its own schedule.
-    assert took < 5
+    assert took < 4
     assert sum(r.path == "/hang" for r in http_server.requests) <= 2
 
 
