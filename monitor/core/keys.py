@@ -68,6 +68,12 @@ def dedupe_meaning(hour: int) -> str:
     return f"{PREFIX}dedupe:meaning:{hour}"
 
 
+def dedupe_story_scripts(story_id: str) -> str:
+    """Set: the scripts ("latin", "cyrillic") a story's reports are written in; expires with
+    the dedupe window."""
+    return f"{PREFIX}dedupe:scripts:{story_id}"
+
+
 def dedupe_fact(token: str) -> str:
     """List: the newest entries whose text holds this fact (a place, name, number...);
     expires with the dedupe window."""

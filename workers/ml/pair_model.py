@@ -26,8 +26,10 @@ class PairModel:
     weights: tuple[float, ...]
     bias: float
     threshold: float  # the probability at which two reports are one event
-    # The same for a translation (a report joining a story told in another script): the
-    # cosines of two languages run lower, and a headline template's look-alikes never cross.
+    # The same for a translation (a report joining a story none of whose reports is in its
+    # script): the cosines of two languages run lower. Once a story has a report in a script,
+    # a report in that script joins through one in it, so two reports of one language never
+    # chain together through a translation.
     threshold_across_scripts: float
     trained_on: str = ""
 

@@ -53,22 +53,22 @@ DOC_VERSION = 3
 # for longer, and it is those that find another outlet's report hours later.
 FACT_LIST_LENGTH = 8
 SIGNATURE_FORMAT = f"<{SLOTS}I"
-# The meaning index: each story's first report, as its entry id and int8 vector, appended to
-# one string per hour. Every batch reads the window's and compares by cosine, so that a
-# report sharing no word or fact with a story (another language, other names) still finds
-# it. The newest MEANING_LIMIT stories are read, the most alike MEANING_CANDIDATES kept.
+# The meaning index: every report read for its meaning, as its entry id and int8 vector,
+# appended to one string per hour. Every batch reads the window's and compares by cosine, so
+# that a report sharing no word or fact with a story (another language, other names) still
+# finds it. The newest MEANING_LIMIT reports are read, the most alike MEANING_CANDIDATES kept.
 ENTRY_ID_BYTES = 20
 MEANING_LIMIT = 20_000
 MEANING_CANDIDATES = 8
 MEANING_FLOOR = 0.2  # below this cosine no pair of the tune part is one event
 
 CLAIM_SCRIPT = """
--- KEYS: the entry's dedupe keys (strings), its fact lists, the meaning index's hour, then
--- its doc.
+-- KEYS: the entry's dedupe keys (strings), its fact lists, the meaning index's hour, its
+-- story's scripts, then its doc.
 -- ARGV: entry id, ttl, the doc (see pack_doc), the owners read before, one per key (a
 -- list's newest entry), space-separated ('-' = absent), or '*' to claim without comparing;
 -- how many of the keys are strings; how many entries a fact list keeps; the entry's record
--- for the meaning index ('' when it starts no story).
+-- for the meaning index and its script ('' for both when it has no vector).
 local strings = tonumber(ARGV[5])
 if ARGV[4] ~= '*' then
   local i = 0
@@ -88,7 +88,7 @@ end
 for i = 1, strings do
   redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2], 'NX')
 end
-for i = strings + 1, #KEYS - 2 do
+for i = strings + 1, #KEYS - 3 do
   if redis.call('LINDEX', KEYS[i], 0) ~= ARGV[1] then
     redis.call('LPUSH', KEYS[i], ARGV[1])
     redis.call('LTRIM', KEYS[i], 0, tonumber(ARGV[6]) - 1)
@@ -97,7 +97,11 @@ for i = strings + 1, #KEYS - 2 do
 end
 -- A doc already there: this entry was decided before (a job run again), and indexed then.
 if ARGV[7] ~= '' and redis.call('EXISTS', KEYS[#KEYS]) == 0 then
-  redis.call('APPEND', KEYS[#KEYS - 1], ARGV[7])
+  redis.call('APPEND', KEYS[#KEYS - 2], ARGV[7])
+  redis.call('EXPIRE', KEYS[#KEYS - 2], ARGV[2])
+end
+if ARGV[8] ~= '' then
+  redis.call('SADD', KEYS[#KEYS - 1], ARGV[8])
   redis.call('EXPIRE', KEYS[#KEYS - 1], ARGV[2])
 end
 redis.call('SET', KEYS[#KEYS], ARGV[3], 'EX', ARGV[2])
@@ -235,10 +239,16 @@ class Deduper:
                     fp = prints[i]
                     expected = "*" if duplicate else " ".join(o or "-" for o in owners)
                     indexed = b""
-                    if fp.meaning and not duplicate and entry.starts_story:
+                    if fp.meaning:
                         indexed = entry.id.encode().ljust(ENTRY_ID_BYTES) + fp.meaning.vector
                     self.claim(
-                        keys=[*fp.keys, *fp.fact_keys, hour, keys.dedupe_doc(entry.id)],
+                        keys=[
+                            *fp.keys,
+                            *fp.fact_keys,
+                            hour,
+                            keys.dedupe_story_scripts(entry.story_id),
+                            keys.dedupe_doc(entry.id),
+                        ],
                         args=[
                             entry.id,
                             self.window_seconds,
@@ -247,6 +257,7 @@ class Deduper:
                             len(fp.keys),
                             FACT_LIST_LENGTH,
                             indexed,
+                            fp.meaning.script if fp.meaning else "",
                         ],
                         client=pipe,
                     )
@@ -287,15 +298,17 @@ class Deduper:
             | {o for found in alike for o in found} - {e.id for e in entries}
         )
         docs = self._docs(candidates)
+        scripts: dict[str, set[str]] = {}  # story -> the scripts its reports are written in
         if self.pairs:
             # The first report of each candidate's story too: a report joins a story only if
             # it is the same event as the story's first, not just as some report in it.
             firsts = {d.story.removeprefix("st_") for d in docs.values()} - set(docs)
             docs |= self._docs(sorted(firsts))
+            scripts = self._scripts(sorted({d.story for d in docs.values()}))
 
         claimed: dict[str, str] = {}  # key -> the entry of this batch that claims it first
         pushed: dict[str, list[str]] = {}  # fact list -> entries of this batch pushed onto it
-        started: list[str] = []  # entries of this batch that start a story (the meaning index)
+        indexed: list[str] = []  # entries of this batch read for their meaning (the index)
         decisions = []
         batch = zip(entries, prints, owners_read, listed, own_stories, alike, strict=True)
         for entry, fp, read, lists, story, found in batch:
@@ -307,32 +320,34 @@ class Deduper:
             ]
             # An edited entry's own story is no other report of it.
             near = {
-                o for o in started if fp.meaning and _cosine(fp.meaning, docs[o]) >= MEANING_FLOOR
+                o for o in indexed if fp.meaning and _cosine(fp.meaning, docs[o]) >= MEANING_FLOOR
             }
             reporters = {
                 o
                 for o in {*found, *near, *(o for m in members for o in m)}
                 if o in docs and docs[o].story != story
             }
-            duplicate = self._match(entry, fp, owners, reporters, docs)
+            duplicate = self._match(entry, fp, owners, reporters, docs, scripts)
             if duplicate:
                 story = docs[duplicate.of].story or f"st_{duplicate.of}"
             entry = dataclasses.replace(entry, story_id=story or f"st_{entry.id}")
+            if fp.meaning:
+                scripts.setdefault(entry.story_id, set()).add(fp.meaning.script)
             claimed.update(
                 (key, entry.id) for key, owner in zip(fp.keys, owners, strict=True) if not owner
             )
             for key in fp.fact_keys:
                 pushed.setdefault(key, []).append(entry.id)
-            if fp.meaning and not duplicate and entry.starts_story:
-                started.append(entry.id)
+            if fp.meaning:
+                indexed.append(entry.id)
             docs[entry.id] = Doc.of(entry.story_id, fp)
             heads = [m[0] if m else "" for m in members]
             decisions.append((entry, duplicate, owners + heads))
         return decisions
 
     def _alike_in_meaning(self, entries: list[Entry], prints: list[Fingerprint]) -> list[set[str]]:
-        """For each entry with a vector, the stories of the window closest to it in meaning
-        (their first reports' ids), from the meaning index."""
+        """For each entry with a vector, the reports of the window closest to it in meaning,
+        from the meaning index."""
         if not any(fp.meaning for fp in prints):
             return [set() for _ in entries]
         now = int(time.time() // 3600)
@@ -358,6 +373,13 @@ class Deduper:
             found.append({ids[i] for i in best if cosines[i] >= MEANING_FLOOR} - {entry.id})
         return found
 
+    def _scripts(self, story_ids: list[str]) -> dict[str, set[str]]:
+        with self.connection.pipeline(transaction=False) as pipe:
+            for story_id in story_ids:
+                pipe.smembers(keys.dedupe_story_scripts(story_id))
+            replies = pipe.execute()
+        return {s: {m.decode() for m in r} for s, r in zip(story_ids, replies, strict=True)}
+
     def _docs(self, entry_ids: list[str]) -> dict[str, Doc]:
         with self.connection.pipeline(transaction=False) as pipe:
             for entry_id in entry_ids:
@@ -371,6 +393,7 @@ class Deduper:
         owners: list[str],
         reporters: set[str],
         docs: dict[str, Doc],
+        scripts: dict[str, set[str]],
     ) -> Duplicate | None:
         for (kind, _), owner in zip(fp.exact, owners, strict=False):
             if owner and owner != entry.id:
@@ -385,7 +408,7 @@ class Deduper:
                 best = Duplicate(owner, DuplicateReason.NEAR, score)
         if best or fp.meaning is None or self.pairs is None:
             return best
-        return self._same_event(entry, fp.meaning, reporters, docs, self.pairs)
+        return self._same_event(entry, fp.meaning, reporters, docs, scripts, self.pairs)
 
     def _same_event(
         self,
@@ -393,6 +416,7 @@ class Deduper:
         meaning: Meaning,
         reporters: set[str],
         docs: dict[str, Doc],
+        scripts: dict[str, set[str]],
         pairs: PairModel,
     ) -> Duplicate | None:
         """The earlier report most likely of the same event, by the pair model, among those
@@ -408,7 +432,9 @@ class Deduper:
             if doc is None or doc.meaning is None or doc.story in conflicting:
                 continue
             features = pair_features(meaning, doc.meaning)
-            probability = pairs.joins(features, _translates(meaning, doc, docs))
+            # A translation: a report joining a story none of whose reports is in its script.
+            translation = meaning.script not in scripts.get(doc.story, {doc.meaning.script})
+            probability = pairs.joins(features, translation)
             if probability is not None and (best is None or probability > best.similarity):
                 why = {"probability": round(probability, 3), **pairs.deciding(features)}
                 best = Duplicate(reporter, DuplicateReason.STORY, probability, why)
@@ -420,21 +446,6 @@ def _kept_apart(a: Meaning, b: Meaning) -> bool:
     facts.ACROSS_SCRIPTS)."""
     decisive = ACROSS_SCRIPTS if a.cyrillic != b.cyrillic else WITHIN_SCRIPT
     return bool(conflicts(a.facts, b.facts) & decisive)
-
-
-def _translates(meaning: Meaning, doc: Doc, docs: dict[str, Doc]) -> bool:
-    """A Cyrillic report against a Latin one of a story begun in Latin script: the one case
-    held to the pair model's bar across scripts. Any other pair is held to the bar within a
-    script, so that a translation's looser bar never chains two reports of one language
-    (two look-alike English reports through a Russian one) into one story."""
-    first = docs.get(doc.story.removeprefix("st_"), doc)
-    return (
-        meaning.cyrillic
-        and doc.meaning is not None
-        and not doc.meaning.cyrillic
-        and first.meaning is not None
-        and not first.meaning.cyrillic
-    )
 
 
 def _cosine(meaning: Meaning, doc: Doc) -> float:

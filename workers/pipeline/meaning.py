@@ -62,6 +62,10 @@ class Meaning:
             is_cyrillic(entry.text),
         )
 
+    @property
+    def script(self) -> str:
+        return "cyrillic" if self.cyrillic else "latin"
+
     def unit_vector(self) -> np.ndarray:
         vector = np.frombuffer(self.vector, dtype=np.int8).astype(np.float32)
         return vector / (float(np.linalg.norm(vector)) or 1.0)
