@@ -1,6 +1,7 @@
 """What a subscriber made over the API receives: alerts from a real worker that was never
-restarted, test messages, rotated secrets, its message log and replays, and the README's
-receiver run on a real delivery. Every delivery is checked against the published schemas."""
+restarted, test messages, rotated secrets, its message log and replays, and the receiver of
+docs/subscribing.md run on a real delivery. Every delivery is checked against the published
+schemas."""
 
 from __future__ import annotations
 
@@ -201,7 +202,7 @@ def test_messages_show_each_attempt_and_dead_letters_replay(setup, http_server, 
     assert future.json() == {"queued": 0}
 
 
-def test_the_readme_receiver_verifies_and_parses_a_real_delivery(
+def test_the_documented_receiver_verifies_and_parses_a_real_delivery(
     setup, http_server, connection, monkeypatch, capsys
 ):
     config, api, client = setup
@@ -211,12 +212,12 @@ def test_the_readme_receiver_verifies_and_parses_a_real_delivery(
     run_worker(config, connection)
     (delivery,) = hooks(http_server)
 
-    readme = (REPO / "README.md").read_text()
-    snippet = re.search(r"<!-- receiver:.*?-->\n```python\n(.*?)```", readme, re.S)[1]
+    page = (REPO / "docs" / "subscribing.md").read_text()
+    snippet = re.search(r"<!-- receiver:.*?-->\n```python\n(.*?)```", page, re.S)[1]
     assert len(snippet.strip().splitlines()) <= 15
     monkeypatch.setenv("NEWSMON_WEBHOOK_SECRET", secret)
     namespace: dict = {}
-    exec(compile(snippet, "README.md", "exec"), namespace)
+    exec(compile(snippet, "docs/subscribing.md", "exec"), namespace)
     status, message = namespace["receive"](delivery.body, delivery.headers)
     assert status == 204 and message["data"]["entry"]["title"] == ROUND_ONE_LIVEBLOG[0].title
     assert ROUND_ONE_LIVEBLOG[0].link in capsys.readouterr().out
