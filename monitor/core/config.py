@@ -59,7 +59,7 @@ class Settings:
     seen_per_feed: int = 5000
     dedupe_window_hours: float = 72.0
     near_duplicate_similarity: float = 0.6
-    story_probability: float = 0.97
+    story_probability: float = 0.965
     delivery_timeout_seconds: float = 15.0
     retry_schedule_seconds: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
     max_in_flight_per_endpoint: int = 4
