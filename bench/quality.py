@@ -28,7 +28,8 @@ from monitor.core.text import words
 from monitor.ops.redis_server import EmbeddedRedis, connect
 from workers.ml.evaluation import Evaluation, evaluate, evaluate_stories
 from workers.pipeline.classify import Classifier, TopicScore, chosen
-from workers.pipeline.dedupe import Deduper, Doc, fingerprint, text_similarity
+from workers.pipeline.dedupe import Deduper
+from workers.pipeline.fingerprint import Doc, fingerprint, text_similarity
 from workers.pipeline.normalise import normalise
 from workers.pipeline.similarity import shingles, signature, similarity
 

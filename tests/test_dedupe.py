@@ -9,8 +9,9 @@ import pytest
 from monitor.core.models import Entry
 from tests.helpers import normalised_entry
 from tests.stories import GAS, KHARKIV, WIRE_ITEMS
-from workers.pipeline.dedupe import Deduper, Doc, fingerprint, pack_doc, text_similarity, unpack_doc
+from workers.pipeline.dedupe import Deduper
 from workers.pipeline.facts import report_facts
+from workers.pipeline.fingerprint import Doc, fingerprint, pack_doc, text_similarity, unpack_doc
 from workers.pipeline.similarity import canonical_link, similarity
 
 

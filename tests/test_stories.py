@@ -29,8 +29,9 @@ from tests.stories import Item, rss
 from workers.ml import pair_model
 from workers.ml.encoder import shipped
 from workers.ml.evaluation import evaluate_stories
-from workers.pipeline.dedupe import Deduper, Doc, DuplicateReason, fingerprint, pack_doc, unpack_doc
+from workers.pipeline.dedupe import Deduper
 from workers.pipeline.facts import different_events, report_facts
+from workers.pipeline.fingerprint import Doc, DuplicateReason, fingerprint, pack_doc, unpack_doc
 
 WINDOW = 72 * 3600
 NEAR = 0.6
