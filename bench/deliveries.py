@@ -28,7 +28,7 @@ from monitor.core.config import load_config
 from monitor.core.models import Alert, Entry
 from monitor.ops.redis_server import EmbeddedRedis, connect
 from workers import runtime, worker
-from workers.jobs import schedule_deliveries
+from workers.delivery.schedule import schedule_deliveries
 
 
 def alerts(count: int, subscription_id: str, offset: int = 0) -> list[Alert]:

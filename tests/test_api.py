@@ -25,8 +25,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from monitor.core.subscriptions import Record, Subscriptions, SubscriptionStore
-from monitor.ops import api
+from monitor.ops import api, api_routes
 from monitor.ops.auth import API_TOKEN_ENV, FailureThrottle
+from monitor.ops.root import Root
 from tests.helpers import SECRET, load, write_config
 
 TOKEN = "test-token-0123456789-0123456789-0123456789"
@@ -327,7 +328,9 @@ def test_openapi_lists_every_route_and_body(served, connection):
     assert document["openapi"].startswith("3.")
     served_routes = {
         (route.path.removeprefix("/api/v1"), method.lower())
-        for route in api.routes(connection, load(server.config_dir), FailureThrottle())
+        for route in api_routes.routes(
+            Root.build(load(server.config_dir), connection), FailureThrottle()
+        )
         if route.path.startswith("/api/v1")
         for method in route.methods - {"HEAD"}
     }

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from monitor.core import counters, keys
 from monitor.core.models import Entry
-from monitor.ops import board, stats
+from monitor.ops import board, board_access, stats
 from monitor.ops.auth import FailureThrottle
 from monitor.ops.serve import bound_port, make_server, start, stop_server
 from tests.helpers import SECRET, load, own_address, write_config
@@ -176,10 +176,11 @@ def test_tokens_open_the_board_and_nothing_else_does(connection, config, serve_u
     assert opened.status_code == 200 and "<h1>newsmon</h1>" in opened.text
     set_cookie = opened.headers["set-cookie"]
     assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
-    cookie = opened.cookies[board.COOKIE]
+    name = board_access.COOKIE
+    cookie = opened.cookies[name]
     assert VIEW_TOKEN not in cookie
-    assert httpx.get(f"{base}/board/data.json", cookies={board.COOKIE: cookie}).status_code == 200
-    assert httpx.get(f"{base}/", cookies={board.COOKIE: cookie[:-1] + "0"}).status_code == 401
+    assert httpx.get(f"{base}/board/data.json", cookies={name: cookie}).status_code == 200
+    assert httpx.get(f"{base}/", cookies={name: cookie[:-1] + "0"}).status_code == 401
     # The cookie opens the board, not the API: it is no bearer token.
     forged = {"authorization": f"Bearer {cookie}"}
     assert httpx.get(f"{base}/board/data.json", headers=forged).status_code == 401

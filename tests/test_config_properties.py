@@ -43,7 +43,8 @@ EXAMPLES = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 SECRET_ENV = "NEWSMON_TEST_PROPERTY_SECRET"
-DELIVERY_CHUNK = 100  # alerts per delivery job (workers/jobs.py): its RQ timeout scales with it
+# Alerts per delivery job (workers/delivery/schedule.py): its RQ timeout scales with it.
+DELIVERY_CHUNK = 100
 DAY = 86400
 
 # Values of every TOML type. Integers reach past 64 bits; floats include inf and nan.

@@ -15,7 +15,7 @@ from tests.helpers import SECRET, load, make_alerts, polled_before, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, rss
 from workers import runtime
 from workers.delivery.deadletters import DeadLetters
-from workers.jobs import schedule_deliveries
+from workers.delivery.schedule import schedule_deliveries
 
 RSS = {"content-type": "application/rss+xml"}
 TIMEOUT_SECONDS = 2

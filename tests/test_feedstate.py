@@ -22,7 +22,7 @@ from monitor.core.feedstate import (
     decayed_count,
 )
 from monitor.core.models import Feed
-from monitor.ops.stats import snapshot
+from monitor.ops.root import Root
 from monitor.poller.schedule import MAX_BACKOFF_SECONDS, backoff
 from tests.helpers import RSS, load, make_poller
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
@@ -207,7 +207,7 @@ def test_feeds_and_stats_agree_on_each_feeds_health(
         "gone-xml": "failing",
         "new-xml": "never_fetched",
     }
-    feeds = snapshot(connection, load(tmp_path / "config"))["feeds"]
+    feeds = Root.build(load(tmp_path / "config"), connection).snapshot()["feeds"]
     assert feeds["health"] == {"never_fetched": 1, "ok": 1, "failing": 1, "unhealthy": 1}
     assert {f["feed"]: f["health"] for f in feeds["failing_feeds"]} == {
         name: health for name, health in rows.items() if FeedHealth(health).is_failing

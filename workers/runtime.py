@@ -17,6 +17,7 @@ from monitor.core.models import Subscription
 from monitor.core.subscriptions import Subscriptions
 from workers.delivery.deadletters import DeadLetters
 from workers.delivery.digests import Digests
+from workers.delivery.dispatch import Dispatcher
 from workers.delivery.endpoints import EndpointPolicy, Endpoints
 from workers.delivery.messages import MessageLog
 from workers.delivery.send import Deliverer
@@ -37,18 +38,18 @@ class Runtime:
     encoder: SentenceEncoder | None
     classifier: Classifier
     stories: Stories
-    deliverer: Deliverer
     dead_letters: DeadLetters
     digests: Digests
     endpoints: Endpoints
-    policy: EndpointPolicy
     subscriptions: Subscriptions  # the file's and the API's, refreshed every few seconds
-    messages: MessageLog
+    dispatcher: Dispatcher
 
     @classmethod
     def build(cls, config: Config, connection: redis.Redis) -> Runtime:
         settings = config.settings
         endpoints = Endpoints(connection)
+        dead_letters = DeadLetters(connection, settings.dead_letter_days * 86400)
+        subscriptions = Subscriptions(config, connection)
         window_seconds = int(settings.dedupe_window_hours * 3600)
         encoder = _encoder() if settings.story_probability or config.topic_model else None
         return cls(
@@ -65,15 +66,20 @@ class Runtime:
             encoder=encoder,
             classifier=Classifier(config.topics, config.topic_model if encoder else None),
             stories=Stories(connection, window_seconds),
-            deliverer=Deliverer(
-                settings.delivery_timeout_seconds, settings.max_in_flight_per_endpoint
-            ),
-            dead_letters=DeadLetters(connection, settings.dead_letter_days * 86400),
+            dead_letters=dead_letters,
             digests=Digests(connection, settings.delivery_timeout_seconds),
             endpoints=endpoints,
-            policy=EndpointPolicy(endpoints, settings),
-            subscriptions=Subscriptions(config, connection),
-            messages=MessageLog(connection),
+            subscriptions=subscriptions,
+            dispatcher=Dispatcher(
+                connection,
+                settings,
+                subscriptions,
+                endpoints,
+                EndpointPolicy(endpoints, settings),
+                Deliverer(settings.delivery_timeout_seconds, settings.max_in_flight_per_endpoint),
+                MessageLog(connection),
+                dead_letters,
+            ),
         )
 
     def subscription(self, subscription_id: str) -> Subscription | None:

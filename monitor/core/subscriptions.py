@@ -28,6 +28,7 @@ VERSION = 1
 # something on the server's side, which a caller has no business reading.
 API_KEYS = SUBSCRIPTION_KEYS - {"secret_env"}
 REFRESH_SECONDS = 2.0  # how stale a process's view may be: well inside the promised 5 s
+ROTATION_OVERLAP_SECONDS = 24 * 3600  # an old secret signs beside the new one this long
 
 log = structlog.get_logger()
 
@@ -57,6 +58,17 @@ class Record:
             },
             ensure_ascii=False,
         )
+
+    def rotated(self, secrets: tuple[str, ...], now: float) -> Record:
+        """The record signing with `secrets` from `now`: each secret they replace signs beside
+        them for ROTATION_OVERLAP_SECONDS more, so receivers have time to take the new one;
+        those already retiring keep their own time, and go once it has passed."""
+        until = now + ROTATION_OVERLAP_SECONDS
+        retiring = tuple((s, t) for s, t in self.retiring if t > now) + tuple(
+            (old, until) for old in self.table["secret"] if old not in secrets
+        )
+        table = {**self.table, "secret": list(secrets)}
+        return replace(self, table=table, retiring=retiring, updated=now)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Record:

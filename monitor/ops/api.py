@@ -16,57 +16,44 @@ the JSON Schemas of every message type: the contract a receiver codes against.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import re
-import secrets as random_secrets
 import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
-import redis
 import structlog
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import JSONResponse
 
 from monitor.core import keys
-from monitor.core.config import Config, Problem, check_subscription
+from monitor.core.config import Problem, check_subscription
 from monitor.core.http import refused_url
-from monitor.core.models import Alert, Entry, Subscription
+from monitor.core.models import Subscription
 from monitor.core.redact import redact_url
-from monitor.core.subscriptions import API_KEYS, Record, Subscriptions, SubscriptionStore
-from monitor.ops.admin import DeliveryState, iso_time, parse_since, resend
-from monitor.ops.auth import (
-    API_TOKEN_ENV,
-    FailureThrottle,
-    bearer_matches,
-    client_address,
-    token_from_env,
+from monitor.core.subscriptions import API_KEYS, Record
+from monitor.ops.errors import (
+    OperationError,
+    OwnedByFile,
+    SubscriptionExists,
+    UnknownSubscription,
+    UnreadableTime,
 )
-from monitor.ops.openapi import MESSAGES_LISTED, openapi_document
+from monitor.ops.openapi import MESSAGES_LISTED
 from monitor.ops.request_body import BodyRefused, read_capped
-from workers.delivery.messages import MessageLog
-from workers.delivery.signing import new_secret
-from workers.jobs import schedule_deliveries
+from monitor.ops.root import Root
+from monitor.ops.times import iso_time, parse_since
 
 PREFIX = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024  # a subscription is well under 1 KiB
 BODY_SECONDS = 10  # to send a body once the head is in
-ROTATION_OVERLAP_SECONDS = 24 * 3600  # the old secret signs beside the new one this long
 MAX_NUMBER_CHARS = 32  # "-1.7976931348623157e+308" has 24; int() of 5000 digits raises
 NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
 FILTER_KEYS = frozenset({"feeds", "tags", "keywords", "exclude_keywords"})
 # What a PATCH may remove (null; [] too for a filter): what a table may leave out.
 REMOVABLE_KEYS = API_KEYS - {"id", "url", "topics", "secret"}
-SCHEMAS = "schemas"  # workers/delivery/schemas/*.json, shipped as package data
 
 log = structlog.get_logger()
-Handler = Callable[[Request, Any], tuple[int, Any]]
 
 
 class AsciiJSON(JSONResponse):
@@ -84,6 +71,15 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.field = status, message, field
         self.problems: list[dict[str, str]] = []
+
+    @classmethod
+    def refused(cls, exc: OperationError) -> ApiError:
+        """What the operator's root refused, as the API says it."""
+        if isinstance(exc, UnknownSubscription):
+            return cls(404, f"no subscription {exc.subscription_id!r}")
+        if isinstance(exc, OwnedByFile | SubscriptionExists):
+            return cls(409, str(exc), "id")
+        return cls(422, str(exc))
 
     @classmethod
     def invalid(cls, problems: list[Problem]) -> ApiError:
@@ -104,18 +100,6 @@ class ApiError(Exception):
         return {"www-authenticate": "Bearer"} if self.status == 401 else None
 
 
-class Throttled(ApiError):
-    """A 429: the client sent too many wrong tokens of late."""
-
-    def __init__(self, client: str | None, wait: int):
-        super().__init__(429, f"too many wrong tokens from {client}; try again in {wait} s")
-        self.wait = wait
-
-    @property
-    def headers(self) -> dict[str, str] | None:
-        return {"retry-after": str(self.wait)}
-
-
 def request_number(text: str, field: str) -> int | float:
     """A number as a request writes it (a query or path parameter, a JSON body's value): its
     length bounded before it is converted (int() of thousands of digits raises, or takes
@@ -128,62 +112,7 @@ def request_number(text: str, field: str) -> int | float:
     return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
-def routes(connection: redis.Redis, config: Config, throttle: FailureThrottle) -> list[BaseRoute]:
-    """The routes `newsmon serve` mounts: the schemas always, the API when a token is set.
-    Wrong tokens count in `throttle`, shared with the board."""
-    public = [Route("/schemas/{name}", _schema, methods=["GET"])]
-    token = token_from_env(API_TOKEN_ENV)
-    if token is None:
-        return public
-    api = Api(connection, config)
-
-    def openapi(request: Request) -> Response:
-        return JSONResponse(openapi_document())
-
-    def route(path: str, handler: Handler, method: str) -> Route:
-        return Route(PREFIX + path, _endpoint(handler, token, throttle), methods=[method])
-
-    return [
-        *public,
-        Route("/openapi.json", openapi, methods=["GET"]),
-        route("/subscriptions", api.list, "GET"),
-        route("/subscriptions", api.create, "POST"),
-        route("/subscriptions/{id}", api.get, "GET"),
-        route("/subscriptions/{id}", api.update, "PATCH"),
-        route("/subscriptions/{id}", api.delete, "DELETE"),
-        route("/subscriptions/{id}/secret/rotate", api.rotate, "POST"),
-        route("/subscriptions/{id}/test", api.test, "POST"),
-        route("/subscriptions/{id}/messages", api.messages, "GET"),
-        route("/subscriptions/{id}/replay", api.replay, "POST"),
-    ]
-
-
-def _endpoint(
-    handler: Handler, token: str, throttle: FailureThrottle
-) -> Callable[[Request], Awaitable[Response]]:
-    """The throttle and the token check, the body read (capped) and parsed, then `handler` in
-    the thread pool (it calls Redis); an ApiError anywhere becomes its JSON answer."""
-
-    async def endpoint(request: Request) -> Response:
-        client = client_address(request)
-        try:
-            if (wait := throttle.retry_after(client)) is not None:
-                raise Throttled(client, wait)
-            if not bearer_matches(request.headers.get("authorization"), (token,)):
-                throttle.failed(client)
-                raise ApiError(401, "missing or wrong token: send Authorization: Bearer <token>")
-            body = await _json_body(request) if request.method in ("POST", "PATCH") else None
-            status, payload = await run_in_threadpool(handler, request, body)
-        except ApiError as exc:
-            return exc.response()
-        if status == 204:
-            return Response(status_code=204)
-        return AsciiJSON(payload, status_code=status)
-
-    return endpoint
-
-
-async def _json_body(request: Request) -> Any:
+async def json_body(request: Request) -> Any:
     """The body's JSON (None when empty), at most MAX_BODY_BYTES, sent within BODY_SECONDS."""
     try:
         content = await read_capped(request, cap=MAX_BODY_BYTES, seconds=BODY_SECONDS)
@@ -238,36 +167,30 @@ def _object(body: Any, *, required: bool = True) -> dict[str, Any]:
 class Api:
     """The handlers: each takes the request and its parsed body, returns (status, JSON)."""
 
-    def __init__(self, connection: redis.Redis, config: Config):
-        self.connection, self.config = connection, config
-        self.store = SubscriptionStore(connection)
-        # Read afresh on every call: a change must show in the next answer.
-        self.subscriptions = Subscriptions(config, connection, refresh_seconds=0)
-        self.topic_names = {topic.name for topic in config.topics}
-        self.feeds = config.feeds
-        self.from_file = {s.id for s in config.subscriptions}
-        self.messages_log = MessageLog(connection)
+    def __init__(self, root: Root):
+        self.root = root
+        self.topic_names = {topic.name for topic in root.config.topics}
+        self.feeds = root.config.feeds
+        self.from_file = {s.id for s in root.config.subscriptions}
 
     def list(self, request: Request, body: None) -> tuple[int, Any]:
-        records = self.store.records()
-        return 200, {"data": [self._view(s, records.get(s.id)) for s in self.subscriptions.all()]}
+        records = self.root.store.records()
+        every_subscription = self.root.subscriptions.all()
+        return 200, {"data": [self._view(s, records.get(s.id)) for s in every_subscription]}
 
     def get(self, request: Request, body: None) -> tuple[int, Any]:
         subscription = self._subscription(request)
-        return 200, self._view(subscription, self.store.get(subscription.id))
+        return 200, self._view(subscription, self.root.store.get(subscription.id))
 
     def create(self, request: Request, body: Any) -> tuple[int, Any]:
         table = dict(_object(body))
         made_secret = "secret" not in table
         if made_secret:
-            table["secret"] = new_secret()
+            table["secret"] = self.root.new_secret()
         subscription = self._checked(table)
-        if subscription.id in self.from_file:
-            raise self._owned_by_file(subscription.id)
         table["secret"] = list(subscription.secrets)
         record = Record(table)
-        if not self.store.create(record):
-            raise ApiError(409, f"subscription {subscription.id!r} exists; PATCH it", "id")
+        self.root.create(record)
         log.info("subscription.created", subscription=subscription.id, url=subscription.url)
         view = self._view(subscription, record)
         if made_secret:  # shown this once; never again
@@ -305,14 +228,13 @@ class Api:
             checked[:] = [self._checked(table)]
             return dataclasses.replace(record, table=table, updated=time.time())
 
-        updated = self._change(request, change)
+        updated = self.root.change(request.path_params["id"], change)
         log.info("subscription.updated", subscription=updated.id, keys=sorted(changes))
         return 200, self._view(checked[0], updated)
 
     def delete(self, request: Request, body: None) -> tuple[int, Any]:
-        sub_id = self._changeable(request)
-        if not self.store.delete(sub_id):
-            raise ApiError(404, f"no subscription {sub_id!r}")
+        sub_id = request.path_params["id"]
+        self.root.delete(sub_id)
         log.info("subscription.deleted", subscription=sub_id)
         return 204, None
 
@@ -321,19 +243,11 @@ class Api:
         given = _object(body, required=False)
         if unknown := sorted(set(given) - {"secret"}):
             raise ApiError(422, "unknown key; expected only: secret", unknown[0])
-        new = given.get("secret", new_secret())
-        now = time.time()
-        until = now + ROTATION_OVERLAP_SECONDS
-
-        def change(record: Record) -> Record:
-            secrets = self._checked({**record.table, "secret": new}).secrets
-            retiring = tuple((s, t) for s, t in record.retiring if t > now) + tuple(
-                (old, until) for old in record.table["secret"] if old not in secrets
-            )
-            table = {**record.table, "secret": list(secrets)}
-            return dataclasses.replace(record, table=table, retiring=retiring, updated=now)
-
-        rotated = self._change(request, change)
+        new = given.get("secret", self.root.new_secret())
+        rotated, until = self.root.rotate_secret(
+            request.path_params["id"],
+            lambda table: self._checked({**table, "secret": new}).secrets,
+        )
         log.info("subscription.rotated", subscription=rotated.id, old_secrets_until=iso_time(until))
         secret = rotated.table["secret"][0]
         return 200, {"secret": secret, "old_secrets_sign_until": iso_time(until)}
@@ -342,34 +256,7 @@ class Api:
         """A `message.test` through the delivery queue, as any alert goes."""
         subscription = self._subscription(request)
         _object(body, required=False)
-        now = datetime.now(UTC)
-        entry = Entry(
-            id="test",
-            feed_name="newsmon",
-            feed_url="https://newsmon.invalid/test",
-            key="test",
-            title="newsmon test message",
-            link="https://newsmon.invalid/test",
-            summary="Sent on request to check that this endpoint receives and verifies alerts.",
-            published=now,
-            story_id="st_test",
-        )
-        alert = Alert(
-            id="msg_" + random_secrets.token_hex(12),
-            subscription_id=subscription.id,
-            topics=(),
-            entry=entry,
-            created=now,
-            test=True,
-        )
-        schedule_deliveries(
-            self.connection,
-            self.config.settings,
-            {subscription.id: [alert]},
-            attempt=1,
-            delay_seconds=0,
-        )
-        log.info("alert.enqueued", alert_id=alert.id, subscription=subscription.id, test=True)
+        alert = self.root.send_test(subscription.id)
         return 202, {"message_id": alert.id, "type": alert.type}
 
     def messages(self, request: Request, body: None) -> tuple[int, Any]:
@@ -377,7 +264,7 @@ class Api:
         limit = request_number(request.query_params.get("limit", str(MESSAGES_LISTED)), "limit")
         if not isinstance(limit, int) or not 1 <= limit <= keys.MESSAGES_KEPT:
             raise ApiError(422, f"must be a whole number from 1 to {keys.MESSAGES_KEPT}", "limit")
-        messages = self.messages_log.recent(subscription.id, limit)
+        messages = self.root.recent_messages(subscription.id, limit)
         for message in messages:
             message["created"] = iso_time(message["created"])
             for attempt in message["attempts"]:
@@ -395,17 +282,12 @@ class Api:
         if which not in ("dead", "all"):
             raise ApiError(422, 'must be "dead" or "all"', "messages")
         since = _since(given.get("since"))
-        state = DeliveryState.on(self.config, self.connection)
         if which == "dead":
-            dead = state.dead_letters.list(subscription.id, since)
-            alerts = state.dead_letters.take([record["alert_id"] for record in dead])
+            queued, _ = self.root.replay([], subscription.id, since)
+        elif since is None:
+            raise ApiError(422, 'is required with "messages": "all"', "since")
         else:
-            if since is None:
-                raise ApiError(422, 'is required with "messages": "all"', "since")
-            alerts = self.messages_log.since(subscription.id, since)
-            # Their dead letters, if any, go: the resend is their second chance.
-            state.dead_letters.take([a.id for a in alerts])
-        queued, _ = resend(state, alerts) if alerts else (0, [])
+            queued = self.root.replay_sent(subscription.id, since)
         log.info("deliveries.replayed", subscription=subscription.id, alerts=queued, which=which)
         return 202, {"queued": queued}
 
@@ -422,32 +304,7 @@ class Api:
         return subscription
 
     def _subscription(self, request: Request) -> Subscription:
-        sub_id = request.path_params["id"]
-        if subscription := self.subscriptions.get(sub_id):
-            return subscription
-        raise ApiError(404, f"no subscription {sub_id!r}")
-
-    def _changeable(self, request: Request) -> str:
-        """The id of the path, unless subscriptions.toml has it: the file wins (409)."""
-        sub_id = request.path_params["id"]
-        if sub_id in self.from_file:
-            raise self._owned_by_file(sub_id)
-        return sub_id
-
-    def _change(self, request: Request, change: Callable[[Record], Record]) -> Record:
-        """The stored record of the path's subscription changed by `change`, atomically."""
-        sub_id = self._changeable(request)
-        if changed := self.store.update(sub_id, change):
-            return changed
-        raise ApiError(404, f"no subscription {sub_id!r}")
-
-    def _owned_by_file(self, sub_id: str) -> ApiError:
-        return ApiError(
-            409,
-            f"subscription {sub_id!r} is defined in subscriptions.toml, which wins: "
-            "change it there, or use another id",
-            "id",
-        )
+        return self.root.subscription(request.path_params["id"])
 
     def _view(self, subscription: Subscription, record: Record | None) -> dict[str, Any]:
         """A subscription as the API shows it: as it was written (tags as tags), without its
@@ -485,19 +342,5 @@ def _since(value: Any) -> float | None:
         raise ApiError(422, "must be a string: an ISO time or a duration (30m, 2h, 7d)", "since")
     try:
         return parse_since(value)
-    except (argparse.ArgumentTypeError, OverflowError, ValueError) as exc:
+    except (UnreadableTime, OverflowError, ValueError) as exc:
         raise ApiError(422, str(exc) or "unreadable time", "since") from None
-
-
-def _schemas() -> dict[str, Any]:
-    """The shipped schemas by file name (alert.created.json, ...)."""
-    folder = resources.files("workers.delivery") / SCHEMAS
-    return {item.name: item for item in folder.iterdir() if item.name.endswith(".json")}
-
-
-def _schema(request: Request) -> Response:
-    name, schemas = request.path_params["name"], _schemas()
-    if name not in schemas:
-        known = ", ".join(sorted(schemas))
-        return JSONResponse({"error": f"no schema {name!r}; known: {known}"}, status_code=404)
-    return Response(schemas[name].read_bytes(), media_type="application/schema+json")

@@ -3,49 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import signal
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import redis
 
 from monitor.core import __version__, log
-from monitor.core.config import (
-    Config,
-    ConfigError,
-    config_dir,
-    load_config,
-    load_topic_model,
-    load_topics,
-    save_topic_model,
-    table_key,
-)
+from monitor.core.config import Config, ConfigError, config_dir, load_config, table_key
 from monitor.core.http import refused_url
-from monitor.core.models import Entry, Topic
-from monitor.core.processes import process_name
 from monitor.core.redact import redact_url
 from monitor.ops import CommandError, admin
 from monitor.ops.admin import counted
+from monitor.ops.errors import OperationError, UnreadableTime
 from monitor.ops.redis_server import connect, ensure_durable, redis_url
 from monitor.ops.serve import serve
 from monitor.ops.starter import SUBSCRIPTIONS, write_starter
 from monitor.ops.supervisor import run
+from monitor.ops.times import parse_since
+from monitor.ops.worker_commands import classify, print_secret, run_worker
 from monitor.poller.loop import Poller
-from workers import runtime, worker
-from workers.delivery.signing import new_secret
-from workers.ml.encoder import shipped
-from workers.ml.evaluation import evaluate
-from workers.ml.topic_model import FOLDS, train
-from workers.pipeline.classify import Classifier, TopicScore, chosen
-from workers.pipeline.normalise import normalise
-from workers.pipeline.stories import Stories
 
 SIGPIPE_EXIT = 128 + signal.SIGPIPE  # what a shell reports for a process a pipe's end killed
 
@@ -119,7 +100,9 @@ def _main(argv: list[str] | None) -> int:
         "feeds", "each feed: health, last fetch, next due, entries seen", admin.list_feeds
     )
     feeds.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    stories = command("stories", "recent stories and the outlets that reported each", _stories)
+    stories = command(
+        "stories", "recent stories and the outlets that reported each", admin.list_stories
+    )
     stories.add_argument("--topic", metavar="T", help="only stories under this topic")
     _since(stories, "reported", default="24h")
     stories.add_argument("--json", action="store_true", help="JSON lines instead of a table")
@@ -134,7 +117,7 @@ def _main(argv: list[str] | None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     secret = commands.add_parser("secret", help="print a new random webhook secret (whsec_...)")
-    secret.set_defaults(handler=_secret)
+    secret.set_defaults(handler=print_secret)
     init = commands.add_parser(
         "init",
         help="write a starter config folder (the shipped one, subscriptions commented out)",
@@ -173,7 +156,7 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     # Not set_defaults(config=None): that would change the option every command shares.
     args.config = getattr(args, "config", None)
-    if args.handler in (_secret, _classify, _init):
+    if args.handler in (print_secret, _classify, _init):
         return args.handler(args, None)
     directory = config_dir(args.config)
     try:
@@ -193,17 +176,12 @@ def _main(argv: list[str] | None) -> int:
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
         return args.handler(args, config)
-    except CommandError as exc:
+    except (CommandError, OperationError) as exc:
         print(f"newsmon: {exc}", file=sys.stderr)
         return 2
 
 
 Handler = Callable[[argparse.Namespace, Config | None], int]
-
-
-def _secret(args: argparse.Namespace, config: None) -> int:
-    print(new_secret())
-    return 0
 
 
 def _init(args: argparse.Namespace, config: None) -> int:
@@ -283,9 +261,11 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
 
 def _worker(args: argparse.Namespace, config: Config) -> int:
-    connection = _redis(config)
-    runtime.install(runtime.Runtime.build(config, connection))
-    return worker.run(connection, process_name(), args.burst)
+    return run_worker(config, _redis(config), args.burst)
+
+
+def _classify(args: argparse.Namespace, config: None) -> int:
+    return classify(args, config_dir(args.config))
 
 
 def _redis(config: Config) -> redis.Redis:
@@ -298,7 +278,7 @@ def _redis(config: Config) -> redis.Redis:
 def _since(parser: argparse.ArgumentParser, what: str, default: str | None = None) -> None:
     parser.add_argument(
         "--since",
-        type=admin.parse_since,
+        type=_since_value,
         default=default,
         metavar="T",
         help=f"{what} since T: an ISO time, or 30m, 2h, 7d ago"
@@ -306,156 +286,9 @@ def _since(parser: argparse.ArgumentParser, what: str, default: str | None = Non
     )
 
 
-def _stories(args: argparse.Namespace, config: Config) -> int:
-    if args.topic and args.topic not in {t.name for t in config.topics}:
-        raise CommandError(f"no topic {args.topic!r} in topics.toml")
-    window_seconds = int(config.settings.dedupe_window_hours * 3600)
-    stories = Stories(connect(redis_url(config)), window_seconds).recent(args.since, args.topic)
-    for story in stories:
-        if args.json:
-            print(json.dumps(dataclasses.asdict(story), ensure_ascii=False))
-            continue
-        seen = time.strftime("%Y-%m-%d %H:%M", time.gmtime(story.first_seen))
-        print(f"{seen}  {story.title[:90]}")
-        print(
-            f"      topics: {', '.join(story.topics) or '-'}  outlets: {', '.join(story.outlets)}"
-        )
-        for entry_id, why in story.why.items():
-            reasons = ", ".join(f"{k} {v}" for k, v in why.items() if k not in ("reason", "of"))
-            print(f"      {entry_id} joined {why['of']} ({why['reason']}): {reasons}")
-    if not args.json:
-        print(counted(len(stories), "story", "stories"))
-    return 0
-
-
-def _classify(args: argparse.Namespace, config: None) -> int:
-    directory = config_dir(args.config)
+def _since_value(value: str) -> float:
+    """A --since value, an unreadable one refused as argparse refuses a bad option."""
     try:
-        topics = load_topics(directory)
-        if args.train:  # the model file being replaced need not be valid
-            return _train(topics, args.train, directory)
-        classifier = Classifier(topics, load_topic_model(directory, topics))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"newsmon: {problem}", file=sys.stderr)
-        return 2
-    if args.eval:
-        return _evaluate(classifier, args.eval)
-    bad_lines = 0
-    for _, item in _json_lines(sys.stdin, "stdin"):
-        if item is None:
-            bad_lines += 1
-            continue
-        scores = classifier.explain(_text(item))
-        item["topics"] = list(chosen(scores))
-        if args.explain:
-            item["explain"] = {
-                s.topic: _explained(s) for s in scores if s.matched or s.ignored or s.passed
-            }
-        print(json.dumps(item, ensure_ascii=False), flush=False)
-    sys.stdout.flush()
-    return 1 if bad_lines else 0
-
-
-def _explained(score: TopicScore) -> dict:
-    explained = {
-        "score": score.score,
-        "threshold": score.threshold,
-        "matched": score.matched,
-        "ignored": score.ignored,
-    }
-    if score.model is not None:
-        explained["model"] = round(score.model, 3)
-        explained["combined"] = round(score.combined, 3)
-        explained["model_threshold"] = score.model_threshold
-    return explained
-
-
-def _labelled(path: Path) -> list[dict]:
-    """Lines of a labelled file, each with its 'topics' list; exits naming a bad line."""
-    try:
-        lines = list(_json_lines(path.open(encoding="utf-8"), str(path)))
-    except OSError as exc:
-        raise SystemExit(f"newsmon: {path}: {exc.strerror}") from None
-    labelled = []
-    for number, item in lines:
-        if item is None:
-            raise SystemExit(2)
-        if not isinstance(item.get("topics"), list):
-            raise SystemExit(f"newsmon: {path} line {number}: needs a 'topics' list, e.g. []")
-        labelled.append(item)
-    return labelled
-
-
-def _train(topics: tuple[Topic, ...], path: Path, directory: Path) -> int:
-    lines = _labelled(path)
-    names = [topic.name for topic in topics]
-    texts = [_text(item) for item in lines]
-    rules = Classifier(topics)
-    evidence = [[s.evidence for s in rules.explain(text)] for text in texts]
-    folds = [i % FOLDS for i in range(len(lines))]  # thresholds are chosen on held-out lines
-    model = train(texts, [set(item["topics"]) for item in lines], names, shipped(), evidence, folds)
-    output = save_topic_model(directory, model, f"newsmon classify --train {path.name}")
-    for name in names:
-        count = sum(name in item["topics"] for item in lines)
-        state = "rules only (needs labelled lines)"
-        if name in model.weights:
-            state = f"learned, threshold {model.thresholds[name]:.2f}"
-        print(f"{name:<16} {count:5d} labelled  {state}")
-    print(f"wrote {output} from {counted(len(lines), 'line')}")
-    return 0
-
-
-def _evaluate(classifier: Classifier, path: Path) -> int:
-    labelled = [
-        (item, set(item["topics"]), set(classifier.topics_of(_text(item))))
-        for item in _labelled(path)
-    ]
-    names = [topic.name for topic in classifier.topics]
-    result = evaluate(names, labelled)
-    print(f"{'topic':<16} {'precision':>9} {'recall':>7} {'f1':>6} {'labelled':>9}")
-    for name, scores in result.topics.items():
-        support = scores.true_positives + scores.false_negatives
-        print(
-            f"{name:<16} {scores.precision:9.3f} {scores.recall:7.3f} {scores.f1:6.3f} {support:9d}"
-        )
-    print(
-        f"macro-F1 {result.macro_f1:.3f} over {counted(len(labelled), 'line')}, "
-        f"{len(result.misses)} missed"
-    )
-    for miss in result.misses:
-        print(
-            f"  miss {miss['id']}: expected {miss['expected']}, got {miss['got']}: "
-            f"{miss['title'][:70]}"
-        )
-    return 0
-
-
-def _json_lines(lines: Iterable[str], source: str) -> Iterator[tuple[int, dict | None]]:
-    """(line number, object) per non-blank line; None, after saying why, for a bad line."""
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            if not isinstance(item, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            print(f"newsmon: {source} line {number}: {exc}", file=sys.stderr)
-            item = None
-        yield number, item
-
-
-def _text(item: dict) -> str:
-    """The text the workers would classify: normalised title and summary."""
-
-    entry = Entry(
-        id="",
-        feed_name="",
-        feed_url="",
-        key="",
-        link="",
-        title=str(item.get("title") or ""),
-        summary=str(item.get("summary") or ""),
-    )
-    return normalise(entry).text
+        return parse_since(value)
+    except UnreadableTime as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -15,7 +15,7 @@ GET /metrics   Prometheus text: the counters and gauges of `newsmon stats`, read
                at scrape time, so one endpoint covers every process of the deployment.
 GET  /websub/FEED  a WebSub hub verifying our subscription to FEED (see websub.py)
 POST /websub/FEED  a WebSub hub pushing FEED's new document
-/api/v1/..., /openapi.json, /schemas/NAME.json   see api.py
+/api/v1/..., /openapi.json, /schemas/NAME.json   see api.py, api_routes.py
 
 The WebSub route is public, so the server is Starlette on uvicorn with limits on what a
 client can hold: connections, time to send a request's head and its body, head size and
@@ -61,10 +61,12 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from monitor.core import __version__
 from monitor.core.config import Config
 from monitor.core.histograms import HISTOGRAMS
-from monitor.ops import CommandError, api, board, stats
+from monitor.ops import CommandError, api_routes, board, stats
 from monitor.ops.auth import FailureThrottle
+from monitor.ops.board_access import PEER_SCOPE_KEY
 from monitor.ops.redis_server import durability
 from monitor.ops.request_body import BodyRefused, read_capped
+from monitor.ops.root import Root
 from monitor.poller.websub import Callback
 
 MAX_CONNECTIONS = 100  # beyond this uvicorn answers 503 at once
@@ -81,11 +83,11 @@ log = structlog.get_logger()
 class SnapshotCollector:
     """Turns a stats snapshot into Prometheus metrics on each scrape."""
 
-    def __init__(self, connection: redis.Redis, config: Config):
-        self.connection, self.config = connection, config
+    def __init__(self, root: Root):
+        self.root = root
 
     def collect(self) -> Iterator[Metric]:
-        snap = stats.snapshot(self.connection, self.config)
+        snap = self.root.snapshot()
         for name, value in snap["totals"].items():
             yield CounterMetricFamily(
                 f"newsmon_{name}", f"{name.replace('_', ' ')} since start", value=value
@@ -155,8 +157,9 @@ def probe_client(connection: redis.Redis) -> redis.Redis:
 
 
 def make_app(connection: redis.Redis, config: Config) -> Starlette:
+    root = Root.build(config, connection)
     registry = CollectorRegistry()
-    registry.register(SnapshotCollector(connection, config))
+    registry.register(SnapshotCollector(root))
     callback = Callback(connection, config)
     cap = callback.max_push_bytes
     probe = probe_client(connection)
@@ -178,7 +181,7 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     def healthz(request: Request) -> Response:
-        healthy, checks = stats.health(connection)
+        healthy, checks = root.health()
         return JSONResponse({"healthy": healthy, **checks}, status_code=200 if healthy else 503)
 
     def metrics(request: Request) -> Response:
@@ -224,8 +227,8 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
             # `path`, so a feed name with an (encoded) slash still reaches its feed.
             Route("/websub/{feed:path}", websub_verify, methods=["GET"]),
             Route("/websub/{feed:path}", websub_push, methods=["POST"]),
-            *board.routes(connection, config, throttle),
-            *api.routes(connection, config, throttle),
+            *board.routes(root, throttle),
+            *api_routes.routes(root, throttle),
         ],
         exception_handlers={404: not_found, redis.RedisError: redis_down},
     )
@@ -233,14 +236,14 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
 
 class KeepPeer:
     """ASGI: the connection's peer, as the socket has it, kept in the scope under
-    board.PEER_SCOPE_KEY before the app inside (uvicorn's proxy-headers step) rewrites
+    board_access.PEER_SCOPE_KEY before the app inside (uvicorn's proxy-headers step) rewrites
     scope["client"] from headers a client chooses."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[board.PEER_SCOPE_KEY] = scope.get("client")
+        scope[PEER_SCOPE_KEY] = scope.get("client")
         await self.app(scope, receive, send)
 
 

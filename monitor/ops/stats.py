@@ -17,9 +17,6 @@ from monitor.core.config import Config
 from monitor.core.counters import COUNTERS, SUBSCRIPTION_COUNTERS, subscription_field
 from monitor.core.feedstate import FeedHealth, FeedState
 from monitor.core.histograms import HISTOGRAMS, distribution
-from monitor.core.subscriptions import Subscriptions
-from workers.delivery.deadletters import DeadLetters
-from workers.delivery.endpoints import Endpoints
 
 RATE_MINUTES = 5
 LAST_HOUR_MINUTES = 60
@@ -30,11 +27,17 @@ def _ints(raw: dict[bytes, bytes]) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in raw.items()}
 
 
-def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
-    """Everything an operator watches, as plain data (the JSON of `newsmon stats --json`)."""
+def snapshot(
+    connection: redis.Redis,
+    config: Config,
+    endpoints: dict[str, dict[str, Any]],
+    dead_letters: dict[str, int],
+) -> dict[str, Any]:
+    """Everything an operator watches, as plain data (the JSON of `newsmon stats --json`).
+    `endpoints` holds each subscription's endpoint status, failing_since and disabled_reason,
+    the file's and the API's subscriptions alike; `dead_letters` how many each has."""
     now = time.time()
     minute = int(now // 60)
-    every_subscription = Subscriptions(config, connection).all()  # the file's and the API's
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.STATS_TOTAL)
         for m in range(minute - RATE_MINUTES + 1, minute + 1):
@@ -42,8 +45,8 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
             pipe.hmget(keys.stats_minute(m), COUNTERS)
         for feed in config.feeds:
             pipe.hgetall(keys.feed_state(feed.name))
-        for subscription in every_subscription:
-            pipe.hgetall(keys.stats_subscription(subscription.id))
+        for subscription_id in endpoints:
+            pipe.hgetall(keys.stats_subscription(subscription_id))
         pipe.zrangebyscore(
             keys.heartbeats("poller"), now - HEARTBEAT_FRESH_SECONDS, "+inf", withscores=True
         )
@@ -56,7 +59,7 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         for _ in range(RATE_MINUTES)
     ]
     feed_states = [FeedState.read(next(replies)) for _ in config.feeds]
-    subscription_counts = [_ints(next(replies)) for _ in every_subscription]
+    subscription_counts = [_ints(next(replies)) for _ in endpoints]
     pollers = next(replies)
     distributions = {h.name: distribution(h, next(replies)) for h in HISTOGRAMS}
 
@@ -78,18 +81,16 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         if state.health.is_failing
     ]
     by_health = Counter(state.health for state in feed_states)
-    endpoints = Endpoints(connection)
-    dead_letters = DeadLetters(connection, config.settings.dead_letter_days * 86400)
-    subscriptions = {}
-    for subscription, counts in zip(every_subscription, subscription_counts, strict=True):
-        endpoint = endpoints.health(subscription)
-        subscriptions[subscription.id] = {
-            "status": endpoint.status,
-            "failing_since": endpoint.failing_since,
-            "disabled_reason": endpoint.disabled_reason,
+    subscriptions = {
+        subscription_id: {
+            **endpoint,
             **{name: counts.get(name, 0) for name in SUBSCRIPTION_COUNTERS},
-            "dead_letters": dead_letters.count(subscription.id),
+            "dead_letters": dead_letters[subscription_id],
         }
+        for (subscription_id, endpoint), counts in zip(
+            endpoints.items(), subscription_counts, strict=True
+        )
+    }
     return {
         "queues": {
             name: _queue_depths(queues.queue(name, connection))
