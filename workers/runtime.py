@@ -49,7 +49,7 @@ class Runtime:
     def build(cls, config: Config, connection: redis.Redis) -> Runtime:
         settings = config.settings
         endpoints = Endpoints(connection)
-        window_seconds = int(settings.dedupe_window_hours * 3600)
+        window_seconds = settings.dedupe_window_seconds
         encoder = _encoder() if settings.story_probability or config.topic_model else None
         return cls(
             config=config,
@@ -68,7 +68,7 @@ class Runtime:
             deliverer=Deliverer(
                 settings.delivery_timeout_seconds, settings.max_in_flight_per_endpoint
             ),
-            dead_letters=DeadLetters(connection, settings.dead_letter_days * 86400),
+            dead_letters=DeadLetters(connection, settings.dead_letter_seconds),
             digests=Digests(connection, settings.delivery_timeout_seconds),
             endpoints=endpoints,
             policy=EndpointPolicy(endpoints, settings),

@@ -72,11 +72,10 @@ class DeliveryState:
 
     @classmethod
     def on(cls, config: Config, connection: redis.Redis) -> DeliveryState:
-        days = config.settings.dead_letter_days
         return cls(
             config,
             connection,
-            DeadLetters(connection, days * 86400),
+            DeadLetters(connection, config.settings.dead_letter_seconds),
             Endpoints(connection),
             Subscriptions(config, connection),
         )

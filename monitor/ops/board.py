@@ -69,7 +69,7 @@ log = structlog.get_logger()
 
 def read_board(connection: redis.Redis, config: Config, topic: str | None) -> dict[str, Any]:
     """Everything the board shows, as JSON-ready data."""
-    window_seconds = int(config.settings.dedupe_window_hours * 3600)
+    window_seconds = config.settings.dedupe_window_seconds
     stories = Stories(connection, window_seconds).latest(STORIES_SHOWN, topic)
     snap = stats.snapshot(connection, config)
     last_hour = stats.subscriptions_last_hour(connection, snap["subscriptions"])

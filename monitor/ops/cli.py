@@ -309,7 +309,7 @@ def _since(parser: argparse.ArgumentParser, what: str, default: str | None = Non
 def _stories(args: argparse.Namespace, config: Config) -> int:
     if args.topic and args.topic not in {t.name for t in config.topics}:
         raise CommandError(f"no topic {args.topic!r} in topics.toml")
-    window_seconds = int(config.settings.dedupe_window_hours * 3600)
+    window_seconds = config.settings.dedupe_window_seconds
     stories = Stories(connect(redis_url(config)), window_seconds).recent(args.since, args.topic)
     for story in stories:
         if args.json:

@@ -79,7 +79,7 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
     ]
     by_health = Counter(state.health for state in feed_states)
     endpoints = Endpoints(connection)
-    dead_letters = DeadLetters(connection, config.settings.dead_letter_days * 86400)
+    dead_letters = DeadLetters(connection, config.settings.dead_letter_seconds)
     subscriptions = {}
     for subscription, counts in zip(every_subscription, subscription_counts, strict=True):
         endpoint = endpoints.health(subscription)
