@@ -95,7 +95,7 @@ def story_of(
                 connection.flushdb()
                 deduper = Deduper(
                     connection,
-                    int(settings.dedupe_window_hours * 3600),
+                    settings.dedupe_window_seconds,
                     settings.near_duplicate_similarity,
                     pair_model.shipped(probability or settings.story_probability),
                 )

@@ -128,7 +128,7 @@ def main() -> None:
     )
     entry_queue = EntryQueue(connection, args.seen_per_feed, keep_seconds=real(KEEP_SECONDS))
     deduper = Deduper(
-        connection, real(Settings.dedupe_window_hours * 3600), Settings.near_duplicate_similarity
+        connection, real(Settings().dedupe_window_seconds), Settings.near_duplicate_similarity
     )
     interval = args.interval_hours * 3600 / scale
     publisher = Publisher(args.new)

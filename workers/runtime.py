@@ -48,9 +48,9 @@ class Runtime:
     def build(cls, config: Config, connection: redis.Redis) -> Runtime:
         settings = config.settings
         endpoints = Endpoints(connection)
-        dead_letters = DeadLetters(connection, settings.dead_letter_days * 86400)
+        dead_letters = DeadLetters(connection, settings.dead_letter_seconds)
         subscriptions = Subscriptions(config, connection)
-        window_seconds = int(settings.dedupe_window_hours * 3600)
+        window_seconds = settings.dedupe_window_seconds
         encoder = _encoder() if settings.story_probability or config.topic_model else None
         return cls(
             config=config,

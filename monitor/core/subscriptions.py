@@ -2,8 +2,8 @@
 subscriptions.toml's first, then the API's whose id the file does not use.
 
 A record keeps the subscription's table (the keys of a [[subscriptions]] table, secrets
-listed under `secret`) as the API accepted it, and is checked again by config.py's one
-subscription check when read: a key added there applies to both sources at once. Records
+listed under `secret`) as the API accepted it, and is checked again by the one subscription
+check (config/subscription.py) when read: a key added there applies to both sources at once. Records
 are versioned JSON; every change moves a counter, which is all a worker reads to know
 whether its view is current.
 """

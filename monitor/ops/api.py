@@ -3,7 +3,7 @@
 Off (every route 404) unless NEWSMON_API_TOKEN is set; then every call needs
 `Authorization: Bearer <token>`, and a client that sent too many wrong ones of late is
 answered 429 (auth.FailureThrottle). Bodies are JSON objects with the keys of a
-[[subscriptions]] table (no `secret_env`), checked by config.py's one subscription check, so
+[[subscriptions]] table (no `secret_env`), checked by the config's one subscription check, so
 a mistake is a 4xx naming the key; a key given twice is a 400, and every number of a request
 is read by `request_number`. Subscriptions made here live in Redis; those of
 subscriptions.toml are listed too, and win an id clash, but only the file changes them (409).
@@ -32,6 +32,7 @@ from monitor.core.http import refused_url
 from monitor.core.models import Subscription
 from monitor.core.redact import redact_url
 from monitor.core.subscriptions import API_KEYS, Record
+from monitor.ops import api_bodies
 from monitor.ops.errors import (
     OperationError,
     OwnedByFile,
@@ -241,7 +242,7 @@ class Api:
     def rotate(self, request: Request, body: Any) -> tuple[int, Any]:
         """A new secret signs from now on; the old ones sign beside it for a day more."""
         given = _object(body, required=False)
-        if unknown := sorted(set(given) - {"secret"}):
+        if unknown := sorted(set(given) - api_bodies.Rotate.__optional_keys__):
             raise ApiError(422, "unknown key; expected only: secret", unknown[0])
         new = given.get("secret", self.root.new_secret())
         rotated, until = self.root.rotate_secret(
@@ -276,7 +277,7 @@ class Api:
         sent since a time (`"messages": "all"`), each under its own webhook-id."""
         subscription = self._subscription(request)
         given = _object(body, required=False)
-        if unknown := sorted(set(given) - {"since", "messages"}):
+        if unknown := sorted(set(given) - api_bodies.Replay.__optional_keys__):
             raise ApiError(422, "unknown key; expected: since, messages", unknown[0])
         which = given.get("messages", "dead")
         if which not in ("dead", "all"):
@@ -306,12 +307,12 @@ class Api:
     def _subscription(self, request: Request) -> Subscription:
         return self.root.subscription(request.path_params["id"])
 
-    def _view(self, subscription: Subscription, record: Record | None) -> dict[str, Any]:
+    def _view(self, subscription: Subscription, record: Record | None) -> api_bodies.Subscription:
         """A subscription as the API shows it: as it was written (tags as tags), without its
         secrets, its URL masked as logs mask it (a chat service's token is in the path), and
         the options not set left out, as the table leaves them out."""
         url = redact_url(subscription.url)
-        view: dict[str, Any] = {
+        view: api_bodies.Subscription = {
             "id": subscription.id,
             "url": url,
             "url_masked": url != subscription.url,

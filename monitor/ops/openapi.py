@@ -1,196 +1,96 @@
 """The OpenAPI 3.1 document of `/api/v1`, served at `/openapi.json`.
 
-Written by hand rather than generated from docstrings: it states every body and answer in
-one readable place, and tests/test_api.py checks that it lists every route the API serves and
-(with schemathesis) that every answer of a real server conforms to it. Bounds are those
-config.py checks, read from its constants.
+Its schemas are generated from the declarations the API checks and builds its bodies by: the
+subscription table of subscriptions.toml (monitor/core/config/subscription.py) and the other
+bodies (api_bodies.py). tests/test_api.py checks that it lists every route the API serves and
+(with schemathesis) that every answer of a real server conforms to it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema
+
 from monitor.core import __version__, keys
-from monitor.core.config import BACKFILL_HOURS, DIGEST_MINUTES, NAME_PATTERN
-from monitor.core.models import Format
+from monitor.core.config.subscription import Name, SubscriptionTable
+from monitor.core.subscriptions import API_KEYS
+from monitor.ops import api_bodies
 
 MESSAGES_LISTED = 50  # GET .../messages without ?limit=
+# What a PATCH cannot put back to a default: the subscription's identity and its secret.
+FIXED_KEYS = ("id", "url", "topics", "secret")
+BODIES = (
+    SubscriptionTable,
+    api_bodies.Subscription,
+    api_bodies.SubscriptionList,
+    api_bodies.Rotate,
+    api_bodies.Rotated,
+    api_bodies.Empty,
+    api_bodies.TestSent,
+    api_bodies.MessageList,
+    api_bodies.Replay,
+    api_bodies.Replayed,
+    api_bodies.Error,
+)
+REF = "#/components/schemas/{model}"
 
-_ID = {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$"}
-_SECRET = {"type": "string", "pattern": "^whsec_[A-Za-z0-9+/=]+$"}
-_TOPICS = {
-    "type": "array",
-    "items": {"type": "string"},
-    "minItems": 1,
-    "description": 'topics of topics.toml, or ["*"] for every entry',
-}
-_TIME = {"type": "string", "format": "date-time"}
-_NAMES = {"type": "array", "items": {"type": "string"}, "minItems": 1}
-# What a subscription may add to its topics: the shape of its messages, filters, digests
-# and the feeds' past; each optional, as in subscriptions.toml, and left out of an answer
-# when not set.
-_FILTERS = {
-    "feeds": {**_NAMES, "description": "only entries of these feeds of feeds.toml"},
-    "tags": {**_NAMES, "description": "only entries of feeds carrying one of these tags"},
-    "keywords": {**_NAMES, "description": "only entries mentioning one of these"},
-    "exclude_keywords": {**_NAMES, "description": "no entry mentioning one of these"},
-}
-_OPTIONS = {
-    "format": {"enum": [f.value for f in Format], "default": Format.STANDARD.value},
-    **_FILTERS,
-    "digest_minutes": {
-        "type": "integer",
-        "minimum": DIGEST_MINUTES.low,
-        "maximum": DIGEST_MINUTES.high,
-        "description": "one message every this many minutes; left out: one a story",
-    },
-    "backfill_hours": {
-        "type": "number",
-        "minimum": BACKFILL_HOURS.low,
-        "maximum": BACKFILL_HOURS.high,
-    },
-}
-# In a PATCH, null puts an option back to its default, and [] removes a filter too.
-_PATCH_OPTIONS = {
-    name: (
-        {"type": ["array", "null"], "items": {"type": "string"}}
-        if name in _FILTERS
-        else {"anyOf": [schema, {"type": "null"}]}
-    )
-    | {
-        "description": f"{schema.get('description', name)}; "
-        + ("[] or null removes it" if name in _FILTERS else "null leaves it out, as if never set")
-    }
-    for name, schema in _OPTIONS.items()
-}
 
-SCHEMAS: dict[str, Any] = {
-    "SubscriptionCreate": {
-        "type": "object",
+class _Schema(GenerateJsonSchema):
+    """Pydantic's JSON Schema, without a title on every property ("Id" for `id`)."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def schemas() -> dict[str, Any]:
+    """The components: each declared body, by name, and the subscription table made into the
+    bodies that create and change a subscription."""
+    adapters = [(body, "validation", TypeAdapter(body)) for body in BODIES]
+    _, definitions = TypeAdapter.json_schemas(adapters, ref_template=REF, schema_generator=_Schema)
+    found = definitions["$defs"]
+    table = found.pop(SubscriptionTable.__name__)
+    found["SubscriptionCreate"] = _create(table)
+    found["SubscriptionPatch"] = _patch(table)
+    return found
+
+
+def _create(table: dict[str, Any]) -> dict[str, Any]:
+    properties = {k: v for k, v in table["properties"].items() if k in API_KEYS}
+    return {
+        **table,
+        "title": "SubscriptionCreate",
         "description": "The keys of a [[subscriptions]] table of subscriptions.toml, but "
         "secret_env. Without a secret, newsmon makes one and returns it once.",
-        "required": ["id", "url", "topics"],
-        "properties": {
-            "id": _ID,
-            "url": {"type": "string", "format": "uri"},
-            "topics": _TOPICS,
-            "secret": {"oneOf": [_SECRET, {"type": "array", "items": _SECRET, "minItems": 1}]},
-            **_OPTIONS,
-        },
-    },
-    "SubscriptionPatch": {
+        "properties": properties,
+    }
+
+
+def _patch(table: dict[str, Any]) -> dict[str, Any]:
+    """Keys to replace: null puts an option back to its default, and [] removes a filter too."""
+    properties = {"url": table["properties"]["url"], "topics": table["properties"]["topics"]}
+    for key, schema in table["properties"].items():
+        if key in FIXED_KEYS or key not in API_KEYS:
+            continue
+        description = schema.get("description", key)
+        if schema.get("type") == "array":
+            allowed = {k: v for k, v in schema.items() if k not in ("minItems", "description")}
+            removes = "[] or null removes it"
+        else:
+            allowed = {k: v for k, v in schema.items() if k != "description"}
+            removes = "null leaves it out, as if never set"
+        properties[key] = {
+            "anyOf": [allowed, {"type": "null"}],
+            "description": f"{description}; {removes}",
+        }
+    return {
         "type": "object",
+        "title": "SubscriptionPatch",
         "description": "Keys to replace; the result is checked whole. The id stays; the "
         "secret changes only by rotation.",
-        "properties": {
-            "url": {"type": "string", "format": "uri"},
-            "topics": _TOPICS,
-            **_PATCH_OPTIONS,
-        },
-    },
-    "Subscription": {
-        "type": "object",
-        "required": ["id", "url", "url_masked", "topics", "source"],
-        "properties": {
-            "id": _ID,
-            "url": {
-                "type": "string",
-                "description": "with any credential masked (***): user-info, query values, "
-                "a Slack, Discord or Teams token",
-            },
-            "url_masked": {"type": "boolean", "description": "whether `url` had one masked"},
-            "topics": _TOPICS,
-            "source": {"enum": ["api", "subscriptions.toml"]},
-            **_OPTIONS,
-            "created": _TIME,
-            "updated": _TIME,
-            "secret": {**_SECRET, "description": "only in the answer to a create that made it"},
-        },
-    },
-    "SubscriptionList": {
-        "type": "object",
-        "properties": {
-            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Subscription"}}
-        },
-    },
-    "Rotate": {
-        "type": "object",
-        "description": "Optional: the new secret; without it newsmon makes one.",
-        "properties": {"secret": _SECRET},
-    },
-    "Rotated": {
-        "type": "object",
-        "properties": {"secret": _SECRET, "old_secrets_sign_until": _TIME},
-    },
-    "Empty": {"type": "object", "description": "nothing in it is read"},
-    "TestSent": {
-        "type": "object",
-        "properties": {"message_id": {"type": "string"}, "type": {"const": "message.test"}},
-    },
-    "Attempt": {
-        "type": "object",
-        "properties": {
-            "attempt": {"type": "integer"},
-            "at": _TIME,
-            "status": {"enum": ["delivered", "retry", "failed", "dead"]},
-            "http_status": {"type": ["integer", "null"]},
-            "duration_ms": {"type": "number"},
-            "error": {"type": ["string", "null"]},
-        },
-    },
-    "MessageList": {
-        "type": "object",
-        "properties": {
-            "data": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string", "description": "the webhook-id"},
-                        "type": {"type": "string"},
-                        "created": _TIME,
-                        "entry_id": {"type": "string"},
-                        "title": {"type": "string"},
-                        "attempts": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/Attempt"},
-                        },
-                    },
-                },
-            }
-        },
-    },
-    "Replay": {
-        "type": "object",
-        "properties": {
-            "messages": {
-                "enum": ["dead", "all"],
-                "default": "dead",
-                "description": "dead letters, or every message first sent since `since`",
-            },
-            "since": {
-                "type": "string",
-                "description": "an ISO time, or a duration ago: 30m, 2h, 7d; required for all",
-            },
-        },
-    },
-    "Replayed": {"type": "object", "properties": {"queued": {"type": "integer"}}},
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {"type": "string"},
-            "field": {"type": "string", "description": "the body key or parameter at fault"},
-            "problems": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-                },
-            },
-        },
-    },
-}
+        "properties": properties,
+    }
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -233,7 +133,9 @@ def _operation(
     return operation
 
 
-_ID_PARAMETER = [{"name": "id", "in": "path", "required": True, "schema": _ID}]
+_ID_PARAMETER = [
+    {"name": "id", "in": "path", "required": True, "schema": TypeAdapter(Name).json_schema()}
+]
 
 
 def openapi_document() -> dict[str, Any]:
@@ -244,7 +146,7 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": schemas(),
         },
         "paths": {
             "/subscriptions": {

@@ -65,10 +65,10 @@ class Root:
             connection=connection,
             subscriptions=Subscriptions(config, connection, refresh_seconds=0),
             store=SubscriptionStore(connection),
-            dead_letters=DeadLetters(connection, settings.dead_letter_days * 86400),
+            dead_letters=DeadLetters(connection, settings.dead_letter_seconds),
             endpoints=Endpoints(connection),
             messages=MessageLog(connection),
-            stories=Stories(connection, int(settings.dedupe_window_hours * 3600)),
+            stories=Stories(connection, settings.dedupe_window_seconds),
         )
 
     # Subscriptions

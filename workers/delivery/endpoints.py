@@ -188,7 +188,7 @@ class EndpointPolicy:
         if not round_.pending:
             return Verdict()
         failed_rounds, failing_for = self.endpoints.failed(subscription.id)
-        if failing_for > self.settings.disable_after_hours * 3600:
+        if failing_for > self.settings.disable_after_seconds:
             return self._disable(subscription, f"failing for {failing_for / 3600:.1f} hours")
         delay = self.backoff(attempt, failed_rounds, round_.retry_after)
         self.endpoints.block(subscription.id, delay)
