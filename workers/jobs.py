@@ -134,10 +134,17 @@ def _vectors(rt: Runtime, entries: list[Entry], past: list[bool]) -> list[np.nda
     if not rt.encoder:
         return None
     repeats = rt.deduper.repeats(entries)
-    return [
-        None if repeat or unasked else rt.encoder.vector(e.text)
-        for e, repeat, unasked in zip(entries, repeats, past, strict=True)
-    ]
+    wanted = [
+        i for i, (repeat, unasked) in enumerate(zip(repeats, past, strict=True))
+        if not (repeat or unasked)
+    ]  # fmt: skip
+    vectors: list[np.ndarray | None] = [None] * len(entries)
+    if wanted:  # one pass for the batch: the encoder reads its weights once per pass
+        for i, vector in zip(
+            wanted, rt.encoder.encode([entries[i].text for i in wanted]), strict=True
+        ):
+            vectors[i] = vector
+    return vectors
 
 
 def _judge(

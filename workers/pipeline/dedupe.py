@@ -351,8 +351,11 @@ class Deduper:
         found by a shared fact or by meaning; none of a story where a report seen here has a
         fact swapped with this one (a place, a number, a stage...), so that a vague report
         cannot chain two different events into one story."""
+        candidates = {docs[r].story for r in reporters if r in docs}
         conflicting = {
-            doc.story for doc in docs.values() if doc.meaning and _kept_apart(meaning, doc.meaning)
+            doc.story
+            for doc in docs.values()
+            if doc.story in candidates and doc.meaning and _kept_apart(meaning, doc.meaning)
         }
         best: Duplicate | None = None
         for reporter in reporters - {entry.id}:
