@@ -147,9 +147,11 @@ SCHEMAS: dict[str, Any] = {
                     "type": "object",
                     "properties": {
                         "id": {"type": "string", "description": "the webhook-id"},
+                        "subscription_id": {"type": "string"},
                         "type": {"type": "string"},
                         "created": _TIME,
                         "entry_id": {"type": "string"},
+                        "story_id": {"type": "string"},
                         "title": {"type": "string"},
                         "attempts": {
                             "type": "array",

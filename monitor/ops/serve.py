@@ -61,7 +61,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from monitor.core import __version__
 from monitor.core.config import Config
 from monitor.core.histograms import HISTOGRAMS
-from monitor.ops import CommandError, api, board, stats
+from monitor.ops import CommandError, api, board, board_access, stats
 from monitor.ops.auth import FailureThrottle
 from monitor.ops.redis_server import durability
 from monitor.ops.request_body import BodyRefused, read_capped
@@ -233,14 +233,14 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
 
 class KeepPeer:
     """ASGI: the connection's peer, as the socket has it, kept in the scope under
-    board.PEER_SCOPE_KEY before the app inside (uvicorn's proxy-headers step) rewrites
+    board_access.PEER_SCOPE_KEY before the app inside (uvicorn's proxy-headers step) rewrites
     scope["client"] from headers a client chooses."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[board.PEER_SCOPE_KEY] = scope.get("client")
+        scope[board_access.PEER_SCOPE_KEY] = scope.get("client")
         await self.app(scope, receive, send)
 
 

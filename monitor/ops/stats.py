@@ -19,7 +19,7 @@ from monitor.core.feedstate import FeedHealth, FeedState
 from monitor.core.histograms import HISTOGRAMS, distribution
 from monitor.core.subscriptions import Subscriptions
 from workers.delivery.deadletters import DeadLetters
-from workers.delivery.endpoints import Endpoints
+from workers.delivery.endpoints import Endpoints, EndpointStatus
 
 RATE_MINUTES = 5
 LAST_HOUR_MINUTES = 60
@@ -86,6 +86,13 @@ def snapshot(connection: redis.Redis, config: Config) -> dict[str, Any]:
         subscriptions[subscription.id] = {
             "status": endpoint.status,
             "failing_since": endpoint.failing_since,
+            "last_error": endpoint.last_error,
+            # When the failing endpoint is next tried: its deliveries wait until then.
+            "next_try": (
+                max(endpoint.blocked_until, now)
+                if endpoint.status is EndpointStatus.FAILING
+                else None
+            ),
             "disabled_reason": endpoint.disabled_reason,
             **{name: counts.get(name, 0) for name in SUBSCRIPTION_COUNTERS},
             "dead_letters": dead_letters.count(subscription.id),
