@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from monitor.core import counters, keys
 from monitor.core.models import Entry
-from monitor.ops import board, board_access, stats
+from monitor.ops import board_access, board_render, stats
 from monitor.ops.auth import FailureThrottle
 from monitor.ops.serve import bound_port, make_server, start, stop_server
 from tests.helpers import SECRET, load, own_address, write_config
@@ -25,6 +25,15 @@ API_TOKEN = "api-secret-0123456789-0123456789"
 HOOK = {"id": "hook", "url": "https://hooks.example/in", "topics": ["*"], "secret": SECRET}
 FEED = {"name": "wire", "url": "https://wire.example/rss"}
 HOSTILE = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">Talks resume'
+# Every route of the board, each answering only whom the board lets look.
+PROTECTED = (
+    "/",
+    "/board/live",
+    "/board/data.json",
+    "/board/story/st_a",
+    "/board/subscription/hook",
+    "/board/board.js",
+)
 
 
 def report(entry_id: str, title: str, link: str, topics: tuple[str, ...]) -> Entry:
@@ -88,17 +97,23 @@ def test_the_page_shows_stories_feeds_subscriptions_and_queues(connection, confi
     assert page.headers["x-content-type-options"] == "nosniff"
     html = page.text
     assert '<a href="https://wire.example/a"' in html and "Envoys meet in Paris" in html
+    assert '<a href="/board/story/st_a">Envoys meet in Paris</a>' in html
     # The hostile headline is text, and its javascript: link is not a link.
     assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
     assert "<script>window" not in html and "<img" not in html and "javascript:" not in html
     # Newest first: "b" was recorded last.
     assert html.index("Talks resume") < html.index("Envoys meet in Paris")
     assert '<option value="diplomacy">' in html
-    assert "<td>wire</td>" in html and "never fetched" in html
-    assert "<td>hook</td>" in html
+    assert 'data-label="Feed">wire</td>' in html and "never fetched" in html
+    assert '<a href="/board/subscription/hook">hook</a>' in html
     assert "newsmon-entries" in html and "newsmon-deliveries" in html
 
-    for asset, media_type in (("board.js", "text/javascript"), ("board.css", "text/css")):
+    assets = (
+        ("board.js", "text/javascript"),
+        ("board.css", "text/css"),
+        ("favicon.svg", "image/svg+xml"),
+    )
+    for asset, media_type in assets:
         answer = httpx.get(f"{base}/board/{asset}")
         assert answer.status_code == 200 and answer.headers["content-type"].startswith(media_type)
 
@@ -160,12 +175,12 @@ def test_tokens_open_the_board_and_nothing_else_does(connection, config, serve_u
     monkeypatch.setenv("NEWSMON_API_TOKEN", API_TOKEN)
     base = serve_url(config)
 
-    for path in ("/", "/board/data.json", "/board/board.js"):
+    for path in PROTECTED:
         refused = httpx.get(f"{base}{path}")
         assert refused.status_code == 401, path
         assert "NEWSMON_VIEW_TOKEN" in refused.text
-        wrong = httpx.get(f"{base}{path}", headers={"authorization": f"Bearer {VIEW_TOKEN[:-1]}X"})
-        assert wrong.status_code == 401, path
+    wrong = {"authorization": f"Bearer {VIEW_TOKEN[:-1]}X"}
+    assert httpx.get(f"{base}/board/data.json", headers=wrong).status_code == 401
     for token in (VIEW_TOKEN, API_TOKEN):
         bearer = {"authorization": f"Bearer {token}"}
         assert httpx.get(f"{base}/board/data.json", headers=bearer).status_code == 200
@@ -173,14 +188,16 @@ def test_tokens_open_the_board_and_nothing_else_does(connection, config, serve_u
 
     # A token in the address, once: the page, and a cookie that stands for it after that.
     opened = httpx.get(f"{base}/?token={VIEW_TOKEN}")
-    assert opened.status_code == 200 and "<h1>newsmon</h1>" in opened.text
+    assert opened.status_code == 200 and '<h1><a href="/">newsmon</a></h1>' in opened.text
     set_cookie = opened.headers["set-cookie"]
     assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
-    name = board_access.COOKIE
-    cookie = opened.cookies[name]
+    cookie = opened.cookies[board_access.COOKIE]
     assert VIEW_TOKEN not in cookie
-    assert httpx.get(f"{base}/board/data.json", cookies={name: cookie}).status_code == 200
-    assert httpx.get(f"{base}/", cookies={name: cookie[:-1] + "0"}).status_code == 401
+    for path in PROTECTED:
+        kept = httpx.get(f"{base}{path}", cookies={board_access.COOKIE: cookie})
+        assert kept.status_code in (200, 404), path  # 404: no story of that id
+    forged_cookie = {board_access.COOKIE: cookie[:-1] + "0"}
+    assert httpx.get(f"{base}/", cookies=forged_cookie).status_code == 401
     # The cookie opens the board, not the API: it is no bearer token.
     forged = {"authorization": f"Bearer {cookie}"}
     assert httpx.get(f"{base}/board/data.json", headers=forged).status_code == 401
@@ -238,7 +255,7 @@ def test_without_a_token_a_host_of_another_name_is_a_400(config, serve_url, host
     """DNS rebinding: a page of evil.example points its name at 127.0.0.1, and the browser on
     this machine fetches the board for its script, sending Host: evil.example."""
     base = serve_url(config)
-    for path in ("/", "/board/data.json", "/board/board.js"):
+    for path in PROTECTED:
         refused = httpx.get(f"{base}{path}", headers={"host": host})
         assert refused.status_code == 400, path
         assert f"Host {host!r} is not this machine" in refused.text
@@ -302,13 +319,14 @@ def test_whatever_a_feed_sends_renders_as_text(title, link, outlets, topics):
         "first_seen": 1000.0,
         "last_seen": 1060.0,
     }
-    row = parsed(board.render_story(story, now=1000.0))
+    row = parsed(board_render.render_story(story, now=1000.0))
     assert {tag for tag, _ in row.tags} <= {"tr", "td", "a", "span"}
-    for tag, attributes in row.tags:
+    hrefs = [attributes["href"] for tag, attributes in row.tags if tag == "a"]
+    assert hrefs[0] == "/board/story/st_1"  # the headline opens the story's page
+    assert hrefs[1:] in ([], [link])  # and the article, when its link is http(s)
+    assert hrefs[1:] or not link.lower().startswith(("http://", "https://"))
+    for _, attributes in row.tags:
         assert all(not name.startswith("on") for name in attributes)
-        if tag == "a":
-            assert attributes["href"] == link
-            assert link.lower().startswith(("http://", "https://"))
     assert (title or "(no headline)") in row.text
 
 
@@ -331,14 +349,16 @@ def test_whatever_a_server_answers_renders_as_text(name, error, reason):
         "status": "disabled",
         "disabled_reason": reason,
         "failing_since": None,
+        "last_error": error,
+        "next_try": None,
         "last_hour": dict.fromkeys(stats.SUBSCRIPTION_COUNTERS, 0),
         "dead_letters": 0,
     }
     now = time.time()
     for fragment, texts in (
-        (board.render_feed(feed, now), (name, error)),
-        (board.render_subscription(subscription, now), (name, reason)),
+        (board_render.render_feed(feed, now), (name, error)),
+        (board_render.render_subscription(subscription, now), (name, reason)),
     ):
         row = parsed(fragment)
-        assert {tag for tag, _ in row.tags} <= {"tr", "td", "span"}
+        assert {tag for tag, _ in row.tags} <= {"tr", "td", "span", "a"}
         assert all(text in row.text for text in texts)

@@ -1,8 +1,14 @@
 """The board in a real headless chromium, against a real `newsmon run`: a story published to
-the feed appears without a reload, a hostile headline stays text, and the token is asked
-for. One browser for the module (the `browser` fixture)."""
+the feed appears without a reload, a hostile headline stays text, the token is asked for, and
+at a phone's width nothing scrolls sideways while a failing subscription says why and when it
+is tried next, and stories and subscriptions open to their pages. One browser for the module
+(the `browser` fixture). With BOARD_SCREENSHOTS set to a folder, the board is saved there at
+both widths (board-390.png, board-1400.png)."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 from selenium.common.exceptions import TimeoutException
@@ -49,7 +55,7 @@ def texts(browser, selector: str) -> list[str]:
 
 
 def headlines(browser) -> list[str]:
-    return texts(browser, "#stories td.headline")
+    return texts(browser, "#stories td.headline a:first-child")
 
 
 def wait_for(browser, condition, timeout: float = 60) -> None:
@@ -77,9 +83,9 @@ def test_a_published_story_appears_without_a_reload(browser, board_url, http_ser
     assert headlines(browser)[0] == RAIL.title  # newest first
     assert browser.execute_script("return window.sameDocument") is True  # never reloaded
     assert texts(browser, "#stories td.outlets")[0] == "blog"
-    links = "return Array.from(document.querySelectorAll('#stories a'), a => a.href)"
-    assert browser.execute_script(links)[0] == RAIL.link
-    assert texts(browser, "#status")[0].startswith("live")
+    links = "return Array.from(document.querySelectorAll('#stories td.headline a'), a => a.href)"
+    assert browser.execute_script(links)[1] == RAIL.link  # the first opens the story's page
+    assert texts(browser, "#status")[0].startswith("updated")
 
     # The topic filter applies without a reload too.
     browser.find_element(By.CSS_SELECTOR, "#topic option[value='culture']").click()
@@ -118,4 +124,77 @@ def test_the_token_is_asked_for(browser, tmp_path, http_server, serve_url, monke
     # From now on the cookie opens the board, and the page's polling with it.
     browser.get(f"{base}/")
     assert browser.find_element(By.TAG_NAME, "h1").text == "newsmon"
-    wait_for(browser, lambda: texts(browser, "#status")[0].startswith("live"))
+    browser.execute_script("document.getElementById('status').textContent = 'waiting'")
+    wait_for(browser, lambda: texts(browser, "#status")[0].startswith("updated"))
+
+
+def viewport(browser, width: int, height: int) -> None:
+    """Chromium as a device of this size (a phone's viewport when narrow)."""
+    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 800}
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+
+def scrolls_sideways(browser) -> bool:
+    script = "return document.documentElement.scrollWidth > window.innerWidth"
+    return browser.execute_script(script)
+
+
+def on_screen(browser, selector: str) -> list[str]:
+    """The texts of `selector`'s elements that are shown and lie within the viewport's width."""
+    script = """return Array.from(document.querySelectorAll(arguments[0]))
+        .filter(e => { const r = e.getBoundingClientRect();
+                       return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth; })
+        .map(e => e.textContent)"""
+    return browser.execute_script(script, selector)
+
+
+def screenshot(browser, name: str) -> None:
+    if folder := os.environ.get("BOARD_SCREENSHOTS"):
+        browser.save_screenshot(str(Path(folder) / name))
+
+
+def open_link(browser, selector: str, path_start: str) -> None:
+    browser.find_element(By.CSS_SELECTOR, selector).click()
+    wait_for(browser, lambda: path_start in browser.current_url)
+
+
+def test_at_a_phones_width_a_failing_subscription_says_why(
+    browser, private_targets, board_url, http_server
+):
+    http_server.route("/hook", (500, {}, b"down for maintenance"))
+    viewport(browser, 390, 844)
+    try:
+        browser.get(board_url)
+        wait_for(browser, lambda: len(headlines(browser)) == len(ROUND_ONE_LIVEBLOG))
+        why = "#subscriptions td[data-label='Why']"
+        wait_for(browser, lambda: "HTTP 500" in "".join(texts(browser, why)))
+        assert not scrolls_sideways(browser)
+        assert on_screen(browser, why)[0].startswith("HTTP 500")
+        (next_try,) = on_screen(browser, "#subscriptions td[data-label='Next try']")
+        assert next_try == "now" or next_try.startswith("in ")
+        browser.execute_script("document.getElementById('subscriptions').scrollIntoView()")
+        screenshot(browser, "board-390.png")
+
+        open_link(browser, "#subscriptions td a", "/board/subscription/all")
+        wait_for(browser, lambda: "HTTP 500" in "".join(texts(browser, "#messages ol")))
+        assert not scrolls_sideways(browser)
+
+        open_link(browser, "#messages td.headline a", "/board/story/")
+        assert texts(browser, "#reports td[data-label='Joined']") == ["first report"]
+        assert texts(browser, "#alerts td[data-label='Subscription']") == ["all"]
+        assert not scrolls_sideways(browser)
+
+        browser.get(board_url)
+        open_link(browser, "#stories td.headline a", "/board/story/")
+        assert texts(browser, "#reports td[data-label='Outlet']") == ["blog"]
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    viewport(browser, 1400, 900)
+    try:
+        browser.get(board_url)
+        wait_for(browser, lambda: len(headlines(browser)) == len(ROUND_ONE_LIVEBLOG))
+        assert not scrolls_sideways(browser)
+        screenshot(browser, "board-1400.png")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -63,11 +63,13 @@ def test_health_never_fetched_ok_failing_unhealthy_and_back():
     state.not_modified(304, NOW)
     assert state.health is FeedHealth.OK
     for errors in range(1, UNHEALTHY_AFTER_ERRORS + 1):
-        state.failed("HTTP 500", NOW + errors)
+        state.failed("HTTP 500", NOW + errors, 500)
         expected = FeedHealth.FAILING if errors < UNHEALTHY_AFTER_ERRORS else FeedHealth.UNHEALTHY
-        assert (state.errors, state.health) == (errors, expected)
-    state.throttled("HTTP 429", NOW + 10)  # the server asked for time: no error, none undone
-    assert state.health is FeedHealth.UNHEALTHY
+        assert (state.errors, state.health, state.last_status) == (errors, expected, 500)
+    state.throttled("HTTP 429", NOW + 10, 429)  # the server asked for time: no error, none undone
+    assert (state.health, state.last_status) == (FeedHealth.UNHEALTHY, 429)
+    state.failed("timed out", NOW + 11)  # no answer: no status
+    assert state.last_status == 0
     state.fetched(200, NOW + 20, '"v2"', None, None, new_entries=0)
     assert (state.errors, state.last_error, state.health) == (0, "", FeedHealth.OK)
     assert [h for h in FeedHealth if h.is_failing] == [FeedHealth.FAILING, FeedHealth.UNHEALTHY]

@@ -134,14 +134,17 @@ class FeedState:
     def not_modified(self, status: int, now: float) -> None:
         self._answered(status, now)
 
-    def failed(self, reason: str, now: float) -> None:
+    def failed(self, reason: str, now: float, status: int = 0) -> None:
+        """A poll failed; `status` is the HTTP status the server answered, 0 when none did."""
         self.errors += 1
         self.last_error = reason
+        self.last_status = status
         self.last_fetched = now
 
-    def throttled(self, reason: str, now: float) -> None:
+    def throttled(self, reason: str, now: float, status: int) -> None:
         """The server asked for time: no error counts against the feed."""
         self.last_error = reason
+        self.last_status = status
         self.last_fetched = now
 
     def redirected(self, configured: str, fetched_url: str, moved_to: str | None) -> bool:

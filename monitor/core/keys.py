@@ -89,7 +89,8 @@ def story(story_id: str) -> str:
 
 
 def endpoint(subscription_id: str) -> str:
-    """Hash: failing_since, failed_rounds, blocked_until; disabled_url/_reason/_at if disabled."""
+    """Hash: failing_since, failed_rounds, blocked_until, last_error; disabled_url/_reason/_at
+    if disabled."""
     return f"{PREFIX}endpoint:{subscription_id}"
 
 
@@ -161,6 +162,12 @@ def messages_of(subscription_id: str) -> str:
     """Sorted set: a subscription's message ids by time first sent; trimmed to MESSAGES_KEPT
     and to MESSAGE_DAYS."""
     return f"{PREFIX}messages:subscription:{subscription_id}"
+
+
+def messages_of_story(story_id: str) -> str:
+    """Sorted set: the ids of the messages that told of a story (a digest tells of several),
+    by time first sent; trimmed to MESSAGE_DAYS."""
+    return f"{PREFIX}messages:story:{story_id}"
 
 
 def message(alert_id: str) -> str:

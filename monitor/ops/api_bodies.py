@@ -89,9 +89,11 @@ class Attempt(TypedDict):
 
 class Message(TypedDict):
     id: Annotated[str, Field(description="the webhook-id")]
+    subscription_id: str
     type: str
     created: Time
     entry_id: str
+    story_id: str
     title: str
     attempts: list[Attempt]
 

@@ -4,8 +4,9 @@ once sets: HttpOnly, SameSite=Strict, 30 days); with neither set, only this mach
 (`from_this_machine`), by a name of this machine (`names_this_machine`). The cookie holds a
 digest of the token, not the token: a board cookie that leaks opens the board, never the
 API. Wrong tokens count towards the client's FailureThrottle (429). Every response forbids
-inline script and every origin but this one (Content-Security-Policy), and the script
-writes feed text with textContent only, so a headline is text wherever it shows.
+inline script and every origin but this one (Content-Security-Policy, HEADERS), and the
+HTML is rendered on the server alone with feed text escaped, so a headline is text
+wherever it shows.
 """
 
 from __future__ import annotations

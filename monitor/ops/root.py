@@ -36,7 +36,7 @@ from monitor.ops.errors import OperationError, OwnedByFile, SubscriptionExists, 
 from monitor.ops.feed_rows import feed_rows
 from monitor.ops.times import iso_time
 from workers.delivery.deadletters import DeadLetters
-from workers.delivery.endpoints import Endpoints, Health
+from workers.delivery.endpoints import Endpoints, EndpointStatus, Health
 from workers.delivery.messages import MessageLog
 from workers.delivery.schedule import schedule_deliveries
 from workers.delivery.signing import new_secret
@@ -199,6 +199,10 @@ class Root:
     def recent_messages(self, subscription_id: str, limit: int) -> list[dict[str, Any]]:
         return self.messages.recent(self.subscription(subscription_id).id, limit)
 
+    def story_messages(self, story_id: str) -> list[dict[str, Any]]:
+        """The messages that told any subscription of the story, newest first."""
+        return self.messages.of_story(story_id)
+
     def _send(self, alerts: dict[str, list[Alert]]) -> int:
         settings = self.config.settings
         return schedule_deliveries(self.connection, settings, alerts, attempt=1, delay_seconds=0)
@@ -215,6 +219,11 @@ class Root:
             {s.id: self.dead_letters.count(s.id) for s in every_subscription},
         )
 
+    def endpoint(self, subscription_id: str) -> dict[str, Any]:
+        """The subscription's endpoint as `snapshot` shows it: status, failing_since,
+        last_error, next_try, disabled_reason."""
+        return _endpoint_view(self.endpoints.health(self.subscription(subscription_id)))
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         return stats.health(self.connection)
 
@@ -230,11 +239,19 @@ class Root:
     def latest_stories(self, count: int, topic: str | None) -> list[Story]:
         return self.stories.latest(count, topic)
 
+    def story(self, story_id: str) -> Story | None:
+        """The story with every report, or None when it is unknown or left the window."""
+        return self.stories.get(story_id)
+
 
 def _endpoint_view(health: Health) -> dict[str, Any]:
+    failing = health.status is EndpointStatus.FAILING
     return {
         "status": health.status,
         "failing_since": health.failing_since,
+        "last_error": health.last_error,
+        # When the failing endpoint is next tried: its deliveries wait until then.
+        "next_try": max(health.blocked_until, time.time()) if failing else None,
         "disabled_reason": health.disabled_reason,
     }
 

@@ -34,8 +34,10 @@ def snapshot(
     dead_letters: dict[str, int],
 ) -> dict[str, Any]:
     """Everything an operator watches, as plain data (the JSON of `newsmon stats --json`).
-    `endpoints` holds each subscription's endpoint status, failing_since and disabled_reason,
-    the file's and the API's subscriptions alike; `dead_letters` how many each has."""
+    `endpoints` holds each subscription's endpoint status, failing_since, last_error,
+    next_try (when a failing endpoint is tried next: its deliveries wait until then) and
+    disabled_reason, the file's and the API's subscriptions alike; `dead_letters` how many
+    each has."""
     now = time.time()
     minute = int(now // 60)
     with connection.pipeline(transaction=False) as pipe:

@@ -45,11 +45,12 @@ class FetchError(Exception):
     kept as the feed's last_error and shown by `newsmon feeds` and the board. It is redacted
     here, where it is made: httpx's messages may quote a URL (a redirect's Location) with
     its credentials. `retry_after` is set when the server asked us to come back later
-    (429/503 Retry-After)."""
+    (429/503 Retry-After); `status` when the server answered with an HTTP error status."""
 
-    def __init__(self, reason: str, retry_after: float | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None, status: int = 0):
         super().__init__(redact_text(reason))
         self.retry_after = retry_after
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,7 @@ class Fetcher:
             if response.status_code in (429, 503):
                 retry_after = retry_after_seconds(response.headers.get("retry-after"), time.time())
             reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
-            raise FetchError(reason, retry_after)
+            raise FetchError(reason, retry_after, response.status_code)
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise FetchError(f"body of {declared} bytes exceeds the {self.max_bytes}-byte cap")

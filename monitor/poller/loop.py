@@ -240,10 +240,10 @@ class Poller:
         except FetchError as exc:
             seconds = time.monotonic() - fetch_started
             if exc.retry_after is not None:
-                return self._throttled(
-                    session, feed, state, str(exc), exc.retry_after, fetch_seconds=seconds
-                )
-            return self._failed(session, feed, state, str(exc), fetch_seconds=seconds)
+                return self._throttled(session, feed, state, exc, fetch_seconds=seconds)
+            return self._failed(
+                session, feed, state, str(exc), status=exc.status, fetch_seconds=seconds
+            )
         seconds = time.monotonic() - fetch_started
         if fetched.body is None:
             return self._not_modified(session, feed, state, url, fetched, fetch_seconds=seconds)
@@ -361,12 +361,20 @@ class Poller:
             )
 
     def _failed(
-        self, session: _Session, feed: Feed, state: FeedState, reason: str, *, fetch_seconds: float
+        self,
+        session: _Session,
+        feed: Feed,
+        state: FeedState,
+        reason: str,
+        *,
+        status: int = 0,
+        fetch_seconds: float,
     ) -> PollOutcome:
-        """Count the error and back off (schedule.backoff); never a hard stop."""
+        """Count the error and back off (schedule.backoff); never a hard stop. `status` is the
+        HTTP status the server answered with, 0 when it did not answer or sent no feed."""
         was_unhealthy = state.health is FeedHealth.UNHEALTHY
         now = time.time()
-        state.failed(reason, now)
+        state.failed(reason, now, status)
         wait = backoff(feed, state.errors)
         session.save(feed.name, state, {"feeds_failed": 1}, now + wait, fetch_seconds=fetch_seconds)
         log.warning("feed.failed", reason=reason, errors=state.errors, retry_in=wait)
@@ -379,15 +387,15 @@ class Poller:
         session: _Session,
         feed: Feed,
         state: FeedState,
-        reason: str,
-        retry_after: float,
+        asked: FetchError,
         *,
         fetch_seconds: float,
     ) -> PollOutcome:
         """The server asked for time (429/503 with Retry-After): wait, but count no error."""
-        wait = max(feed.interval_seconds, retry_after)
+        wait = max(feed.interval_seconds, asked.retry_after or 0)
+        reason = str(asked)
         now = time.time()
-        state.throttled(reason, now)
+        state.throttled(reason, now, asked.status)
         session.save(feed.name, state, {}, now + wait, fetch_seconds=fetch_seconds)
         log.info("feed.throttled", reason=reason, retry_in=wait)
         return PollOutcome(feed.name, PollStatus.THROTTLED, reason=reason, next_poll_in=wait)

@@ -43,6 +43,7 @@ class Health:
     disabled_at: float | None
     failing_since: float | None
     blocked_until: float  # 0 when it may be tried now
+    last_error: str | None  # why its last failed round failed, while it is failing
 
     @property
     def status(self) -> EndpointStatus:
@@ -106,23 +107,29 @@ class Endpoints:
             disabled_at=float(state["disabled_at"]) if disabled else None,
             failing_since=float(state["failing_since"]) if "failing_since" in state else None,
             blocked_until=float(state.get("blocked_until", 0)),
+            last_error=state.get("last_error") if "failing_since" in state else None,
         )
 
     def succeeded(self, subscription_id: str) -> None:
         self.connection.hdel(
-            keys.endpoint(subscription_id), "failing_since", "blocked_until", "failed_rounds"
+            keys.endpoint(subscription_id),
+            "failing_since",
+            "blocked_until",
+            "failed_rounds",
+            "last_error",
         )
 
-    def failed(self, subscription_id: str) -> tuple[int, float]:
-        """Record a failed round of deliveries; returns how many rounds in a row have failed
-        and for how many seconds the endpoint has been failing."""
+    def failed(self, subscription_id: str, reason: str) -> tuple[int, float]:
+        """Record a failed round of deliveries and why it failed; returns how many rounds in a
+        row have failed and for how many seconds the endpoint has been failing."""
         now = time.time()
         key = keys.endpoint(subscription_id)
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "failing_since", now)
             pipe.hincrby(key, "failed_rounds", 1)
             pipe.hget(key, "failing_since")
-            _, rounds, since = pipe.execute()
+            pipe.hset(key, "last_error", reason)
+            _, rounds, since, _ = pipe.execute()
         return rounds, now - float(since)
 
     def block(self, subscription_id: str, seconds: float) -> None:
@@ -187,7 +194,7 @@ class EndpointPolicy:
             return self._disable(subscription, GONE_REASON)
         if not round_.pending:
             return Verdict()
-        failed_rounds, failing_for = self.endpoints.failed(subscription.id)
+        failed_rounds, failing_for = self.endpoints.failed(subscription.id, round_.failure)
         if failing_for > self.settings.disable_after_seconds:
             return self._disable(subscription, f"failing for {failing_for / 3600:.1f} hours")
         delay = self.backoff(attempt, failed_rounds, round_.retry_after)

@@ -3,8 +3,9 @@
 As in Svix, a message is written once (its alert document, so it can be sent again under
 the same webhook-id) and each attempt is a small record that refers to it: when, what
 became of it, the HTTP status, how long it took, the error. `GET
-/api/v1/subscriptions/ID/messages` reads it and a replay "since a time" resends from it.
-Bounded: keys.MESSAGES_KEPT per subscription, keys.MESSAGE_DAYS, keys.ATTEMPTS_KEPT.
+/api/v1/subscriptions/ID/messages` reads it, a replay "since a time" resends from it, and
+the board shows who was told of a story from its index by story. Bounded:
+keys.MESSAGES_KEPT per subscription, keys.MESSAGE_DAYS, keys.ATTEMPTS_KEPT.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ class MessageLog:
                 pipe.expire(keys.message_attempts(alert.id), KEEP_SECONDS)
                 index = keys.messages_of(alert.subscription_id)
                 pipe.zadd(index, {alert.id: alert.created.timestamp()}, nx=True)
+                for story_id in _stories_told(alert):
+                    by_story = keys.messages_of_story(story_id)
+                    pipe.zadd(by_story, {alert.id: alert.created.timestamp()}, nx=True)
+                    pipe.zremrangebyscore(by_story, "-inf", now - KEEP_SECONDS)
+                    pipe.expire(by_story, KEEP_SECONDS)
             for subscription_id in {alert.subscription_id for alert, _, _ in sent}:
                 index = keys.messages_of(subscription_id)
                 pipe.zremrangebyscore(index, "-inf", now - KEEP_SECONDS)
@@ -69,7 +75,15 @@ class MessageLog:
 
     def recent(self, subscription_id: str, limit: int) -> list[dict[str, Any]]:
         """The subscription's newest `limit` messages, newest first, each with its attempts."""
-        ids = self.connection.zrevrange(keys.messages_of(subscription_id), 0, limit - 1)
+        return self._read(
+            self.connection.zrevrange(keys.messages_of(subscription_id), 0, limit - 1)
+        )
+
+    def of_story(self, story_id: str) -> list[dict[str, Any]]:
+        """The messages that told of the story, to any subscription, newest first."""
+        return self._read(self.connection.zrevrange(keys.messages_of_story(story_id), 0, -1))
+
+    def _read(self, ids: list[bytes]) -> list[dict[str, Any]]:
         with self.connection.pipeline(transaction=False) as pipe:
             for alert_id in ids:
                 pipe.get(keys.message(_text(alert_id)))
@@ -84,9 +98,11 @@ class MessageLog:
             messages.append(
                 {
                     "id": alert.id,
+                    "subscription_id": alert.subscription_id,
                     "type": alert.type,
                     "created": alert.created.timestamp(),
                     "entry_id": alert.entry.id,
+                    "story_id": alert.entry.story_id,
                     "title": alert.entry.title,
                     "attempts": [
                         {k: v for k, v in json.loads(a).items() if k != "v"} for a in attempts
@@ -100,6 +116,11 @@ class MessageLog:
         ids = self.connection.zrangebyscore(keys.messages_of(subscription_id), since, "+inf")
         raw = self.connection.mget([keys.message(_text(i)) for i in ids]) if ids else []
         return [read_alert(json.loads(r)) for r in raw if r]
+
+
+def _stories_told(alert: Alert) -> set[str]:
+    """The stories a message tells of: a digest's, else its entry's."""
+    return {told.entry.story_id for told in alert.stories} or {alert.entry.story_id}
 
 
 def _text(value: bytes | str) -> str:

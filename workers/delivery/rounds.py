@@ -35,6 +35,12 @@ class Round:
         return any(outcome.gone for _, outcome in self.failed)
 
     @property
+    def failure(self) -> str:
+        """Why the round failed, as its last retried send says (a connection refused, an HTTP
+        status, a timeout); "not tried" when none was sent."""
+        return next((o.reason for _, o in reversed(self.retry) if o.reason), "not tried")
+
+    @property
     def retry_after(self) -> float:
         """The longest wait a receiver asked for in a Retry-After (0 when none did)."""
         return max((outcome.retry_after or 0.0 for _, outcome in self.retry), default=0.0)

@@ -6,7 +6,8 @@ after its last report, and one sorted set of stories by their last report.
 
 A story's hash: `v` (format version), `title`, `link`, `topics` (JSON list), `first_seen`,
 `last_seen` (unix times), then `o:<feed>` = when that outlet first reported it and
-`e:<entry id>` = the entry's feed, one field each, and `w:<entry id>` = why a report joined
+`e:<entry id>` = the entry's feed, one field each, `r:<entry id>` = the report as it came
+(JSON: headline, link, when it was recorded), and `w:<entry id>` = why a report joined
 (JSON: the reason, the report it joined, and for a story the pair model's probability and
 deciding features), so that an operator can audit every merge.
 """
@@ -25,6 +26,7 @@ from monitor.core.models import Entry
 VERSION = 1
 OUTLET = "o:"
 ENTRY = "e:"
+REPORT = "r:"
 WHY = "w:"
 
 # Every report adds itself and moves last_seen; the story's first entry sets its headline,
@@ -32,7 +34,8 @@ WHY = "w:"
 # until then). One script, so two workers adding to one story never lose a field.
 RECORD_SCRIPT = """
 -- KEYS: the story's hash, the index. ARGV: story id, now, ttl, feed, entry id,
--- v, title, link, topics, '1' when the entry is the story's first, why it joined ('' if new).
+-- v, title, link, topics, '1' when the entry is the story's first, why it joined ('' if new),
+-- the report (JSON).
 local set = ARGV[10] == '1' and 'HSET' or 'HSETNX'
 for i, field in ipairs({'title', 'link', 'topics'}) do
   redis.call(set, KEYS[1], field, ARGV[6 + i])
@@ -40,7 +43,8 @@ end
 redis.call('HSETNX', KEYS[1], 'v', ARGV[6])
 redis.call('HSETNX', KEYS[1], 'first_seen', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'o:' .. ARGV[4], ARGV[2])
-redis.call('HSET', KEYS[1], 'e:' .. ARGV[5], ARGV[4], 'last_seen', ARGV[2])
+redis.call('HSET', KEYS[1], 'e:' .. ARGV[5], ARGV[4], 'r:' .. ARGV[5], ARGV[12],
+  'last_seen', ARGV[2])
 if ARGV[11] ~= '' then
   redis.call('HSET', KEYS[1], 'w:' .. ARGV[5], ARGV[11])
 end
@@ -63,6 +67,9 @@ class Story:
     first_seen: float
     last_seen: float
     why: dict[str, dict[str, object]]  # entry id -> why it joined (entries after the first)
+    # entry id -> {"feed", "title", "link", "at"}, oldest first; a report recorded by an
+    # older newsmon has its feed only.
+    reports: dict[str, dict[str, object]]
 
 
 class Stories:
@@ -81,11 +88,13 @@ class Stories:
         """Record `entry` as a report of its story, in the caller's pipeline, with `why` it
         joined (for a report after the first). The first report's headline, link and topics
         stand for the story."""
+        now = now or time.time()
+        report = {"title": entry.title, "link": entry.link, "at": now}
         self.record_script(
             keys=[keys.story(entry.story_id), keys.STORIES],
             args=[
                 entry.story_id,
-                now or time.time(),
+                now,
                 self.window_seconds,
                 entry.feed_name,
                 entry.id,
@@ -95,6 +104,7 @@ class Stories:
                 json.dumps(list(entry.topics)),
                 "1" if entry.starts_story else "0",
                 json.dumps(why) if why else "",
+                json.dumps(report, ensure_ascii=False),
             ],
             client=pipe,
         )
@@ -118,6 +128,11 @@ class Stories:
             found += [s for s in self._read(ids) if topic is None or topic in s.topics]
             start += page
         return found[:count]
+
+    def get(self, story_id: str) -> Story | None:
+        """The story, or None when there is none of that id (or it expired)."""
+        raw = self.connection.hgetall(keys.story(story_id))
+        return _story(story_id, raw) if raw else None
 
     def _read(self, raw_ids: list[bytes]) -> list[Story]:
         ids = [i.decode() for i in raw_ids]
@@ -145,4 +160,18 @@ def _story(story_id: str, raw: dict[bytes, bytes]) -> Story:
         first_seen=float(fields.get("first_seen", 0)),
         last_seen=float(fields.get("last_seen", 0)),
         why={n.removeprefix(WHY): json.loads(v) for n, v in fields.items() if n.startswith(WHY)},
+        reports=_reports(fields),
     )
+
+
+def _reports(fields: dict[str, str]) -> dict[str, dict[str, object]]:
+    """Each entry's report, oldest first: its feed, and what its `r:` field kept."""
+    reports = {
+        name.removeprefix(ENTRY): {
+            "feed": feed,
+            **json.loads(fields.get(REPORT + name.removeprefix(ENTRY), "{}")),
+        }
+        for name, feed in fields.items()
+        if name.startswith(ENTRY)
+    }
+    return dict(sorted(reports.items(), key=lambda item: float(item[1].get("at", 0))))
