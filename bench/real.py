@@ -163,13 +163,7 @@ def score_topics(items: dict[str, dict], part: str) -> None:
             text = as_entry(item).text
             got = set(classifier.topics_of(text, encoder.vector(text)))
             scored.append((item, set(labelled[item["id"]]), got))
-        result = evaluate(names, scored)
-        # A topic nobody labelled and nothing was given would count as a perfect one.
-        result.topics = {
-            name: r
-            for name, r in result.topics.items()
-            if r.true_positives + r.false_negatives + r.false_positives
-        }
+        result = evaluate(names, scored).of_topics_seen()
         none = [s for s in scored if not s[1]]
         tagged = sum(bool(got) for _, _, got in none)
         print(f"topics ({part}, {language}): {len(scored)} items, macro-F1 {result.macro_f1:.3f}")

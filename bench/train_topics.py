@@ -109,13 +109,7 @@ def cross_validate(topics: tuple[Topic, ...], lines: list[dict]) -> None:
     names = [topic.name for topic in topics]
     for language, langs in (("en", ("en",)), ("ru/uk", CYRILLIC)):
         part = [s for s in scored if s[0]["lang"] in langs]
-        result = evaluate(names, part)
-        # As bench/real.py: a topic nobody labelled and nothing was given is left out.
-        result.topics = {
-            name: r
-            for name, r in result.topics.items()
-            if r.true_positives + r.false_negatives + r.false_positives
-        }
+        result = evaluate(names, part).of_topics_seen()
         none = [s for s in part if not s[1]]
         print(
             f"topics (tune, {FOLDS}-fold cross-validated, {language}): {len(part)} items, "

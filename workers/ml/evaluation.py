@@ -36,6 +36,16 @@ class Evaluation:
     def macro_f1(self) -> float:
         return sum(r.f1 for r in self.topics.values()) / len(self.topics) if self.topics else 0.0
 
+    def of_topics_seen(self) -> Evaluation:
+        """Only the topics labelled or given at least once: a topic nobody labelled and
+        nothing was given would count as a perfect one."""
+        seen = {
+            name: r
+            for name, r in self.topics.items()
+            if r.true_positives + r.false_negatives + r.false_positives
+        }
+        return Evaluation(seen, self.misses)
+
 
 def evaluate(topic_names: list[str], labelled: list[tuple[dict, set[str], set[str]]]) -> Evaluation:
     """Score (item, expected topics, predicted topics) triples per topic; list the misses."""
