@@ -20,17 +20,15 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import urlsplit
 
-import httpx
 import redis
 import structlog
 
 from monitor.core import keys
-from monitor.core.config import Config, Settings
+from monitor.core.config import Config
 from monitor.core.counters import count, heartbeat
 from monitor.core.feedstate import FeedHealth, FeedState
 from monitor.core.histograms import FETCH
@@ -38,10 +36,11 @@ from monitor.core.models import Feed
 from monitor.core.outage import UNAVAILABLE, wait_for_redis
 from monitor.core.redact import redact_text
 from monitor.poller import websub
-from monitor.poller.fetch import Fetcher, FetchError, FetchResult
+from monitor.poller.fetch import FetchError, FetchResult
 from monitor.poller.parse import ParsedFeed, ParseError, parse_feed
 from monitor.poller.schedule import MAX_BACKOFF_SECONDS, Schedule, backoff, next_interval
 from monitor.poller.seen import EntryQueue
+from monitor.poller.session import Save, Session
 
 log = structlog.get_logger()
 
@@ -65,18 +64,6 @@ class PollOutcome:
     edited_entries: int = 0
     reason: str = ""
     next_poll_in: float = 0.0  # seconds
-
-
-@dataclass(frozen=True, slots=True)
-class Save:
-    """What a poll without a document writes: its feed's changed state fields, its counters
-    and its next due time (which ends its lease)."""
-
-    feed: str
-    fields: dict[str, str]
-    counters: dict[str, int]
-    due: float
-    fetch_seconds: float  # how long its fetch took (the fetch duration histogram)
 
 
 class Poller:
@@ -119,7 +106,7 @@ class Poller:
         return asyncio.run(now())
 
     async def _poll_all(self, claimed: list[tuple[Feed, FeedState]]) -> list[PollOutcome]:
-        async with _Session(self.settings) as session:
+        async with Session(self.settings) as session:
             # gather runs each poll in a task of its own, with a log context of its own.
             outcomes = await asyncio.gather(*(self._poll(session, f, s) for f, s in claimed))
             await asyncio.to_thread(self._write, session.take_saves())
@@ -130,7 +117,7 @@ class Poller:
         tasks: set[asyncio.Task[PollOutcome]] = set()
         min_claim = max(self.settings.fetch_concurrency // 10, 1)
         last_beat = last_sync = 0.0
-        async with _Session(self.settings) as session:
+        async with Session(self.settings) as session:
             try:
                 while not stop.is_set():
                     try:
@@ -223,7 +210,7 @@ class Poller:
                 pipe.hgetall(keys.feed_state(name))
             return [FeedState.read(raw) for raw in pipe.execute()]
 
-    async def _poll(self, session: _Session, feed: Feed, state: FeedState) -> PollOutcome:
+    async def _poll(self, session: Session, feed: Feed, state: FeedState) -> PollOutcome:
         """One fetch of one feed, end to end, in a task of its own. Never raises for a bad
         feed: it logs and reports."""
         structlog.contextvars.bind_contextvars(feed=feed.name, url=feed.url)
@@ -258,7 +245,15 @@ class Poller:
             self._take, feed, state, url, fetched, parsed, started, fetch_seconds=seconds
         )
         if parsed.hub and parsed.topic and self.settings.websub_callback_url:
-            await self._subscribe(session.fetcher, feed, state, parsed.hub, parsed.topic)
+            await websub.subscribe(
+                session.fetcher,
+                self.connection,
+                self.settings.websub_callback_url,
+                feed,
+                state,
+                parsed.hub,
+                parsed.topic,
+            )
         return outcome
 
     def _take(
@@ -321,7 +316,7 @@ class Poller:
 
     def _not_modified(
         self,
-        session: _Session,
+        session: Session,
         feed: Feed,
         state: FeedState,
         url: str,
@@ -362,7 +357,7 @@ class Poller:
 
     def _failed(
         self,
-        session: _Session,
+        session: Session,
         feed: Feed,
         state: FeedState,
         reason: str,
@@ -384,7 +379,7 @@ class Poller:
 
     def _throttled(
         self,
-        session: _Session,
+        session: Session,
         feed: Feed,
         state: FeedState,
         asked: FetchError,
@@ -399,75 +394,3 @@ class Poller:
         session.save(feed.name, state, {}, now + wait, fetch_seconds=fetch_seconds)
         log.info("feed.throttled", reason=reason, retry_in=wait)
         return PollOutcome(feed.name, PollStatus.THROTTLED, reason=reason, next_poll_in=wait)
-
-    async def _subscribe(
-        self, fetcher: Fetcher, feed: Feed, state: FeedState, hub: str, topic: str
-    ) -> None:
-        """Ask the feed's hub to push it to us, unless a subscription is in place or pending."""
-        now = time.time()
-        if not websub.wants_subscription(state, hub, topic, now):
-            return
-        form = websub.request_subscription(
-            state, self.settings.websub_callback_url, feed.name, hub, topic, now
-        )
-        # Stored first: the hub may verify (and push) before its answer to us arrives.
-        await asyncio.to_thread(
-            self.connection.hset, keys.feed_state(feed.name), mapping=state.take_changes()
-        )
-        bound = log.bind(hub=hub, topic=topic)
-        try:
-            status = await fetcher.post_form(hub, form)
-        except FetchError as exc:
-            bound.warning("websub.failed", reason=str(exc))
-            return
-        if httpx.codes.is_success(status):
-            bound.info("websub.requested", callback=form["hub.callback"])
-        else:
-            bound.warning("websub.failed", reason=f"hub answered HTTP {status}")
-
-
-class _Session:
-    """What the polls on one event loop share: the fetcher and its limits (`concurrency`
-    fetches in flight overall, `per_host` to any one host), and the saves not written yet."""
-
-    def __init__(self, settings: Settings):
-        self.fetcher = Fetcher(
-            settings.fetch_timeout_seconds,
-            settings.max_feed_bytes,
-            settings.fetch_per_host,
-            settings.fetch_concurrency,
-        )
-        self.overall = asyncio.Semaphore(settings.fetch_concurrency)
-        self.per_host = settings.fetch_per_host
-        self.hosts: dict[str, asyncio.Semaphore] = {}
-        self.saves: list[Save] = []
-
-    async def __aenter__(self) -> _Session:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.fetcher.aclose()
-
-    @contextlib.asynccontextmanager
-    async def slot(self, url: str) -> AsyncIterator[None]:
-        host = urlsplit(url).hostname or ""
-        per_host = self.hosts.setdefault(host, asyncio.Semaphore(self.per_host))
-        async with per_host, self.overall:
-            yield
-
-    def save(
-        self,
-        feed: str,
-        state: FeedState,
-        counters: dict[str, int],
-        due: float,
-        *,
-        fetch_seconds: float,
-    ) -> None:
-        """Keep a poll's save for the next write (on the event loop's thread only)."""
-        changes = state.take_changes()
-        self.saves.append(Save(feed, changes, counters, due, fetch_seconds=fetch_seconds))
-
-    def take_saves(self) -> list[Save]:
-        saves, self.saves = self.saves, []
-        return saves

@@ -23,6 +23,7 @@ pushes stop.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -30,6 +31,7 @@ import time
 from collections.abc import Mapping
 from urllib.parse import quote, urlencode
 
+import httpx
 import redis
 import structlog
 
@@ -37,6 +39,7 @@ from monitor.core import keys
 from monitor.core.config import Config
 from monitor.core.feedstate import FeedState
 from monitor.core.models import Feed
+from monitor.poller.fetch import Fetcher, FetchError
 from monitor.poller.parse import ParseError, parse_feed
 from monitor.poller.seen import EntryQueue
 
@@ -250,3 +253,33 @@ class Callback:
             jobs=submitted.job_ids,
         )
         return 202
+
+
+async def subscribe(
+    fetcher: Fetcher,
+    connection: redis.Redis,
+    callback_base: str,
+    feed: Feed,
+    state: FeedState,
+    hub: str,
+    topic: str,
+) -> None:
+    """Ask the feed's hub to push it to us, unless a subscription is in place or pending."""
+    now = time.time()
+    if not wants_subscription(state, hub, topic, now):
+        return
+    form = request_subscription(state, callback_base, feed.name, hub, topic, now)
+    # Stored first: the hub may verify (and push) before its answer to us arrives.
+    await asyncio.to_thread(
+        connection.hset, keys.feed_state(feed.name), mapping=state.take_changes()
+    )
+    bound = log.bind(hub=hub, topic=topic)
+    try:
+        status = await fetcher.post_form(hub, form)
+    except FetchError as exc:
+        bound.warning("websub.failed", reason=str(exc))
+        return
+    if httpx.codes.is_success(status):
+        bound.info("websub.requested", callback=form["hub.callback"])
+    else:
+        bound.warning("websub.failed", reason=f"hub answered HTTP {status}")
