@@ -87,11 +87,12 @@ def test_two_pollers_fetch_each_due_feed_exactly_once(
     """Two `newsmon poll` processes share 20 feeds due every 2 s: every feed is fetched on
     its due time by one of them, never twice, and none is starved."""
     fetched = defaultdict(list)
-    lock = threading.Lock()
+    every_feed_thrice = threading.Condition()
 
     def answer(request):
-        with lock:
+        with every_feed_thrice:
             fetched[request.path].append(time.monotonic())
+            every_feed_thrice.notify_all()
         return 304, {}, b""
 
     feeds = []
@@ -107,7 +108,11 @@ def test_two_pollers_fetch_each_due_feed_exactly_once(
     config = write_config(tmp_path / "config", feeds=feeds)
     env = {"REDIS_URL": redis_url}
     pollers = [start_process("poll", "--config", str(config), env=env) for _ in range(2)]
-    time.sleep(9)
+    # Until every feed was fetched three times (a busy machine starts pollers slowly).
+    with every_feed_thrice:
+        every_feed_thrice.wait_for(
+            lambda: len(fetched) == 20 and all(len(t) >= 3 for t in fetched.values()), timeout=60
+        )
     assert [p.stop() for p in pollers] == [0, 0]
 
     for path, times in fetched.items():
