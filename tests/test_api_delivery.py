@@ -101,7 +101,10 @@ def test_a_subscription_made_over_the_api_gets_alerts_from_a_running_worker(
     assert sample.headers["webhook-id"] == test.json()["message_id"]
     assert Webhook(secret).verify(sample.body, sample.headers)["type"] == "message.test"
 
-    messages = client.get(f"{api}/subscriptions/ops/messages").json()["data"]
+    # The worker records an attempt once the receiver has answered: wait for the record.
+    listed = lambda: client.get(f"{api}/subscriptions/ops/messages").json()["data"]  # noqa: E731
+    worker.wait_for(lambda: all(m["attempts"] for m in listed()) and len(listed()) == 3)
+    messages = listed()
     assert messages[0]["id"] == test.json()["message_id"]  # newest first
     assert {m["id"] for m in messages} == {r.headers["webhook-id"] for r in hooks(http_server)}
     for message in messages:
