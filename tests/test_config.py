@@ -292,6 +292,9 @@ MALFORMED = [
     # A key no bare name can show is quoted, control characters escaped.
     ("newsmon.toml", '"" = 1\n', "newsmon.toml", '""', "unknown key"),
     ("newsmon.toml", '"\\u001b[2J" = 1\n', "newsmon.toml", '"\\u001b[2J"', "unknown key"),
+    # A key of an earlier release says what replaced it.
+    ("newsmon.toml", "[dedupe]\nstory_similarity = 0.45\n", "newsmon.toml",
+     "dedupe.story_similarity", "replaced by story_probability"),
 ]  # fmt: skip
 
 

@@ -183,6 +183,16 @@ def _overrides(environ: Mapping[str, str], problems: list[Problem]) -> dict[str,
     return {name: value for name, value in found.items() if name in known}
 
 
+# Keys of earlier releases, each with what replaces it: a file written for them says so.
+RENAMED = {
+    "dedupe": {
+        "story_similarity": "replaced by story_probability, the pair model's probability that "
+        "two reports are one event (0.965 by default; 0 turns it off): rename the key and "
+        "choose a value, the old one's scale does not carry over"
+    }
+}
+
+
 def read_settings(reader: Reader, environ: Mapping[str, str]) -> Settings:
     """newsmon.toml, each key overridden by its NEWSMON_<SECTION>__<KEY> variable when set;
     an override is checked as the file's value would be, and its problems name the variable."""
@@ -191,7 +201,13 @@ def read_settings(reader: Reader, environ: Mapping[str, str]) -> Settings:
     sections = {name: reader.get(reader.data, name, "", dict, default={}) for name in section_names}
     for name in section_names:
         known = {key for section, key, *_ in SETTINGS_KEYS if section == name}
-        reader.unknown_keys(sections[name], known, f"{name}.")
+        for key, fix in RENAMED.get(name, {}).items():
+            if key in sections[name]:
+                reader.problem(f"{name}.{key}", fix)
+        renamed = set(RENAMED.get(name, {}))
+        reader.unknown_keys(
+            {k: v for k, v in sections[name].items() if k not in renamed}, known, f"{name}."
+        )
     overrides = _overrides(environ, reader.problems)
     values: dict[str, Any] = {}
     for section, key, field_name, kind, check in SETTINGS_KEYS:
