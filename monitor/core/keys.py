@@ -68,10 +68,10 @@ def dedupe_meaning(hour: int) -> str:
     return f"{PREFIX}dedupe:meaning:{hour}"
 
 
-def dedupe_story_scripts(story_id: str) -> str:
-    """Set: the scripts ("latin", "cyrillic") a story's reports are written in; expires with
-    the dedupe window."""
-    return f"{PREFIX}dedupe:scripts:{story_id}"
+def dedupe_story_languages(story_id: str) -> str:
+    """Set: the languages ("latin", "russian", "ukrainian") a story's reports are written
+    in; expires with the dedupe window."""
+    return f"{PREFIX}dedupe:languages:{story_id}"
 
 
 def dedupe_fact(token: str) -> str:

@@ -27,8 +27,8 @@ class PairModel:
     bias: float
     threshold: float  # the probability at which two reports are one event
     # The same for a translation (a report joining a story none of whose reports is in its
-    # script): the cosines of two languages run lower. Once a story has a report in a script,
-    # a report in that script joins through one in it, so two reports of one language never
+    # language): the cosines of two languages run lower. Once a story has a report in a
+    # language, a report in it joins through one in it, so two reports of one language never
     # chain together through a translation.
     threshold_across_scripts: float
     trained_on: str = ""
@@ -90,7 +90,7 @@ class PairModel:
 
 def shipped(threshold: float | None = None) -> PairModel:
     """The pair model newsmon ships, joining at `threshold` when given (the operator's
-    `[dedupe] story_similarity`), else at the threshold it was trained for."""
+    `[dedupe] story_probability`), else at the threshold it was trained for."""
     model = _load()
     return model if threshold is None else dataclasses.replace(model, threshold=threshold)
 

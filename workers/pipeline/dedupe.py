@@ -59,11 +59,11 @@ MEANING_FLOOR = 0.2  # below this cosine no pair of the tune part is one event
 
 CLAIM_SCRIPT = """
 -- KEYS: the entry's dedupe keys (strings), its fact lists, the meaning index's hour, its
--- story's scripts, then its doc.
+-- story's languages, then its doc.
 -- ARGV: entry id, ttl, the doc (see pack_doc), the owners read before, one per key (a
 -- list's newest entry), space-separated ('-' = absent), or '*' to claim without comparing;
 -- how many of the keys are strings; how many entries a fact list keeps; the entry's record
--- for the meaning index and its script ('' for both when it has no vector).
+-- for the meaning index and its language ('' for both when it has no vector).
 local strings = tonumber(ARGV[5])
 if ARGV[4] ~= '*' then
   local i = 0
@@ -174,7 +174,7 @@ class Deduper:
                             *fp.keys,
                             *fp.fact_keys,
                             hour,
-                            keys.dedupe_story_scripts(entry.story_id),
+                            keys.dedupe_story_languages(entry.story_id),
                             keys.dedupe_doc(entry.id),
                         ],
                         args=[
@@ -185,7 +185,7 @@ class Deduper:
                             len(fp.keys),
                             FACT_LIST_LENGTH,
                             indexed,
-                            fp.meaning.script if fp.meaning else "",
+                            fp.meaning.language if fp.meaning else "",
                         ],
                         client=pipe,
                     )
@@ -226,13 +226,13 @@ class Deduper:
             | {o for found in alike for o in found} - {e.id for e in entries}
         )
         docs = self._docs(candidates)
-        scripts: dict[str, set[str]] = {}  # story -> the scripts its reports are written in
+        languages: dict[str, set[str]] = {}  # story -> the languages its reports are written in
         if self.pairs:
             # The first report of each candidate's story too: a report joins a story only if
             # it is the same event as the story's first, not just as some report in it.
             firsts = {d.story.removeprefix("st_") for d in docs.values()} - set(docs)
             docs |= self._docs(sorted(firsts))
-            scripts = self._scripts(sorted({d.story for d in docs.values()}))
+            languages = self._languages(sorted({d.story for d in docs.values()}))
 
         claimed: dict[str, str] = {}  # key -> the entry of this batch that claims it first
         pushed: dict[str, list[str]] = {}  # fact list -> entries of this batch pushed onto it
@@ -255,12 +255,12 @@ class Deduper:
                 for o in {*found, *near, *(o for m in members for o in m)}
                 if o in docs and docs[o].story != story
             }
-            duplicate = self._match(entry, fp, owners, reporters, docs, scripts)
+            duplicate = self._match(entry, fp, owners, reporters, docs, languages)
             if duplicate:
                 story = docs[duplicate.of].story or f"st_{duplicate.of}"
             entry = dataclasses.replace(entry, story_id=story or f"st_{entry.id}")
             if fp.meaning:
-                scripts.setdefault(entry.story_id, set()).add(fp.meaning.script)
+                languages.setdefault(entry.story_id, set()).add(fp.meaning.language)
             claimed.update(
                 (key, entry.id) for key, owner in zip(fp.keys, owners, strict=True) if not owner
             )
@@ -301,10 +301,10 @@ class Deduper:
             found.append({ids[i] for i in best if cosines[i] >= MEANING_FLOOR} - {entry.id})
         return found
 
-    def _scripts(self, story_ids: list[str]) -> dict[str, set[str]]:
+    def _languages(self, story_ids: list[str]) -> dict[str, set[str]]:
         with self.connection.pipeline(transaction=False) as pipe:
             for story_id in story_ids:
-                pipe.smembers(keys.dedupe_story_scripts(story_id))
+                pipe.smembers(keys.dedupe_story_languages(story_id))
             replies = pipe.execute()
         return {s: {m.decode() for m in r} for s, r in zip(story_ids, replies, strict=True)}
 
@@ -321,7 +321,7 @@ class Deduper:
         owners: list[str],
         reporters: set[str],
         docs: dict[str, Doc],
-        scripts: dict[str, set[str]],
+        languages: dict[str, set[str]],
     ) -> Duplicate | None:
         for (kind, _), owner in zip(fp.exact, owners, strict=False):
             if owner and owner != entry.id:
@@ -336,7 +336,7 @@ class Deduper:
                 best = Duplicate(owner, DuplicateReason.NEAR, score)
         if best or fp.meaning is None or self.pairs is None:
             return best
-        return self._same_event(entry, fp.meaning, reporters, docs, scripts, self.pairs)
+        return self._same_event(entry, fp.meaning, reporters, docs, languages, self.pairs)
 
     def _same_event(
         self,
@@ -344,7 +344,7 @@ class Deduper:
         meaning: Meaning,
         reporters: set[str],
         docs: dict[str, Doc],
-        scripts: dict[str, set[str]],
+        languages: dict[str, set[str]],
         pairs: PairModel,
     ) -> Duplicate | None:
         """The earlier report most likely of the same event, by the pair model, among those
@@ -363,8 +363,8 @@ class Deduper:
             if doc is None or doc.meaning is None or doc.story in conflicting:
                 continue
             features = pair_features(meaning, doc.meaning)
-            # A translation: a report joining a story none of whose reports is in its script.
-            translation = meaning.script not in scripts.get(doc.story, {doc.meaning.script})
+            # A translation: a report joining a story none of whose reports is in its language.
+            translation = meaning.language not in languages.get(doc.story, {doc.meaning.language})
             probability = pairs.joins(features, translation)
             if probability is not None and (best is None or probability > best.similarity):
                 why = {"probability": round(probability, 3), **pairs.deciding(features)}
@@ -373,10 +373,12 @@ class Deduper:
 
 
 def _kept_apart(a: Meaning, b: Meaning) -> bool:
-    """Facts of the two reports conflict in a way that keeps them apart (facts.WITHIN_SCRIPT,
-    facts.ACROSS_SCRIPTS)."""
-    decisive = ACROSS_SCRIPTS if a.cyrillic != b.cyrillic else WITHIN_SCRIPT
-    return bool(conflicts(a.facts, b.facts) & decisive)
+    """Facts of the two reports conflict in a way that keeps them apart: facts.WITHIN_SCRIPT
+    between two Latin-script reports; facts.ACROSS_SCRIPTS otherwise, since Russian and
+    Ukrainian decline their names ("Черноморск", "Черноморска") and spell them apart
+    ("Черноморск", "Чорноморськ"), and a name newsmon knows no word of is no fact there."""
+    latin = not (a.cyrillic or b.cyrillic)
+    return bool(conflicts(a.facts, b.facts) & (WITHIN_SCRIPT if latin else ACROSS_SCRIPTS))
 
 
 def _cosine(meaning: Meaning, doc: Doc) -> float:

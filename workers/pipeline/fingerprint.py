@@ -126,7 +126,7 @@ def pack_doc(doc: Doc) -> bytes:
     vector, words_ = b"", ()
     if doc.meaning:
         meaning = doc.meaning
-        head["meaning"] = [meaning.feed, meaning.at, meaning.summary, meaning.cyrillic]
+        head["meaning"] = [meaning.feed, meaning.at, meaning.summary, meaning.language]
         vector, words_ = meaning.vector, meaning.words
     binary = struct.pack(SIGNATURE_FORMAT, *doc.signature)
     binary += struct.pack("<H", len(vector)) + vector
@@ -158,8 +158,8 @@ def unpack_doc(packed: bytes) -> Doc:
         )
     meaning = None
     if vector and facts:
-        feed, at, summary, cyrillic = head.get("meaning", ["", 0.0, True, False])
-        meaning = Meaning(vector, facts, words_, feed, at, summary, cyrillic)
+        feed, at, summary, language = head.get("meaning", ["", 0.0, True, "latin"])
+        meaning = Meaning(vector, facts, words_, feed, at, summary, language)
     return Doc(head["story"], signature_, shingles_, facts, meaning)
 
 

@@ -20,6 +20,7 @@ from workers.pipeline.facts import Conflict, ReportFacts, conflicts, report_fact
 from workers.pipeline.similarity import content_words, word_overlap
 
 CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+UKRAINIAN_LETTERS = re.compile(r"[іїєґІЇЄҐ]")
 # What each feature means, in the order the pair model's weights are stored.
 FEATURES = {
     "cosine": "cosine of the two sentence vectors",
@@ -39,7 +40,7 @@ FEATURES = {
 class Meaning:
     """A report as the story check compares it: its sentence vector (int8, unit length times
     127), its facts, the hashes of its content words, its feed, when it was published (unix
-    time), whether it has a summary, and whether it is written in Cyrillic."""
+    time), whether it has a summary, and its language as newsmon tells them apart."""
 
     vector: bytes
     facts: ReportFacts
@@ -47,7 +48,7 @@ class Meaning:
     feed: str = ""
     at: float = 0.0
     summary: bool = True
-    cyrillic: bool = False
+    language: str = "latin"  # "latin" (English and others), "russian" or "ukrainian"
 
     @classmethod
     def of(cls, entry: Entry, vector: np.ndarray, facts: ReportFacts | None = None) -> Meaning:
@@ -59,12 +60,12 @@ class Meaning:
             entry.feed_name,
             when.timestamp() if when else 0.0,
             bool(entry.summary.strip()),
-            is_cyrillic(entry.text),
+            language_of(entry.text),
         )
 
     @property
-    def script(self) -> str:
-        return "cyrillic" if self.cyrillic else "latin"
+    def cyrillic(self) -> bool:
+        return self.language != "latin"
 
     def unit_vector(self) -> np.ndarray:
         vector = np.frombuffer(self.vector, dtype=np.int8).astype(np.float32)
@@ -75,10 +76,13 @@ def quantise(vector: np.ndarray) -> bytes:
     return np.clip(np.round(vector * 127), -127, 127).astype(np.int8).tobytes()
 
 
-def is_cyrillic(text: str) -> bool:
-    """Most of the text's letters are Cyrillic."""
+def language_of(text: str) -> str:
+    """ "russian" or "ukrainian" when most of the text's letters are Cyrillic (Ukrainian by
+    the letters Russian lacks: і, ї, є, ґ), else "latin"."""
     letters = sum(c.isalpha() for c in text)
-    return bool(letters) and len(CYRILLIC.findall(text)) * 2 > letters
+    if not letters or len(CYRILLIC.findall(text)) * 2 <= letters:
+        return "latin"
+    return "ukrainian" if UKRAINIAN_LETTERS.search(text) else "russian"
 
 
 def pair_features(a: Meaning, b: Meaning) -> dict[str, float]:
