@@ -36,6 +36,7 @@ from workers.pipeline.normalise import normalise
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks docs' example key
 RSS = {"content-type": "application/rss+xml"}
+HTML = {"content-type": "text/html; charset=utf-8"}
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 

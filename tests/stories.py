@@ -1,4 +1,5 @@
-"""Fixture news, written for newsmon's tests in the style of a live blog and two wire outlets.
+"""Fixture news, written for newsmon's tests in the style of a live blog and two wire outlets,
+and the documents that carry it: RSS, Atom, JSON Feed and live blog pages.
 
 Each item names the story it belongs to; variants of one story (repeats under a new guid,
 small edits, a headline without its summary, boilerplate, tracking parameters, a longer
@@ -13,6 +14,8 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
+from html import escape as escape_html
+from typing import Any
 from xml.sax.saxutils import escape
 
 # Today's news (a feed's past, published before [alerts] max_age_hours, is not alerted).
@@ -276,6 +279,108 @@ def json_feed(items: list[Item], title: str = "Daily") -> bytes:
                 for i in items
             ],
         }
+    ).encode()
+
+
+# Live blog pages, in the shapes news sites publish them: an HTML page around the posts (an
+# appeal for support, a comment prompt, cards of other articles) and the posts again in its
+# JSON-LD, whose LiveBlogPosting stands alone or sits in an `@graph`. Their posts are the
+# fixture news above, newest first, a minute apart.
+
+# Other articles the page links to: text of the page that is no post of the live blog.
+RELATED = (
+    ("Explainer: what the ceasefire talks could change", f"{SITE}/explainer-talks"),
+    ("Opinion: the winter ahead for the power grid", f"{SITE}/opinion-grid"),
+)
+# A post left in a comment of the page: not published, so no post either.
+DRAFT = {"@type": "BlogPosting", "url": f"{SITE}#draft", "headline": "Draft: hold until noon"}
+PAGE_TEXT = (BOILERPLATE, DRAFT["headline"], *(title for title, _ in RELATED))
+
+
+def post_node(item: Item, minute: int, ids: str = "both") -> dict[str, Any]:
+    """A post as JSON-LD: a BlogPosting with its `@id` and `url` (`ids`: "both", "url" or
+    "none"), published `minute` minutes after PUBLISHED."""
+    node: dict[str, Any] = {"@type": "BlogPosting"}
+    if ids == "both":
+        node["@id"] = f"{SITE}#block-{item.guid}"
+    if ids in ("both", "url"):
+        node["url"] = item.link
+    published = (PUBLISHED + timedelta(minutes=minute)).isoformat()
+    return {
+        **node,
+        "headline": item.title,
+        "articleBody": item.summary,
+        "datePublished": published,
+        "dateModified": published,
+    }
+
+
+def live_blog(posts: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "@type": "LiveBlogPosting",
+        "@id": SITE,
+        "url": SITE,
+        "headline": "Live: war in Ukraine",
+        "coverageStartTime": PUBLISHED.isoformat(),
+        "liveBlogUpdate": posts,
+    }
+
+
+def liveblog_page(items: list[Item], shape: str = "plain", ids: str = "both") -> bytes:
+    """The live blog page of `items` (oldest first; the page lists them newest first).
+
+    `shape`: "plain" (the LiveBlogPosting alone), "graph" (in an @graph beside the page's
+    WebPage and NewsArticle), "nested" (the WebPage's mainEntity, typed with a list), or
+    "single" (one post, `liveBlogUpdate` an object, not a list)."""
+    posts = [post_node(item, minute, ids) for minute, item in enumerate(items)][::-1]
+    blog = live_blog(posts[0] if shape == "single" else posts)
+    if shape == "graph":
+        document: dict[str, Any] = {
+            "@context": "https://schema.org",
+            "@graph": [
+                {"@type": "WebPage", "@id": f"{SITE}#page", "name": "Live: war in Ukraine"},
+                {"@type": "NewsArticle", "headline": RELATED[0][0], "url": RELATED[0][1]},
+                blog,
+            ],
+        }
+    elif shape == "nested":
+        blog["@type"] = ["LiveBlogPosting", "NewsArticle"]
+        document = {"@context": "https://schema.org", "@type": "WebPage", "mainEntity": blog}
+    else:
+        document = {"@context": "https://schema.org", **blog}
+    return html_page(json_ld(document), items[::-1])
+
+
+def json_ld(document: Any) -> str:
+    """A JSON-LD script; `</` is written `<\\/`, as pages do, so no text ends the script."""
+    text = json.dumps(document, ensure_ascii=False).replace("</", "<\\/")
+    return f'<script type="application/ld+json">{text}</script>'
+
+
+def html_page(scripts: str, shown: list[Item] = ()) -> bytes:
+    """An HTML page with these scripts in its head, showing `shown` as its posts, amid text of
+    its own that is no post."""
+    articles = "".join(
+        f'<article id="{escape_html(i.guid)}"><h2>{escape_html(i.title)}</h2>'
+        f"<p>{escape_html(i.summary)}</p></article>"
+        for i in shown
+    )
+    cards = "".join(
+        f'<a class="card" href="{url}"><h3>{escape_html(t)}</h3></a>' for t, url in RELATED
+    )
+    breadcrumbs = json_ld({"@context": "https://schema.org", "@type": "BreadcrumbList"})
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<title>Live: war in Ukraine</title>"
+        f"{breadcrumbs}{scripts}"
+        # Markup in a script's text: no script and no post.
+        "<script>var promo = '<div class=\"promo\"><!-- slot --></div>';</script>"
+        "</head><body><h1>Live: war in Ukraine</h1>"
+        f"<!-- {json_ld(live_blog([DRAFT]))} -->"
+        f"<main>{articles}</main>"
+        f"<aside class='support'><p>{escape_html(BOILERPLATE)}</p></aside>"
+        f"<section class='related'>{cards}</section>"
+        "</body></html>"
     ).encode()
 
 

@@ -25,6 +25,15 @@ class Format(StrEnum):
     TEAMS = "teams"
 
 
+class FeedKind(StrEnum):
+    """What a feed's URL answers. A `feed` is RSS, Atom or JSON Feed, or an HTML page carrying
+    a live blog, told apart by the body; a `liveblog` is read as a live blog page whatever
+    the body looks like (monitor/poller/liveblog.py)."""
+
+    FEED = "feed"
+    LIVEBLOG = "liveblog"
+
+
 @dataclass(frozen=True, slots=True)
 class Feed:
     name: str
@@ -32,6 +41,7 @@ class Feed:
     interval_seconds: int
     tags: tuple[str, ...] = ()
     adaptive: bool = False  # poll as often as the feed updates, within the configured bounds
+    kind: FeedKind = FeedKind.FEED
 
 
 @dataclass(frozen=True, slots=True)

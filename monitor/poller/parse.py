@@ -1,5 +1,6 @@
 """Parse step: feed bytes -> Entry objects, plus what the feed says about itself (its RSS
-`<ttl>`, its WebSub hub). RSS and Atom through feedparser, JSON Feed here.
+`<ttl>`, its WebSub hub). RSS and Atom through feedparser, JSON Feed here, and an HTML page
+by the live blog it carries (liveblog.py), one item per post.
 
 An entry's key (what makes it "the same item" inside its feed) is its guid, else its link,
 else a hash of its title and content; the choice is made per document (see _key_field).
@@ -14,12 +15,18 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
-from monitor.core.models import Entry, Feed
+from monitor.core.models import Entry, Feed, FeedKind
+from monitor.poller.liveblog import NoLiveBlog, live_blog_posts
 
 MAX_TTL_SECONDS = 24 * 3600
+HTML_PAGE = "not a feed: the server returned an HTML page"
+NO_LIVE_BLOG = "not a live blog: the page carries no schema.org LiveBlogPosting"
+FEED_ROOTS = (b"<rss", b"<feed", b"<rdf:rdf")
 
 
 class ParseError(Exception):
@@ -39,8 +46,13 @@ def parse_feed(
 ) -> ParsedFeed:
     now = now or datetime.now(UTC)
     stripped = body.lstrip()
-    if "json" in content_type or stripped.startswith(b"{"):
+    about: dict[str, Any] = {}
+    if feed.kind is FeedKind.LIVEBLOG:
+        items = _live_blog(body, feed.url, NO_LIVE_BLOG)
+    elif "json" in content_type or stripped.startswith(b"{"):
         items, about = _json_feed(stripped)
+    elif _is_html_page(stripped):
+        items = _live_blog(body, feed.url, HTML_PAGE)
     else:
         items, about = _xml_feed(body, content_type)
     field = _key_field(items)
@@ -67,9 +79,6 @@ def _xml_feed(body: bytes, content_type: str) -> tuple[list[dict], dict]:
         body, response_headers={"content-type": content_type or "application/xml"}
     )
     if not parsed.version and not parsed.entries:
-        head = body[:512].lower()
-        if b"<html" in head or b"<!doctype html" in head:
-            raise ParseError("not a feed: the server returned an HTML page")
         reason = parsed.get("bozo_exception") or "no RSS, Atom or JSON Feed structure found"
         raise ParseError(f"not a feed: {reason}")
     items = []
@@ -131,6 +140,55 @@ def _json_feed(body: bytes) -> tuple[list[dict], dict]:
     ]
     about = {"hub": websub[0] if websub else None, "topic": document.get("feed_url") or None}
     return items, about
+
+
+def _is_html_page(body: bytes) -> bool:
+    """An HTML page, not a feed: its head opens <html> (or its doctype) before any feed's root
+    element, so an RSS item quoting HTML near the top is still read as RSS."""
+    head = body[:1024].lower()
+    html = min(
+        (i for i in (head.find(b"<!doctype html"), head.find(b"<html")) if i >= 0), default=-1
+    )
+    return html >= 0 and not any(0 <= head.find(root) < html for root in FEED_ROOTS)
+
+
+def _live_blog(body: bytes, page_url: str, missing: str) -> list[dict]:
+    """The posts of the live blog a page carries, as items; `missing` is the reason of the
+    error when it carries none."""
+    try:
+        posts = live_blog_posts(body)
+    except NoLiveBlog as exc:
+        raise ParseError(f"{missing} ({exc})" if str(exc) else missing) from None
+    items = []
+    for post in posts:
+        url, title = _string(post.get("url")), _string(post.get("headline"))
+        published = _string(post.get("datePublished"))
+        items.append(
+            {
+                # Its own id, else its own address, else what it says and when.
+                "guid": _string(post.get("@id")) or url or f"{title} {published}".strip(),
+                "link": _post_link(page_url, url),
+                "title": title,
+                "summary": _string(post.get("articleBody")) or _string(post.get("description")),
+                "published": _iso_date(published) or _iso_date(post.get("dateModified")),
+            }
+        )
+    return items
+
+
+def _string(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _post_link(page_url: str, url: str) -> str:
+    """A post's own address, resolved against its page's; the page's when the post has none,
+    or one that is no http(s) URL (a `javascript:` link must not reach a subscriber)."""
+    try:
+        link = urljoin(page_url, url)
+        usable = urlsplit(link).scheme in ("http", "https")
+    except ValueError:  # an unbalanced "[" in a host
+        return page_url
+    return link if url and usable else page_url
 
 
 def _iso_date(value: object) -> datetime | None:
