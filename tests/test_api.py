@@ -412,7 +412,7 @@ def test_the_options_of_subscriptions_toml_are_the_apis_too(served):
     assert view["format"] == "slack" and view["tags"] == ["ua"] and "feeds" not in view
     assert view["keywords"] == ["Zaporizhzhia"] and view["exclude_keywords"] == ["markets"]
     assert (view["digest_minutes"], view["backfill_hours"]) == (30, 6)
-    for key, value in (("format", "telegram"), ("tags", ["nowhere"]), ("digest_minutes", 0)):
+    for key, value in (("format", "pigeon"), ("tags", ["nowhere"]), ("digest_minutes", 0)):
         refused = server.call("POST", "/subscriptions", json=body(id="other", **{key: value}))
         assert refused.status_code == 422 and refused.json()["field"] == key, key
 

@@ -20,8 +20,8 @@ from monitor.core.models import Alert, Entry
 from tests.helpers import SECRET, load, write_config
 from workers.delivery.endpoints import Endpoints
 from workers.delivery.messages import MessageLog
+from workers.delivery.outcome import DeliveryStatus, Outcome
 from workers.delivery.rounds import Round
-from workers.delivery.send import DeliveryStatus, Outcome
 from workers.pipeline.stories import Stories
 
 FEED = {"name": "wire", "url": "https://wire.example/rss"}

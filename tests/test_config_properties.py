@@ -194,6 +194,15 @@ SETTINGS = {
         texts | st.sampled_from(["~no-such-user-x/data", "a\x00b", "~"]),
     ),
     "require_durable_redis": Key(st.booleans(), st.sampled_from([0, 1, "true", "yes"])),
+    "telegram_api_url": Key(good_urls, urls),
+    # A host needs `from`, a username its password's variable, which must be set: none of
+    # these is valid alone.
+    "smtp_host": Key(st.nothing(), texts | st.sampled_from(["smtp.example.org", "a b"])),
+    "smtp_port": number(1, 65535, whole=True),
+    "smtp_username": Key(st.nothing(), texts),
+    "smtp_password_env": Key(st.nothing(), texts | st.just("NO_SUCH_VARIABLE_SET")),
+    "smtp_from": Key(st.just("news@example.org"), texts),
+    "smtp_security": Key(st.sampled_from(["starttls", "tls", "none"]), texts),
 }
 SECTIONS = sorted({section for section, *_ in SETTINGS_KEYS})
 newsmon_files = st.fixed_dictionaries(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.helpers import make_alerts
+from workers.delivery.outcome import DeliveryStatus, Outcome
 from workers.delivery.rounds import sort_round
-from workers.delivery.send import DeliveryStatus, Outcome
 
 DELIVERED = Outcome(DeliveryStatus.DELIVERED, http_status=200)
 BUSY = Outcome(DeliveryStatus.RETRY, "HTTP 503", 503)

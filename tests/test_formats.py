@@ -115,7 +115,45 @@ def teams_problem(payload: dict[str, Any]) -> str | None:
     return None
 
 
-PROBLEMS = {"slack": slack_problem, "discord": discord_problem, "teams": teams_problem}
+def teams_workflow_problem(payload: dict[str, Any]) -> str | None:
+    """What a Teams Workflows webhook ("Post to a channel when a webhook request is received")
+    would refuse: a message with one Adaptive Card attached."""
+    if payload.get("type") != "message" or len(payload.get("attachments", [])) != 1:
+        return "not a message with one attachment"
+    (attachment,) = payload["attachments"]
+    if attachment.get("contentType") != "application/vnd.microsoft.card.adaptive":
+        return "not an Adaptive Card"
+    card = attachment["content"]
+    if card.get("type") != "AdaptiveCard" or card.get("version") < "1.4" or not card.get("body"):
+        return "not an Adaptive Card 1.4 with a body"
+    if len(json.dumps(payload, ensure_ascii=False).encode()) > 28 * 1024:
+        return "over 28 KB"
+    elements = [*card["body"]]
+    while elements:
+        element = elements.pop()
+        kind = element.get("type")
+        if kind == "Container":
+            elements += element["items"]
+        elif kind == "TextBlock" and not (isinstance(element.get("text"), str) and element["text"]):
+            return f"empty text in {element}"
+        elif kind == "FactSet" and any(set(f) != {"title", "value"} for f in element["facts"]):
+            return f"bad fact in {element}"
+        elif kind == "ActionSet" and any(
+            a.get("type") != "Action.OpenUrl" or not a.get("url", "").startswith("http")
+            for a in element["actions"]
+        ):
+            return f"bad action in {element}"
+        elif kind not in ("Container", "TextBlock", "FactSet", "ActionSet"):
+            return f"unknown element {kind}"
+    return None
+
+
+PROBLEMS = {
+    "slack": slack_problem,
+    "discord": discord_problem,
+    "teams": teams_problem,
+    "teams_workflow": teams_workflow_problem,
+}
 
 
 def receiver(service: str):

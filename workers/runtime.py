@@ -76,7 +76,11 @@ class Runtime:
                 subscriptions,
                 endpoints,
                 EndpointPolicy(endpoints, settings),
-                Deliverer(settings.delivery_timeout_seconds, settings.max_in_flight_per_endpoint),
+                Deliverer(
+                    settings.delivery_timeout_seconds,
+                    settings.max_in_flight_per_endpoint,
+                    settings,
+                ),
                 MessageLog(connection),
                 dead_letters,
             ),

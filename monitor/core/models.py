@@ -16,13 +16,22 @@ ALL_TOPICS = "*"
 
 
 class Format(StrEnum):
-    """A subscription's message body: newsmon's Standard Webhooks JSON, or the payload of a
-    chat service's incoming webhook (workers/delivery/formats.py)."""
+    """How a subscription's messages go: POSTed to its `url` as newsmon's Standard Webhooks
+    JSON or as the payload of a chat service's incoming webhook (workers/delivery/formats.py),
+    or sent by Telegram's Bot API or by email (workers/delivery/telegram.py, mail.py)."""
 
     STANDARD = "standard"
     SLACK = "slack"
     DISCORD = "discord"
-    TEAMS = "teams"
+    TEAMS = "teams"  # an Office 365 connector's MessageCard, until connectors are retired
+    TEAMS_WORKFLOW = "teams_workflow"  # an Adaptive Card, to a Teams Workflows webhook
+    TELEGRAM = "telegram"
+    EMAIL = "email"
+
+    @property
+    def webhook(self) -> bool:
+        """Whether messages are POSTed to the subscription's `url`, signed with its secrets."""
+        return self not in (Format.TELEGRAM, Format.EMAIL)
 
 
 class FeedKind(StrEnum):
@@ -77,10 +86,15 @@ class TopicModel:
 @dataclass(frozen=True, slots=True)
 class Subscription:
     id: str
+    # Where its messages go, which identifies the endpoint (its health, whether it is
+    # disabled): a webhook's URL; `telegram:<chat_id>` or `mailto:<to>,...` for the others.
     url: str
     topics: frozenset[str]
-    secrets: tuple[str, ...]  # each "whsec_" + base64; every delivery is signed with each
+    secrets: tuple[str, ...]  # each "whsec_" + base64; every webhook delivery is signed with each
     format: Format = Format.STANDARD
+    chat_id: str = ""  # Telegram's: the chat the bot posts to
+    bot_token: str = field(default="", repr=False)  # Telegram's, from the environment
+    to: tuple[str, ...] = ()  # email's recipients
     # Filters beyond topics (workers/pipeline/match.py), each optional: only entries of these
     # feeds (named in `feeds`, or carrying one of its `tags`: resolved when the config is
     # read; empty: every feed), that mention any of `keywords`, and none of `exclude_keywords`.

@@ -4,7 +4,8 @@ Feed and webhook URLs may carry a password (`https://user:pass@host/`) or a toke
 query (`?token=...`); WebSub callbacks carry ours. Operators need to see which host and path
 a line is about, never the credential, so user-info becomes `***@` and every query value
 (and any fragment) becomes `***`. A Slack, Discord or Teams incoming-webhook URL holds its
-token in the path, which is masked after the service's fixed prefix.
+token in the path, which is masked after the service's fixed prefix; so does a Telegram
+Bot API URL (`/bot<token>/sendMessage`), on whichever host `[telegram] api_url` names.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ CHAT_WEBHOOKS = (
     ("discordapp.com", "api/webhooks/"),
     ("webhook.office.com", "webhookb2/"),
 )
+
+# A Telegram bot's token, as a path segment of a Bot API URL: `bot` + digits + `:` + secret.
+TELEGRAM_BOT = re.compile(r"(?:^|(?<=/))bot[0-9]+:[^/]*")
 
 
 def redact_url(url: str) -> str:
@@ -59,7 +63,7 @@ def _chat_path(host: str, path: str) -> str:
     for domain, prefix in CHAT_WEBHOOKS:
         if (name == domain or name.endswith("." + domain)) and path.startswith(prefix):
             return prefix + MASK
-    return path
+    return TELEGRAM_BOT.sub(f"bot{MASK}", path)
 
 
 def _mask_param(param: str) -> str:

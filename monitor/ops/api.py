@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from monitor.core import keys
-from monitor.core.config import Problem, check_subscription
+from monitor.core.config import SMTP_NEEDED, Problem, check_subscription
 from monitor.core.http import refused_url
-from monitor.core.models import Subscription
+from monitor.core.models import Format, Subscription
 from monitor.core.redact import redact_url
 from monitor.core.subscriptions import API_KEYS, Record
 from monitor.ops import api_bodies
@@ -52,7 +52,8 @@ MAX_NUMBER_CHARS = 32  # "-1.7976931348623157e+308" has 24; int() of 5000 digits
 NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
 FILTER_KEYS = frozenset({"feeds", "tags", "keywords", "exclude_keywords"})
 # What a PATCH may remove (null; [] too for a filter): what a table may leave out.
-REMOVABLE_KEYS = API_KEYS - {"id", "url", "topics", "secret"}
+REMOVABLE_KEYS = API_KEYS - {"id", "topics", "secret"}
+UNSIGNED = (Format.TELEGRAM, Format.EMAIL)
 
 log = structlog.get_logger()
 
@@ -185,11 +186,13 @@ class Api:
 
     def create(self, request: Request, body: Any) -> tuple[int, Any]:
         table = dict(_object(body))
-        made_secret = "secret" not in table
+        # A webhook's deliveries are signed: without a secret given, newsmon makes one.
+        made_secret = "secret" not in table and table.get("format") not in UNSIGNED
         if made_secret:
             table["secret"] = self.root.new_secret()
         subscription = self._checked(table)
-        table["secret"] = list(subscription.secrets)
+        if subscription.format.webhook:
+            table["secret"] = list(subscription.secrets)
         record = Record(table)
         self.root.create(record)
         log.info("subscription.created", subscription=subscription.id, url=subscription.url)
@@ -217,7 +220,7 @@ class Api:
         def change(record: Record) -> Record:
             if changes.get("id", record.id) != record.id:
                 raise ApiError(422, "cannot change; create a subscription under the new id", "id")
-            url = record.table["url"]
+            url = record.table.get("url", "")
             if changes.get("url") == redact_url(url) != url:
                 raise ApiError(
                     422,
@@ -300,8 +303,10 @@ class Api:
         )
         if subscription is None:
             raise ApiError.invalid(problems)
-        if refused := refused_url(subscription.url):
+        if subscription.format.webhook and (refused := refused_url(subscription.url)):
             raise ApiError(422, refused, "url")
+        if subscription.format is Format.EMAIL and not self.root.config.settings.smtp_host:
+            raise ApiError(422, SMTP_NEEDED, "format")
         return subscription
 
     def _subscription(self, request: Request) -> Subscription:
@@ -311,14 +316,18 @@ class Api:
         """A subscription as the API shows it: as it was written (tags as tags), without its
         secrets, its URL masked as logs mask it (a chat service's token is in the path), and
         the options not set left out, as the table leaves them out."""
-        url = redact_url(subscription.url)
         view: api_bodies.Subscription = {
             "id": subscription.id,
-            "url": url,
-            "url_masked": url != subscription.url,
             "topics": sorted(subscription.topics),
             "format": subscription.format.value,
         }
+        if subscription.format.webhook:
+            view["url"] = redact_url(subscription.url)
+            view["url_masked"] = view["url"] != subscription.url
+        if subscription.chat_id:
+            view["chat_id"] = subscription.chat_id
+        if subscription.to:
+            view["to"] = list(subscription.to)
         filters = {
             "feeds": sorted(subscription.feed_names),
             "tags": sorted(subscription.tags),

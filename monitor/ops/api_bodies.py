@@ -30,16 +30,16 @@ class Subscription(TypedDict, total=False):
     secrets, and the options not set left out, as the table leaves them out."""
 
     id: Required[Name]
-    url: Required[
-        Annotated[
-            str,
-            Field(
-                description="with any credential masked (***): user-info, query values, "
-                "a Slack, Discord or Teams token"
-            ),
-        ]
+    url: Annotated[
+        str,
+        Field(
+            description="a webhook format's, with any credential masked (***): user-info, "
+            "query values, a Slack, Discord or Teams token"
+        ),
     ]
-    url_masked: Required[Annotated[bool, Field(description="whether `url` had one masked")]]
+    url_masked: Annotated[bool, Field(description="whether `url` had one masked")]
+    chat_id: Annotated[str, Field(description="telegram's chat")]
+    to: Annotated[list[str], Field(description="email's recipients")]
     topics: Required[Topics]
     format: Required[FormatName]
     feeds: FeedNames

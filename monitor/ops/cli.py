@@ -225,6 +225,7 @@ def _refused_targets(config: Config) -> list[str]:
             s.url,
         )
         for i, s in enumerate(config.subscriptions)
+        if s.format.webhook  # Telegram's API and the mail server are the operator's settings
     ]
 
     # One name lookup each, in parallel: a feeds.toml may hold thousands.

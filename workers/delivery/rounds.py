@@ -11,7 +11,7 @@ from datetime import datetime
 
 from monitor.core.histograms import DELIVERY, FETCH_TO_DELIVERY, Observations
 from monitor.core.models import Alert
-from workers.delivery.send import DeliveryStatus, Outcome
+from workers.delivery.outcome import DeliveryStatus, Outcome
 
 Sent = tuple[Alert, Outcome]
 

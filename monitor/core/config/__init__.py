@@ -11,13 +11,14 @@ from monitor.core.config.folder import (
 )
 from monitor.core.config.reading import ConfigError, Problem
 from monitor.core.config.settings import SETTINGS_KEYS, Settings, env_variable
-from monitor.core.config.subscription import SUBSCRIPTION_KEYS, check_subscription
+from monitor.core.config.subscription import SMTP_NEEDED, SUBSCRIPTION_KEYS, check_subscription
 from monitor.core.config.topic_model import TOPIC_MODEL, save_topic_model
 from monitor.core.config.values import NAME_PATTERN, table_key
 
 __all__ = [
     "NAME_PATTERN",
     "SETTINGS_KEYS",
+    "SMTP_NEEDED",
     "SUBSCRIPTION_KEYS",
     "TOPIC_MODEL",
     "Config",

@@ -51,7 +51,10 @@ def load_config(directory: Path) -> Config:
     topic_model = read_topic_model(directory / TOPIC_MODEL, topics, problems)
     feeds = read_feeds(Reader(directory / "feeds.toml", problems), settings)
     subscriptions = read_subscriptions(
-        Reader(directory / "subscriptions.toml", problems), {t.name for t in topics}, feeds
+        Reader(directory / "subscriptions.toml", problems),
+        {t.name for t in topics},
+        feeds,
+        settings.smtp_host,
     )
     if problems:
         raise ConfigError(problems)

@@ -24,10 +24,20 @@ from monitor.core.config.reading import (
     shown,
     value_problem,
 )
-from monitor.core.config.values import DAY, MINUTE, Between, fraction, http_url, share
+from monitor.core.config.values import (
+    DAY,
+    MINUTE,
+    Between,
+    email_address,
+    fraction,
+    http_url,
+    share,
+)
 
 DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 HOUR = 3600
+TELEGRAM_API = "https://api.telegram.org"
+SMTP_SECURITY = ("starttls", "tls", "none")
 
 
 def default_data_dir() -> Path:
@@ -59,6 +69,14 @@ class Settings:
     max_age_hours: float = 24.0
     data_dir: Path = field(default_factory=default_data_dir)
     require_durable_redis: bool = False
+    telegram_api_url: str = TELEGRAM_API
+    # [smtp], for `format = "email"`; the password is read from the environment when sending.
+    smtp_host: str = ""
+    smtp_port: int | None = None  # None: the security's own (587 starttls, 465 tls, 25 none)
+    smtp_username: str = ""
+    smtp_password_env: str = ""
+    smtp_from: str = ""
+    smtp_security: str = "starttls"
 
     @property
     def dedupe_window_seconds(self) -> int:
@@ -93,6 +111,24 @@ def _schedule(value: list[Any]) -> str | None:
     )
 
 
+def _security(value: str) -> str | None:
+    if value in SMTP_SECURITY:
+        return None
+    return f"{shown(value)} is not one of {', '.join(map(repr, SMTP_SECURITY))}"
+
+
+def _host(value: str) -> str | None:
+    if value and all(c.isalnum() or c in ".-:[]" for c in value):
+        return None
+    return f"{shown(value)} is not a host name or address; write e.g. smtp.example.org"
+
+
+def _env_name(value: str) -> str | None:
+    if value.isidentifier():
+        return None
+    return f"{shown(value)} is not an environment variable's name; write e.g. SMTP_PASSWORD"
+
+
 def _data_dir(value: str) -> str | None:
     """A folder the embedded Redis can be given: no NUL, and a `~user` that exists."""
     if "\0" in value:
@@ -117,6 +153,7 @@ MAX_IN_FLIGHT = Between(1, 100)
 DISABLE_AFTER_HOURS = Between(0, 30 * 24, " hours (30 days)", above=True)
 DEAD_LETTER_DAYS = Between(0, 365, " days (a year)", above=True)
 AGE_HOURS = Between(0, 365 * 24, " hours (a year)", above=True)
+PORT = Between(1, 65535)
 # (section, key, Settings field, accepted types, check)
 SETTINGS_KEYS = (
     ("poller", "interval_seconds", "poll_interval_seconds", int, INTERVAL),
@@ -139,6 +176,13 @@ SETTINGS_KEYS = (
     ("alerts", "max_age_hours", "max_age_hours", NUMBER, AGE_HOURS),
     ("storage", "data_dir", "data_dir", str, _data_dir),
     ("storage", "require_durable_redis", "require_durable_redis", bool, None),
+    ("telegram", "api_url", "telegram_api_url", str, http_url),
+    ("smtp", "host", "smtp_host", str, _host),
+    ("smtp", "port", "smtp_port", int, PORT),
+    ("smtp", "username", "smtp_username", str, None),
+    ("smtp", "password_env", "smtp_password_env", str, _env_name),
+    ("smtp", "from", "smtp_from", str, email_address),
+    ("smtp", "security", "smtp_security", str, _security),
 )
 
 
@@ -247,4 +291,21 @@ def read_settings(reader: Reader, environ: Mapping[str, str]) -> Settings:
             f"(now {settings.min_interval_seconds}, {settings.poll_interval_seconds}, "
             f"{settings.max_interval_seconds})",
         )
+    _check_smtp(reader, settings, environ)
     return settings
+
+
+def _check_smtp(reader: Reader, settings: Settings, environ: Mapping[str, str]) -> None:
+    """What [smtp]'s keys need of each other, and the password's variable set."""
+    if settings.smtp_host and not settings.smtp_from:
+        reader.problem("smtp.from", "is required with host: the address messages come from")
+    if settings.smtp_username and not settings.smtp_password_env:
+        reader.problem(
+            "smtp.password_env",
+            "is required with username: the environment variable holding the password",
+        )
+    if settings.smtp_password_env and settings.smtp_password_env not in environ:
+        reader.problem(
+            "smtp.password_env",
+            f"environment variable {settings.smtp_password_env} is not set; export it",
+        )

@@ -4,13 +4,12 @@ subscriptions are stored as. Its check serves all three; its JSON Schema is the 
 
 from __future__ import annotations
 
-import base64
-import os
 from typing import Annotated, Any, Required
 
 from pydantic import ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
+from monitor.core.config.channels import addresses, chat_id, read_channel, secret_values
 from monitor.core.config.declared import Checked, check_table
 from monitor.core.config.reading import NUMBER, Check, Problem, Reader, shown
 from monitor.core.config.values import (
@@ -26,6 +25,7 @@ from monitor.core.models import ALL_TOPICS, Feed, Format, Subscription
 
 DIGEST_MINUTES = Between(1, 24 * 60, " minutes (a day); leave it out for one message a story")
 BACKFILL_HOURS = Between(0, 365 * 24, " hours (a year); 0 sends none of the feeds' past")
+SMTP_NEEDED = "'email' needs a mail server: set [smtp] host and from in newsmon.toml"
 SECRET_PATTERN = "^whsec_[A-Za-z0-9+/=]+$"
 
 
@@ -49,27 +49,6 @@ def _format_name(value: str) -> str | None:
         return None
     names = ", ".join(repr(f.value) for f in Format)
     return f"unknown format {shown(value)}; write one of {names} (default 'standard')"
-
-
-def _secret_check(value: str) -> str | None:
-    if not value.startswith("whsec_"):
-        return "must start with 'whsec_' followed by base64 (generate one with: newsmon secret)"
-    try:
-        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
-    except ValueError:
-        return "the part after 'whsec_' is not valid base64"
-    if len(key) < 24:
-        return "key is too short: use at least 24 random bytes (newsmon secret makes one)"
-    return None
-
-
-def _secret_values(value: str | list[Any]) -> str | None:
-    """One secret, or several (a list) for key rotation: the first problem, or None."""
-    values = [value] if isinstance(value, str) else value
-    if not values:
-        return "no secret given; make one with `newsmon secret`"
-    problems = (_secret_check(v) if isinstance(v, str) else "must be a string" for v in values)
-    return next((problem for problem in problems if problem), None)
 
 
 Name = Annotated[str, Field(pattern=f"^{NAME_PATTERN.pattern}$"), Checked(str, name)]
@@ -122,18 +101,33 @@ class SubscriptionTable(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(strict=True, extra="forbid")  # a bool is no number
 
     id: Required[Name]
-    url: Required[
-        Annotated[str, Field(json_schema_extra={"format": "uri"}), Checked(str, http_url)]
-    ]
     topics: Required[Topics]
-    # Exactly one of these two.
+    # Where messages go: per format, only the keys it uses (config/channels.py).
+    url: Annotated[
+        str,
+        Field(json_schema_extra={"format": "uri"}, description="a webhook format's: the URL"),
+        Checked(str, http_url),
+    ]
+    chat_id: Annotated[
+        str | int,
+        Field(description="telegram's: the chat's id (a number), or @channelusername"),
+        Checked((str, int), chat_id),
+    ]
+    to: Annotated[
+        list[str],
+        Field(min_length=1, description="email's: the recipients' addresses"),
+        Checked(list, _listing(addresses)),
+    ]
+    # A webhook format's signing secret: exactly one of these two. Telegram's bot token is
+    # in the variable `secret_env` names.
     secret: Annotated[
-        Secret | Annotated[list[Secret], Field(min_length=1)], Checked((str, list), _secret_values)
+        Secret | Annotated[list[Secret], Field(min_length=1)], Checked((str, list), secret_values)
     ]
     secret_env: Annotated[
         str,
         Field(
-            description="the environment variable holding the secret, or several space-separated"
+            description="the environment variable holding the secret, or several "
+            "space-separated; telegram's: holding the bot's token"
         ),
         Checked(str),
     ]
@@ -151,9 +145,10 @@ SUBSCRIPTION_KEYS = SubscriptionTable.__required_keys__ | SubscriptionTable.__op
 
 
 def read_subscriptions(
-    reader: Reader, topic_names: set[str], feeds: tuple[Feed, ...]
+    reader: Reader, topic_names: set[str], feeds: tuple[Feed, ...], smtp_host: str
 ) -> tuple[Subscription, ...]:
-    """The [[subscriptions]] tables of subscriptions.toml; ids must be unique."""
+    """The [[subscriptions]] tables of subscriptions.toml; ids must be unique, and an email
+    subscription needs newsmon.toml's [smtp] host."""
     subscriptions, seen_ids = [], set()
     tables = reader.array_of_tables("subscriptions")
     for i, table in enumerate(tables):
@@ -167,7 +162,9 @@ def read_subscriptions(
                 )
                 continue
             seen_ids.add(sub_id)
-        if subscription:
+        if subscription and subscription.format is Format.EMAIL and not smtp_host:
+            reader.problem(f"{where}format", SMTP_NEEDED)
+        elif subscription:
             subscriptions.append(subscription)
     return tuple(subscriptions)
 
@@ -211,15 +208,21 @@ def _subscription(
                 f"{where}topics", f"unknown topic {shown(topic)}; known: {known}, or '*'"
             )
     filters = _filters(reader, fine, where, feeds)
-    secrets = _secrets(reader, table, fine, where)
-    if len(reader.problems) > found_before:
+    format_ = Format(fine.get("format", Format.STANDARD))
+    channel = None
+    if "format" not in faulty:  # else what the format needs is unknown
+        channel = read_channel(reader, table, fine, where, format_, allowed)
+    if channel is None or len(reader.problems) > found_before:
         return None
     return Subscription(
         fine["id"],
-        fine["url"],
+        channel.url,
         frozenset(fine["topics"]),
-        secrets,
-        format=Format(fine.get("format", Format.STANDARD)),
+        channel.secrets,
+        format=format_,
+        chat_id=channel.chat_id,
+        bot_token=channel.bot_token,
+        to=channel.to,
         backfill_hours=float(fine.get("backfill_hours", 0)),
         digest_minutes=fine.get("digest_minutes", 0),
         **filters,
@@ -263,27 +266,3 @@ def _some(names: set[str], count: int = 10) -> str:
     first = sorted(names)[:count]
     more = f", and {len(names) - count} more" if len(names) > count else ""
     return ", ".join(first) + more if first else "none"
-
-
-def _secrets(
-    reader: Reader, table: dict[str, Any], fine: dict[str, Any], where: str
-) -> tuple[str, ...]:
-    """One secret, or several (a list, or space-separated in the variable) for key rotation."""
-    if ("secret" in table) == ("secret_env" in table):
-        reader.problem(f"{where}secret", "set exactly one of 'secret' or 'secret_env'")
-        return ()
-    if "secret" in fine:
-        return (fine["secret"],) if isinstance(fine["secret"], str) else tuple(fine["secret"])
-    env_name = fine.get("secret_env")
-    if env_name is None:  # the key is faulty, or not allowed here: a problem already
-        return ()
-    if env_name not in os.environ:
-        reader.problem(
-            f"{where}secret_env", f"environment variable {env_name} is not set; export it"
-        )
-        return ()
-    values = os.environ[env_name].split()
-    if problem := _secret_values(values):
-        reader.problem(f"{where}secret_env ({env_name})", problem)
-        return ()
-    return tuple(values)

@@ -82,6 +82,16 @@ def _url_problem(value: str) -> str | None:
     return "port 0 cannot be reached" if port == 0 else None
 
 
+# An address as SMTP takes it: one @, no spaces, brackets or commas (a list is a list).
+EMAIL_ADDRESS = re.compile(r"[^@\s<>,;\"()\[\]]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def email_address(value: str) -> str | None:
+    if EMAIL_ADDRESS.fullmatch(value):
+        return None
+    return f"{shown(value)} is not an email address; write e.g. news@example.org"
+
+
 def strings(value: list[Any]) -> str | None:
     if all(isinstance(v, str) for v in value):
         return None
