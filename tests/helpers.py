@@ -24,9 +24,9 @@ from jsonschema import Draft202012Validator, FormatChecker
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from monitor.core import keys
+from monitor.core import keys, queues
 from monitor.core.config import Config, load_config
-from monitor.core.documents import alert_document
+from monitor.core.documents import alert_document, read_entry
 from monitor.core.models import Alert, Entry, Feed
 from monitor.poller.loop import Poller
 from tests.stories import ROUND_ONE_LIVEBLOG, rss
@@ -38,6 +38,10 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks docs'
 RSS = {"content-type": "application/rss+xml"}
 HTML = {"content-type": "text/html; charset=utf-8"}
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+# A DOCTYPE whose &e9; is a billion "lol"s, if expanded.
+BILLION_LAUGHS = "".join(
+    f'<!ENTITY e{i} "{f"&e{i - 1};" * 10 if i else "lol"}">' for i in range(10)
+)
 
 
 @dataclass
@@ -152,6 +156,12 @@ def one_subscription_per_format(server: LocalServer, formats: Iterable[str]) -> 
     ]
 
 
+def queued_entries(connection: redis.Redis) -> list[Entry]:
+    """The entries waiting in the workers' queue."""
+    jobs = queues.queue(keys.ENTRIES_QUEUE, connection).get_jobs()
+    return [read_entry(document) for job in jobs for document in job.args[0]]
+
+
 def polled_before(connection: redis.Redis, feeds: Iterable[Feed]) -> None:
     """Give these feeds a first fetch in the past, as if an earlier poller had read their
     archive: their next document is news, not their past (which the workers never alert)."""
@@ -165,6 +175,18 @@ def run_worker(config: Config, connection: redis.Redis) -> None:
     """Drain newsmon's queues with a real RQ worker in this process."""
     runtime.install(runtime.Runtime.build(config, connection))
     worker.run(connection, "tests.burst", burst=True)
+
+
+def newsmon(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The real `newsmon` command, run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def load(directory: Path) -> Config:

@@ -5,14 +5,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import httpx
 
 from monitor.core.models import Entry
-from tests.helpers import REPO, SECRET, run_config, write_config
+from tests.helpers import REPO, SECRET, newsmon, run_config, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG
 from workers.pipeline.stories import Stories
 
@@ -109,18 +108,6 @@ def test_operator_commands_never_load_the_encoder(tmp_path, connection, redis_ur
     codes, encoder_loaded = json.loads(result.stdout.splitlines()[-1])
     assert codes == [0, 0, 0, 0]
     assert encoder_loaded is False
-
-
-def newsmon(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The real `newsmon` command, run to its end."""
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
 
 
 def read_first_line_then_hang_up(*args: str) -> tuple[str, int, str]:

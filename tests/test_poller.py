@@ -16,14 +16,21 @@ from urllib.parse import urlsplit
 import pytest
 import structlog
 
-from monitor.core import keys, queues
-from monitor.core.documents import read_entry
+from monitor.core import keys
 from monitor.core.feedstate import UNHEALTHY_AFTER_ERRORS
 from monitor.core.models import Feed
 from monitor.poller.fetch import Fetcher
 from monitor.poller.loop import Poller
 from monitor.poller.parse import parse_feed
-from tests.helpers import RSS, load, make_poller, serve_locally, write_config
+from tests.helpers import (
+    BILLION_LAUGHS,
+    RSS,
+    load,
+    make_poller,
+    queued_entries,
+    serve_locally,
+    write_config,
+)
 from tests.stories import PUBLISHED, ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, atom, json_feed, rss
 
 
@@ -35,11 +42,6 @@ def captured_logs():
 def due_in(connection, feed: Feed) -> float:
     """Seconds until the feed is next due in the shared schedule."""
     return connection.zscore(keys.SCHEDULE, feed.name) - time.time()
-
-
-def queued_entries(connection) -> list:
-    jobs = queues.queue(keys.ENTRIES_QUEUE, connection).get_jobs()
-    return [read_entry(document) for job in jobs for document in job.args[0]]
 
 
 def test_enqueues_only_new_entries_and_uses_conditional_get(tmp_path, connection, http_server):
@@ -220,11 +222,6 @@ def test_a_gzip_bomb_is_cut_at_the_cap(tmp_path, connection, http_server):
     )
     outcome = poller.poll_feeds([poller.feeds[0]])[0]
     assert outcome.status == "failed" and "1000000-byte cap" in outcome.reason
-
-
-BILLION_LAUGHS = "".join(
-    f'<!ENTITY e{i} "{f"&e{i - 1};" * 10 if i else "lol"}">' for i in range(10)
-)
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from monitor.core.redact import redact_url
 from monitor.ops import CommandError, admin
 from monitor.ops.admin import counted
 from monitor.ops.errors import OperationError, UnreadableTime
+from monitor.ops.feed_commands import add_feed_actions, feeds_to_poll, show_online
 from monitor.ops.redis_server import connect, ensure_durable, redis_url
 from monitor.ops.serve import serve
 from monitor.ops.starter import SUBSCRIPTIONS, write_starter
@@ -76,10 +77,19 @@ def _main(argv: list[str] | None) -> int:
     run.add_argument(
         "--workers", type=int, default=2, metavar="N", help="worker processes (default 2)"
     )
-    command("poll", "the poller alone", _poll)
+    poll = command("poll", "the poller alone", _poll)
+    poll.add_argument(
+        "--once", action="store_true", help="poll every feed (or FEED) now, then exit"
+    )
+    poll.add_argument("feed", nargs="?", metavar="FEED", help="with --once: only this feed")
     worker = command("worker", "one RQ worker on newsmon's queues", _worker)
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
-    command("check", "validate the whole configuration", _check)
+    check = command("check", "validate the whole configuration", _check)
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also fetch every feed once and say what it answered (nothing is queued or kept)",
+    )
     classify = command(
         "classify", "JSON lines in (id, title, summary), JSON lines out with topics", _classify
     )
@@ -100,6 +110,7 @@ def _main(argv: list[str] | None) -> int:
         "feeds", "each feed: health, last fetch, next due, entries seen", admin.list_feeds
     )
     feeds.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    add_feed_actions(feeds, config_option)
     stories = command(
         "stories", "recent stories and the outlets that reported each", admin.list_stories
     )
@@ -206,7 +217,7 @@ def _check(args: argparse.Namespace, config: Config) -> int:
         f"{counted(len(config.topics), 'topic')}, "
         f"{counted(len(config.subscriptions), 'subscription')})"
     )
-    return 0
+    return show_online(config) if args.online else 0
 
 
 def _refused_targets(config: Config) -> list[str]:
@@ -246,6 +257,12 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
 
 def _poll(args: argparse.Namespace, config: Config) -> int:
+    if args.once:
+        feeds = feeds_to_poll(config, args.feed)  # an unknown name is refused before Redis
+        Poller(config, _redis(config)).poll_feeds(feeds)
+        return 0
+    if args.feed:
+        raise CommandError(f"polling one feed is a one-off: `newsmon poll --once {args.feed}`")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
