@@ -9,10 +9,9 @@ import pytest
 
 from monitor.core.config import load_config
 from monitor.ops.discovery import FoundFeed, feed_links
-from tests.helpers import RSS, newsmon, serve_locally, write_config
+from tests.helpers import HTML, RSS, newsmon, serve_locally, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG, atom, json_feed, rss
 
-HTML = {"content-type": "text/html; charset=utf-8"}
 ARTICLE = b"""<!doctype html><html><head><title>Paris talks</title>
 <link rel="stylesheet" href="/site.css">
 <link rel="alternate" hreflang="fr" href="/fr/article.html">

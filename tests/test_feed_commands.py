@@ -8,6 +8,7 @@ import json
 
 from monitor.core.config import load_config
 from tests.helpers import (
+    HTML,
     RSS,
     SECRET,
     assert_valid_delivery,
@@ -17,9 +18,14 @@ from tests.helpers import (
     run_worker,
     write_config,
 )
-from tests.stories import ROUND_ONE_LIVEBLOG, ROUND_TWO_LIVEBLOG, atom, json_feed, rss
-
-HTML = {"content-type": "text/html"}
+from tests.stories import (
+    ROUND_ONE_LIVEBLOG,
+    ROUND_TWO_LIVEBLOG,
+    atom,
+    json_feed,
+    liveblog_page,
+    rss,
+)
 
 
 def test_check_online_reports_what_each_feed_answered_and_records_nothing(
@@ -33,9 +39,10 @@ def test_check_online_reports_what_each_feed_answered_and_records_nothing(
     )
     http_server.route("/old.xml", (308, {"location": "/live.xml"}, b""))
     http_server.route("/page", (200, HTML, b"<!doctype html><html><body>news</body></html>"))
+    http_server.route("/blog", (200, HTML, liveblog_page(ROUND_ONE_LIVEBLOG[:3], "graph")))
     http_server.route("/down.xml", (503, {}, b""))
-    names = ["live", "wire", "daily", "old", "page", "down"]
-    paths = ["/live.xml", "/wire", "/daily.json", "/old.xml", "/page", "/down.xml"]
+    names = ["live", "wire", "daily", "old", "page", "blog", "down"]
+    paths = ["/live.xml", "/wire", "/daily.json", "/old.xml", "/page", "/blog", "/down.xml"]
     feeds = [{"name": n, "url": http_server.url_for(p)} for n, p in zip(names, paths, strict=True)]
     directory = write_config(tmp_path / "config", feeds=feeds)
 
@@ -43,15 +50,16 @@ def test_check_online_reports_what_each_feed_answered_and_records_nothing(
 
     assert result.returncode == 1, result.stderr
     assert result.stdout.splitlines() == [
-        f"{directory}: OK (6 feeds, 8 topics, 0 subscriptions)",
+        f"{directory}: OK (7 feeds, 8 topics, 0 subscriptions)",
         "live                 200  RSS        5 items",
         "wire                 200  Atom       0 items",
         "daily                200  JSON Feed  1 item",
         "old                  200  RSS        5 items  moved for good to "
         + http_server.url_for("/live.xml"),
         "page                 200  no feed    not a feed: the server returned an HTML page",
+        "blog                 200  live blog  3 items",
         "down                 503  no feed    HTTP 503 Service Unavailable",
-        "4 feeds answered with a feed, 2 did not",
+        "5 feeds answered with a feed, 2 did not",
     ]
     assert connection.keys("*") == []  # no state, no schedule, no job
     good = write_config(tmp_path / "good", feeds=feeds[:3])

@@ -20,7 +20,6 @@ from monitor.core.config.values import http_url
 from monitor.core.http import blocked_reason, http_client
 from monitor.core.models import Feed
 from monitor.core.redact import redact_text
-from monitor.ops.feed_document import describe
 from monitor.poller.fetch import MAX_REDIRECTS, USER_AGENT
 from monitor.poller.parse import ParseError, parse_feed
 
@@ -62,12 +61,11 @@ def discover(url: str, settings: Settings) -> list[FoundFeed]:
     page = fetch_page(url, settings)
     if not page.content_type.lower().startswith(HTML_TYPES):
         try:
-            parse_feed(Feed("discovered", page.url, 0), page.body, page.content_type)
+            parsed = parse_feed(Feed("discovered", page.url, 0), page.body, page.content_type)
         except ParseError:
             pass  # not a feed: perhaps a page served under another type
         else:
-            kind, title = describe(page.body, page.content_type)
-            return [FoundFeed(title, kind, page.url)]
+            return [FoundFeed(parsed.title, parsed.kind, page.url)]
     return feed_links(page.text(), page.url)
 
 

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 from monitor.core.config import Config
 from monitor.core.models import Feed
 from monitor.core.redact import redact_text, redact_url
-from monitor.ops.feed_document import describe
 from monitor.poller.fetch import Fetcher, FetchError
 from monitor.poller.parse import ParseError, parse_feed
 
@@ -21,7 +20,7 @@ class Answer:
     feed: str
     status: int  # the HTTP status; 0 when the server did not answer
     items: int | None = None  # None when no feed was read
-    kind: str = ""  # RSS, Atom, JSON Feed
+    kind: str = ""  # RSS, Atom, JSON Feed, live blog
     problem: str = ""  # why no feed was read, or that the feed moved
 
     @property
@@ -70,6 +69,5 @@ async def _check(fetcher: Fetcher, feed: Feed) -> Answer:
     except Exception as exc:  # as the poller: one feed's surprise is its own failure
         reason = redact_text(f"unexpected {type(exc).__name__}: {exc}")
         return Answer(feed.name, fetched.status, problem=reason)
-    kind, _title = await asyncio.to_thread(describe, body, fetched.content_type)
     moved = f"moved for good to {redact_url(fetched.moved_to)}" if fetched.moved_to else ""
-    return Answer(feed.name, fetched.status, len(parsed.entries), kind, moved)
+    return Answer(feed.name, fetched.status, len(parsed.entries), parsed.kind, moved)

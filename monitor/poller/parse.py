@@ -36,6 +36,8 @@ class ParseError(Exception):
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
     entries: list[Entry]
+    kind: str = ""  # what the document was: RSS, Atom, JSON Feed or live blog
+    title: str = ""
     ttl_seconds: float | None = None  # RSS <ttl>: poll no more often than this
     hub: str | None = None  # the WebSub hub the feed advertises ...
     topic: str | None = None  # ... and the URL (rel="self") to subscribe to there
@@ -48,15 +50,19 @@ def parse_feed(
     stripped = body.lstrip()
     about: dict[str, Any] = {}
     if feed.kind is FeedKind.LIVEBLOG:
-        items = _live_blog(body, feed.url, NO_LIVE_BLOG)
+        items, about = _live_blog(body, feed.url, NO_LIVE_BLOG), {"kind": LIVE_BLOG}
     elif "json" in content_type or stripped.startswith(b"{"):
         items, about = _json_feed(stripped)
     elif _is_html_page(stripped):
-        items = _live_blog(body, feed.url, HTML_PAGE)
+        items, about = _live_blog(body, feed.url, HTML_PAGE), {"kind": LIVE_BLOG}
     else:
         items, about = _xml_feed(body, content_type)
     field = _key_field(items)
     return ParsedFeed([_entry(feed, item, field, now) for item in items], **about)
+
+
+LIVE_BLOG = "live blog"
+XML_KINDS = {"rss": "RSS", "atom": "Atom", "cdf": "CDF"}  # feedparser's versions: rss20, atom10
 
 
 def _key_field(items: list[dict]) -> str:
@@ -99,11 +105,15 @@ def _xml_feed(body: bytes, content_type: str) -> tuple[list[dict], dict]:
         )
     links = {link.get("rel"): link.get("href") for link in parsed.feed.get("links", [])}
     ttl = str(parsed.feed.get("ttl", "")).strip()
+    version = parsed.version or ""
     about = {
+        "kind": next((name for prefix, name in XML_KINDS.items() if version.startswith(prefix)),
+                     version or "unknown"),
+        "title": " ".join(str(parsed.feed.get("title") or "").split()),
         "ttl_seconds": min(int(ttl) * 60, MAX_TTL_SECONDS) if ttl.isdigit() else None,
         "hub": links.get("hub"),
         "topic": links.get("self"),
-    }
+    }  # fmt: skip
     return items, about
 
 
@@ -138,7 +148,12 @@ def _json_feed(body: bytes) -> tuple[list[dict], dict]:
     websub = [
         str(h["url"]) for h in hubs if str(h.get("type", "")).lower() == "websub" and h.get("url")
     ]
-    about = {"hub": websub[0] if websub else None, "topic": document.get("feed_url") or None}
+    about = {
+        "kind": "JSON Feed",
+        "title": " ".join(str(document.get("title") or "").split()),
+        "hub": websub[0] if websub else None,
+        "topic": document.get("feed_url") or None,
+    }
     return items, about
 
 
