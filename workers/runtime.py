@@ -14,6 +14,7 @@ from rq import get_current_job
 
 from monitor.core.config import Config, config_dir, load_config
 from monitor.core.models import Subscription
+from monitor.core.reload import reloaded
 from monitor.core.subscriptions import Subscriptions
 from workers.delivery.deadletters import DeadLetters
 from workers.delivery.digests import Digests
@@ -114,6 +115,14 @@ def installed() -> Runtime | None:
     """The runtime `newsmon worker` installed, if any (a plain `rq worker` has none until
     its first job)."""
     return _current
+
+
+def reload() -> None:
+    """The installed runtime built again from its config folder read again; kept as it is
+    when the folder does not validate (monitor/core/reload.py)."""
+    running = installed()
+    if running and (config := reloaded(running.config)):
+        install(Runtime.build(config, running.connection))
 
 
 def current() -> Runtime:

@@ -28,6 +28,7 @@ from rq.scheduler import RQScheduler
 
 from monitor.core import keys, queues
 from monitor.core.outage import UNAVAILABLE, wait_for_redis
+from monitor.core.reload import ReloadRequest
 from workers import recovery, runtime
 
 log = structlog.get_logger()
@@ -47,9 +48,16 @@ class ClaimingWorker(SimpleWorker):
 
     queue_class = recovery.ClaimingQueue
 
-    def __init__(self, connection: redis.Redis, name: str, stopping: threading.Event):
+    def __init__(
+        self,
+        connection: redis.Redis,
+        name: str,
+        stopping: threading.Event,
+        reload: ReloadRequest | None = None,
+    ):
         self.claims = keys.claimed(name)
         self.stopping = stopping
+        self.reload = reload
         super().__init__(
             [
                 recovery.ClaimingQueue(
@@ -113,6 +121,8 @@ class ClaimingWorker(SimpleWorker):
         super().prepare_job_execution(job, remove_from_intermediate_queue=False)
         # Only now, with the job in RQ's started registry, may it leave the claim list.
         self.connection.lrem(self.claims, 1, job.id)
+        if self.reload and self.reload.take():  # before the job: it runs on the new config
+            runtime.reload()
 
     def request_stop(self, signum: int, frame: Any) -> None:
         self.stopping.set()
@@ -126,6 +136,7 @@ def run(connection: redis.Redis, name: str, burst: bool) -> int:
     # SIGTERM before that (a stop right after a start) would kill the process outright.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, lambda *_: stopping.set())
+    reload = ReloadRequest()
     released = recovery.release_dead_workers(connection, starting=name)
     log.info("worker.started", worker=name, burst=burst, released_jobs=released)
     background = threading.Thread(
@@ -141,7 +152,7 @@ def run(connection: redis.Redis, name: str, burst: bool) -> int:
     else:
         background.start()
     while True:
-        worker = ClaimingWorker(connection, name, stopping)
+        worker = ClaimingWorker(connection, name, stopping, reload)
         # UNAVAILABLE: RQ's work loop ended on it, and its teardown could not reach Redis.
         with contextlib.suppress(UNAVAILABLE):
             worker.work(burst=burst, logging_level="WARNING")

@@ -17,11 +17,13 @@ from monitor.core import __version__, log
 from monitor.core.config import Config, ConfigError, config_dir, load_config, table_key
 from monitor.core.http import refused_url
 from monitor.core.redact import redact_url
+from monitor.core.reload import ReloadRequest
 from monitor.ops import CommandError, admin
 from monitor.ops.admin import counted
 from monitor.ops.errors import OperationError, UnreadableTime
 from monitor.ops.feed_commands import add_feed_actions, feeds_to_poll, show_online
 from monitor.ops.redis_server import connect, ensure_durable, redis_url
+from monitor.ops.reload_command import reload_processes
 from monitor.ops.serve import serve
 from monitor.ops.starter import SUBSCRIPTIONS, write_starter
 from monitor.ops.supervisor import run
@@ -84,6 +86,11 @@ def _main(argv: list[str] | None) -> int:
     poll.add_argument("feed", nargs="?", metavar="FEED", help="with --once: only this feed")
     worker = command("worker", "one RQ worker on newsmon's queues", _worker)
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    command(
+        "reload",
+        "validate the config, then have this host's running pollers and workers read it again",
+        reload_processes,
+    )
     check = command("check", "validate the whole configuration", _check)
     check.add_argument(
         "--online",
@@ -266,7 +273,7 @@ def _poll(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    Poller(config, _redis(config)).run(stop)
+    Poller(config, _redis(config)).run(stop, ReloadRequest())
     return 0
 
 

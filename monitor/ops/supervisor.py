@@ -65,6 +65,8 @@ def run(config: Config, workers: int) -> int:
         Child(f"worker-{i + 1}", [*base, "worker", "--config", config_path], env)
         for i in range(workers)
     ]
+    # SIGHUP: each child reads the config folder again (monitor/core/reload.py).
+    signal.signal(signal.SIGHUP, lambda *_: _signal_children(children, signal.SIGHUP))
     exit_code = 0
     try:
         # Before any child: a refused Redis stops `run` once (exit 2), not each child in a loop.
@@ -114,6 +116,12 @@ def _started(embedded: EmbeddedRedis) -> None:
         server=str(embedded.binary),
         version=embedded.version,
     )
+
+
+def _signal_children(children: list[Child], signum: int) -> None:
+    for child in children:
+        if child.process and child.process.poll() is None:
+            child.process.send_signal(signum)
 
 
 def _stop_children(children: list[Child]) -> None:

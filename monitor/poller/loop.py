@@ -21,8 +21,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import StrEnum
 
 import redis
 import structlog
@@ -35,8 +33,10 @@ from monitor.core.histograms import FETCH
 from monitor.core.models import Feed
 from monitor.core.outage import UNAVAILABLE, wait_for_redis
 from monitor.core.redact import redact_text
+from monitor.core.reload import ReloadRequest, reloaded
 from monitor.poller import websub
 from monitor.poller.fetch import FetchError, FetchResult
+from monitor.poller.outcome import PollOutcome, PollStatus
 from monitor.poller.parse import ParsedFeed, ParseError, parse_feed
 from monitor.poller.schedule import MAX_BACKOFF_SECONDS, Schedule, backoff, next_interval
 from monitor.poller.seen import EntryQueue
@@ -49,40 +49,28 @@ SYNC_SECONDS = 60
 IDLE_WAIT_SECONDS = 1.0
 
 
-class PollStatus(StrEnum):
-    FETCHED = "fetched"
-    NOT_MODIFIED = "not_modified"
-    THROTTLED = "throttled"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class PollOutcome:
-    feed: str
-    status: PollStatus
-    new_entries: int = 0
-    edited_entries: int = 0
-    reason: str = ""
-    next_poll_in: float = 0.0  # seconds
-
-
 class Poller:
     def __init__(self, config: Config, connection: redis.Redis):
-        self.settings = config.settings
-        self.feeds = config.feeds
-        self.feeds_by_name = {feed.name: feed for feed in config.feeds}
         self.connection = connection
+        self.configure(config)
+
+    def configure(self, config: Config) -> None:
+        """Poll these feeds with these settings (at the start, and on a reload: the fetch
+        limits of [poller] hold until a restart)."""
+        self.config, self.settings, self.feeds = config, config.settings, config.feeds
+        self.feeds_by_name = {feed.name: feed for feed in config.feeds}
         self.entry_queue = EntryQueue(
-            connection, self.settings.seen_per_feed, max_age_hours=self.settings.max_age_hours
+            self.connection, self.settings.seen_per_feed, max_age_hours=self.settings.max_age_hours
         )
         # A lease outlives any fetch (bounded by the timeout) and the work after it.
         self.schedule = Schedule(
-            connection, lease_seconds=2 * self.settings.fetch_timeout_seconds + 60
+            self.connection, lease_seconds=2 * self.settings.fetch_timeout_seconds + 60
         )
 
-    def run(self, stop: threading.Event) -> None:
-        """Poll until `stop` is set; fetches in flight then finish (and enqueue) first."""
-        asyncio.run(self._run(stop))
+    def run(self, stop: threading.Event, reload: ReloadRequest | None = None) -> None:
+        """Poll until `stop` is set; fetches in flight then finish (and enqueue) first. On a
+        `reload`, the config folder is read again between two turns."""
+        asyncio.run(self._run(stop, reload))
 
     def run_once(self) -> list[PollOutcome]:
         """Claim every feed due now (new feeds are), poll them all, return their outcomes."""
@@ -112,7 +100,7 @@ class Poller:
             await asyncio.to_thread(self._write, session.take_saves())
         return outcomes
 
-    async def _run(self, stop: threading.Event) -> None:
+    async def _run(self, stop: threading.Event, reload: ReloadRequest | None) -> None:
         log.info("poller.started", feeds=len(self.feeds))
         tasks: set[asyncio.Task[PollOutcome]] = set()
         min_claim = max(self.settings.fetch_concurrency // 10, 1)
@@ -122,6 +110,9 @@ class Poller:
                 while not stop.is_set():
                     try:
                         now = time.time()
+                        if reload and reload.take() and (config := reloaded(self.config)):
+                            self.configure(config)
+                            last_sync = 0.0  # the new feeds into the schedule now
                         if now - last_beat >= 1:
                             await asyncio.to_thread(heartbeat, self.connection, "poller")
                             last_beat = now

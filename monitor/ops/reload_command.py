@@ -1,0 +1,41 @@
+"""`newsmon reload`: the config folder, validated here first, read again by this host's
+running pollers and workers (SIGHUP to each; `newsmon run` passes its own SIGHUP on to its
+children). A process on another host is named, for SIGHUP there (`systemctl reload`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import time
+
+from monitor.core import keys
+from monitor.core.config import Config
+from monitor.ops.redis_server import connect, redis_url
+from monitor.ops.stats import HEARTBEAT_FRESH_SECONDS
+
+
+def reload_processes(args: argparse.Namespace, config: Config) -> int:
+    """The config was read and validated to get here: an invalid one never reaches a process."""
+    connection = connect(redis_url(config))
+    pollers = connection.zrangebyscore(
+        keys.heartbeats("poller"), time.time() - HEARTBEAT_FRESH_SECONDS, "+inf"
+    )
+    workers = connection.smembers(keys.CLAIMING_WORKERS)
+    signalled = 0
+    for role, name in sorted({("poller", n.decode()) for n in pollers}
+                             | {("worker", n.decode()) for n in workers}):  # fmt: skip
+        host, _, pid = name.rpartition(".")
+        if host != socket.gethostname() or not pid.isdigit():
+            print(f"{role} {name}: on another host; send it SIGHUP there")
+            continue
+        try:
+            os.kill(int(pid), signal.SIGHUP)
+        except ProcessLookupError:
+            continue  # gone: it reads the config when it starts again
+        print(f"{role} {name}: asked to read {config.directory} again")
+        signalled += 1
+    if not signalled:
+        print("no running poller or worker on this host")
+    return 0
