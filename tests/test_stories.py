@@ -37,7 +37,6 @@ from workers.pipeline.facts import (
     WITHIN_SCRIPT,
     Conflict,
     conflicts,
-    different_events,
     report_facts,
 )
 from workers.pipeline.fingerprint import Doc, DuplicateReason, fingerprint, pack_doc, unpack_doc
@@ -116,11 +115,11 @@ def test_a_look_alike_event_starts_a_story_of_its_own(connection, other):
 def test_stages_and_offices_tell_events_apart():
     first = report_facts("Parliament passes media law in first reading", "")
     second = report_facts("Parliament passes media law in second reading", "")
-    assert different_events(first, second)
+    assert conflicts(first, second)
     president = report_facts("Finnish president arrives in Kyiv for security talks", "")
     premier = report_facts("Finland's prime minister visits Kyiv for security talks", "")
-    assert different_events(president, premier)
-    assert not different_events(president, report_facts("Finnish president in Kyiv", ""))
+    assert conflicts(president, premier)
+    assert not conflicts(president, report_facts("Finnish president in Kyiv", ""))
 
 
 def test_two_workers_with_two_reports_of_one_event_make_one_story(connection, redis_url):
@@ -157,7 +156,7 @@ def test_a_doc_with_its_meaning_reads_back_as_written():
 @given(st.text(max_size=300), st.text(max_size=600))
 def test_any_feed_text_reads_as_facts(title, summary):
     facts = report_facts(title, summary)
-    assert not different_events(facts, facts)
+    assert not conflicts(facts, facts)
 
 
 FIXTURES = REPO / "tests" / "fixtures"

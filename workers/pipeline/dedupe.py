@@ -289,16 +289,19 @@ class Deduper:
         if not count:
             return [set() for _ in entries]
         table = np.frombuffer(records, dtype=np.uint8, count=count * size).reshape(count, size)
-        ids = [bytes(row).decode().rstrip() for row in table[:, :ENTRY_ID_BYTES]]
-        vectors = table[:, ENTRY_ID_BYTES:].view(np.int8).astype(np.float32) / 127
-        found = []
-        for entry, fp in zip(entries, prints, strict=True):
-            if fp.meaning is None:
-                found.append(set())
-                continue
-            cosines = vectors @ fp.meaning.unit_vector()
-            best = np.argsort(-cosines)[:MEANING_CANDIDATES]
-            found.append({ids[i] for i in best if cosines[i] >= MEANING_FLOOR} - {entry.id})
+        asking = [i for i, fp in enumerate(prints) if fp.meaning]
+        queries = np.array([fp.meaning.unit_vector() for fp in prints if fp.meaning])
+        # One product for the batch; the stored vectors are unit length times 127.
+        cosines = table[:, ENTRY_ID_BYTES:].view(np.int8).astype(np.float32) @ queries.T / 127
+        keep = min(MEANING_CANDIDATES, count)
+        found: list[set[str]] = [set() for _ in entries]
+        for column, i in enumerate(asking):
+            best = np.argpartition(-cosines[:, column], keep - 1)[:keep]
+            found[i] = {
+                bytes(table[row, :ENTRY_ID_BYTES]).decode().rstrip()
+                for row in best
+                if cosines[row, column] >= MEANING_FLOOR
+            } - {entries[i].id}
         return found
 
     def _languages(self, story_ids: list[str]) -> dict[str, set[str]]:

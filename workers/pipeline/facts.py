@@ -237,11 +237,6 @@ def _close(a_numbers: frozenset[str], b_numbers: frozenset[str]) -> bool:
     return all(near(x, b_numbers) for x in a_numbers) and all(near(y, a_numbers) for y in b_numbers)
 
 
-def different_events(a: ReportFacts, b: ReportFacts) -> bool:
-    """True when a fact of one headline is replaced by another of its kind in the other."""
-    return bool(conflicts(a, b))
-
-
 def _where(facts: Facts) -> frozenset[str]:
     """Places and names as one kind of fact: a town newsmon does not know is a name."""
     return facts.places | facts.names
