@@ -13,7 +13,7 @@ from selenium import webdriver
 
 from monitor.core.config import Config
 from monitor.ops.redis_server import EmbeddedRedis, connect
-from monitor.ops.serve import bound_port, make_server, start, stop_server
+from monitor.ops.serve import Reloadable, bound_port, make_server, start, stop_server
 from tests.helpers import CHROMEDRIVER, CHROMIUM, LocalServer, Process, chromium, serve_locally
 
 
@@ -67,7 +67,7 @@ def serve_url(connection: redis.Redis) -> Iterator[Callable[..., str]]:
     running = []
 
     def begin(config: Config, client: redis.Redis | None = None) -> str:
-        server = make_server("127.0.0.1", 0, client or connection, config)
+        server = make_server("127.0.0.1", 0, Reloadable(client or connection, config))
         running.append((server, start(server)))
         return f"http://127.0.0.1:{bound_port(server)}"
 

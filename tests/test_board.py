@@ -16,7 +16,7 @@ from monitor.core import counters, keys
 from monitor.core.models import Entry
 from monitor.ops import board_access, board_render, stats
 from monitor.ops.auth import FailureThrottle
-from monitor.ops.serve import bound_port, make_server, start, stop_server
+from monitor.ops.serve import Reloadable, bound_port, make_server, start, stop_server
 from tests.helpers import SECRET, load, own_address, write_config
 from workers.pipeline.stories import Stories
 
@@ -207,7 +207,7 @@ def test_without_a_token_only_loopback_may_look(connection, config):
     address = own_address()
     if address is None:
         pytest.skip("this machine has no address but loopback")
-    server = make_server("0.0.0.0", 0, connection, config)
+    server = make_server("0.0.0.0", 0, Reloadable(connection, config))
     thread = start(server)
     try:
         port = bound_port(server)
@@ -238,7 +238,7 @@ def test_another_host_claiming_loopback_is_refused(connection, config, monkeypat
     if address is None:
         pytest.skip("this machine has no address but loopback")
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
-    server = make_server("0.0.0.0", 0, connection, config)
+    server = make_server("0.0.0.0", 0, Reloadable(connection, config))
     thread = start(server)
     try:
         url = f"http://{address}:{bound_port(server)}/board/data.json"

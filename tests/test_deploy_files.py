@@ -24,7 +24,7 @@ from monitor.core import log
 from monitor.core.config import load_config
 from monitor.ops import cli
 from monitor.ops.auth import API_TOKEN_ENV
-from monitor.ops.serve import make_app
+from monitor.ops.serve import Reloadable
 from tests.helpers import REPO
 
 SYSTEMD = REPO / "deploy" / "systemd"
@@ -110,13 +110,19 @@ def test_the_roles_are_all_there(monkeypatch):
     assert (SYSTEMD / "newsmon-worker@.service").exists()
 
 
+def served_routes() -> set[str]:
+    return {
+        route.path for route in Reloadable(redis.Redis(), load_config(REPO / "config")).app.routes
+    }
+
+
 def test_the_web_healthcheck_probes_a_route_of_serve(monkeypatch):
     web = NEWSMON_SERVICES["web"]
     args = parsed(web["command"], monkeypatch)
     (url,) = re.findall(r"http://[^'\"]+", " ".join(web["healthcheck"]["test"]))
     target = urlsplit(url)
     assert (target.port, target.path) == (args.port, "/readyz")
-    routes = {route.path for route in make_app(redis.Redis(), load_config(REPO / "config")).routes}
+    routes = served_routes()
     assert target.path in routes and "/livez" in routes
     assert web["ports"] == [f"{args.port}:{args.port}"] and args.host == "0.0.0.0"
 
@@ -127,7 +133,7 @@ def test_serve_help_names_routes_of_serve(monkeypatch, capsys):
         cli.main(["serve", "--help"])
     description = capsys.readouterr().out.split("options:")[0]
     named = re.findall(r"(/[\w./]*)[,;) ]", " ".join(description.split()))
-    routes = {route.path for route in make_app(redis.Redis(), load_config(REPO / "config")).routes}
+    routes = served_routes()
     patterns = {re.sub(r"\{(\w+)(:path)?\}", lambda m: m[1].upper(), path) for path in routes}
     assert {"/", "/livez", "/readyz", "/api/v1"} <= set(named)
     for path in named:  # a route, a route's NAME.json, or the prefix of routes

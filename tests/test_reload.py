@@ -3,7 +3,11 @@ workers read their config folder again; an invalid folder is refused and they ru
 
 from __future__ import annotations
 
+import re
 import signal
+import socket
+
+import httpx
 
 from monitor.poller.loop import Poller
 from tests.helpers import RSS, SECRET, load, newsmon, polled_before, write_config
@@ -92,3 +96,32 @@ def test_newsmon_reload_validates_first_then_signals_this_hosts_pollers(
     assert f".{poller.popen.pid}: asked to read {directory} again" in done.stdout
     poller.wait_for(lambda: events(poller, "config.reloaded"))
     assert poller.stop() == 0
+
+
+def test_newsmon_serve_reads_its_folder_again_and_newsmon_reload_finds_it(
+    tmp_path, http_server, redis_url, start_process
+):
+    old = {"id": "old", "url": http_server.url_for("/old"), "topics": ["*"], "secret": SECRET}
+    new = {"id": "new", "url": http_server.url_for("/new"), "topics": ["*"], "secret": SECRET}
+    directory = write_config(tmp_path / "config", subscriptions=[old])
+    env = {"REDIS_URL": redis_url}
+    server = start_process("serve", "--port", "0", "--config", str(directory), env=env)
+    server.wait_for(lambda: events(server, "serve.started"))
+    metrics = f"http://127.0.0.1:{events(server, 'serve.started')[0]['port']}/metrics"
+
+    def subscriptions() -> set[str]:
+        text = httpx.get(metrics).text
+        return set(re.findall(r'newsmon_dead_letters\{subscription="([^"]+)"\}', text))
+
+    assert subscriptions() == {"old"}
+    write_config(directory, subscriptions=[old, new])
+    done = newsmon("reload", "--config", str(directory), env=env)
+    assert f"serve {socket.gethostname()}.{server.popen.pid}: asked to read" in done.stdout
+    server.wait_for(lambda: subscriptions() == {"old", "new"})
+    assert events(server, "config.reloaded")[0]["subscriptions"] == 2
+
+    (directory / "subscriptions.toml").write_text('[[subscriptions]]\nid = "broken"\n')
+    server.popen.send_signal(signal.SIGHUP)
+    server.wait_for(lambda: events(server, "config.reload_refused"))
+    assert subscriptions() == {"old", "new"}  # it serves on with the config it had
+    assert server.stop() == 0

@@ -88,7 +88,7 @@ def _main(argv: list[str] | None) -> int:
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     command(
         "reload",
-        "validate the config, then have this host's running pollers and workers read it again",
+        "validate the config, then have this host's running processes read it again",
         reload_processes,
     )
     check = command("check", "validate the whole configuration", _check)
@@ -281,7 +281,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    serve(args.host, args.port, _redis(config), config, stop)
+    serve(args.host, args.port, _redis(config), config, stop, ReloadRequest())
     return 0
 
 

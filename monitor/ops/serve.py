@@ -26,6 +26,10 @@ event loop.
 uvicorn's proxy-headers step (X-Forwarded-For from the addresses of FORWARDED_ALLOW_IPS)
 still names the client for logs, throttling and the cookie's Secure flag, but it runs
 inside `KeepPeer`, which keeps the socket's own peer for the board's this-machine check.
+
+SIGHUP (or `newsmon reload`) has the server read its config folder again: every route is
+built anew from it and swapped in whole (`Reloadable`), and a request in flight finishes on
+the routes it started with.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 import structlog
@@ -60,7 +64,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from monitor.core import __version__
 from monitor.core.config import Config
+from monitor.core.counters import heartbeat
 from monitor.core.histograms import HISTOGRAMS
+from monitor.core.reload import ReloadRequest, reloaded
 from monitor.ops import CommandError, api_routes, board, stats
 from monitor.ops.auth import FailureThrottle
 from monitor.ops.board_access import PEER_SCOPE_KEY
@@ -156,14 +162,15 @@ def probe_client(connection: redis.Redis) -> redis.Redis:
     )
 
 
-def make_app(connection: redis.Redis, config: Config) -> Starlette:
+def make_app(connection: redis.Redis, config: Config, throttle: FailureThrottle) -> Starlette:
+    """Every route, built from one reading of the config folder. `throttle` outlives a
+    reload: one per process, for the API's wrong tokens and the board's."""
     root = Root.build(config, connection)
     registry = CollectorRegistry()
     registry.register(SnapshotCollector(root))
     callback = Callback(connection, config)
     cap = callback.max_push_bytes
     probe = probe_client(connection)
-    throttle = FailureThrottle()  # one per process: the API's wrong tokens and the board's
 
     async def livez(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -234,6 +241,26 @@ def make_app(connection: redis.Redis, config: Config) -> Starlette:
     )
 
 
+class Reloadable:
+    """ASGI: the app built from the config read last. A reload swaps in a whole new app; a
+    request already in flight finishes on the one it started with."""
+
+    def __init__(self, connection: redis.Redis, config: Config):
+        self.connection = connection
+        self.config = config
+        self.throttle = FailureThrottle()
+        self.app = make_app(connection, config, self.throttle)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def reload(self) -> None:
+        """The config folder read again; an invalid one is logged and the routes stay."""
+        if config := reloaded(self.config):
+            self.app = make_app(self.connection, config, self.throttle)
+            self.config = config
+
+
 class KeepPeer:
     """ASGI: the connection's peer, as the socket has it, kept in the scope under
     board_access.PEER_SCOPE_KEY before the app inside (uvicorn's proxy-headers step) rewrites
@@ -271,9 +298,9 @@ class HeadDeadlineProtocol(H11Protocol):
         self.loop.call_later(HEAD_SECONDS, expire)
 
 
-def make_server(host: str, port: int, connection: redis.Redis, config: Config) -> uvicorn.Server:
+def make_server(host: str, port: int, app: Reloadable) -> uvicorn.Server:
     settings = uvicorn.Config(
-        make_app(connection, config),
+        app,
         host=host,
         port=port,
         http=HeadDeadlineProtocol,  # h11: the one with a head size limit
@@ -325,16 +352,36 @@ def stop_server(server: uvicorn.Server, thread: threading.Thread) -> None:
     thread.join()
 
 
+def _beat(connection: redis.Redis) -> Callable[[], None]:
+    """This process's heartbeat, so that `newsmon reload` finds it; beaten once now."""
+
+    def beat() -> None:
+        with contextlib.suppress(redis.RedisError):  # Redis down: the board says so; serve on
+            heartbeat(connection, "serve")
+
+    beat()
+    return beat
+
+
 def serve(
-    host: str, port: int, connection: redis.Redis, config: Config, stop: threading.Event
+    host: str,
+    port: int,
+    connection: redis.Redis,
+    config: Config,
+    stop: threading.Event,
+    reload: ReloadRequest | None = None,
 ) -> None:
-    server = make_server(host, port, connection, config)
+    app = Reloadable(connection, config)
+    server = make_server(host, port, app)
     try:
         thread = start(server)
     except OSError as exc:
         raise CommandError(f"serve: {exc}") from None
+    beat = _beat(connection)
     log.info("serve.started", host=host, port=bound_port(server))
     while not stop.wait(1) and thread.is_alive():
-        pass
+        if reload and reload.take():
+            app.reload()
+        beat()
     stop_server(server, thread)
     log.info("serve.stopped")
