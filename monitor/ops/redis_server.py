@@ -168,9 +168,10 @@ class EmbeddedRedis:
     """Start with `start()` (returns the URL to use), stop with `stop()`; AOF files stay."""
 
     def __init__(self, data_dir: Path, options: tuple[str, ...] = ()):
-        self.data_dir = data_dir
+        # Absolute: redis-server runs in this folder, where a relative path would point deeper.
+        self.data_dir = data_dir.absolute()
         self.options = options  # redis-server options after newsmon's own, which they override
-        self.socket = data_dir / "redis.sock"
+        self.socket = self.data_dir / "redis.sock"
         self.url = f"unix://{self.socket}"
         self.process: subprocess.Popen[bytes] | None = None
         self.binary: Path | None = None  # the redis-server started, and its version
