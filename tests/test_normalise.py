@@ -25,6 +25,12 @@ from workers.pipeline.normalise import normalise
         ("Headline only", "Headline only.", "Headline only", ""),
         ("Script", "<script>alert(1)</script>Text<!-- hidden --> here", "Script", "Text here"),
         ("Join", "Join our commenting forum to share your view.", "Join", ""),
+        (
+            "Port strike vote: turnout < 50% voids it, a margin > 5 points carries it",
+            "Dockers vote on a <48-hour> stoppage; fares rise for trips < 10 km.",
+            "Port strike vote: turnout < 50% voids it, a margin > 5 points carries it",
+            "Dockers vote on a <48-hour> stoppage; fares rise for trips < 10 km.",
+        ),
     ],
 )
 def test_normalise(title, summary, clean_title, clean_summary):

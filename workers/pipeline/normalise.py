@@ -13,7 +13,11 @@ import re
 
 from monitor.core.models import Entry
 
-TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.IGNORECASE | re.DOTALL)
+# A tag opens with a name ("<b", "</p", "<!doctype"): a "<" before a space or a digit is
+# text ("turnout < 50%", "a <48-hour> stoppage"), as in a plain-text headline it often is.
+TAG = re.compile(
+    r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[/!?]?[a-z][^<>]*>", re.IGNORECASE | re.DOTALL
+)
 BLOCK_TAG = re.compile(r"</?(p|div|br|li|h[1-6]|blockquote|tr)\b[^>]*>", re.IGNORECASE)
 WHITESPACE = re.compile(r"\s+")
 SENTENCE_END = re.compile("(?<=[.!?:])\\s+(?=[\"'\u201c\u2018(]?[A-Z0-9])")
