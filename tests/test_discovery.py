@@ -10,7 +10,7 @@ import pytest
 from monitor.core.config import load_config
 from monitor.ops.discovery import FoundFeed, feed_links
 from tests.helpers import HTML, RSS, newsmon, serve_locally, write_config
-from tests.stories import ROUND_ONE_LIVEBLOG, atom, json_feed, rss
+from tests.stories import ROUND_ONE_LIVEBLOG, atom, json_feed, liveblog_page, rss
 
 ARTICLE = b"""<!doctype html><html><head><title>Paris talks</title>
 <link rel="stylesheet" href="/site.css">
@@ -83,6 +83,27 @@ def test_a_feed_is_its_own_discovery(tmp_path, http_server, body, content_type, 
     assert result.stdout.splitlines()[0] == f"{kind:<9}  {http_server.url_for('/feed')}  {title}"
 
 
+def test_a_live_blog_page_is_a_feed_and_so_are_the_feeds_it_links_to(tmp_path, http_server):
+    page = liveblog_page(ROUND_ONE_LIVEBLOG).replace(
+        b"<head>", b'<head><link rel="alternate" type="application/rss+xml" href="/rss.xml">', 1
+    )
+    http_server.route("/live", (200, HTML, page))
+    directory = write_config(tmp_path / "config")
+
+    result = newsmon("feeds", "discover", http_server.url_for("/live"), "--config", str(directory))
+
+    assert result.returncode == 0, result.stderr
+    listing, snippet = result.stdout.split(f"\n# for {directory / 'feeds.toml'}:\n")
+    assert listing.splitlines() == [
+        f"live blog  {http_server.url_for('/live')}  Live: war in Ukraine",
+        f"RSS        {http_server.url_for('/rss.xml')}  ",
+    ]
+    assert [feed["url"] for feed in tomllib.loads(snippet)["feeds"]] == [
+        http_server.url_for("/live"),
+        http_server.url_for("/rss.xml"),
+    ]
+
+
 def test_a_page_without_feeds_or_an_error_says_so(tmp_path, http_server):
     http_server.route("/plain", (200, HTML, b"<html><head><title>x</title></head></html>"))
     http_server.route("/huge", (200, HTML, b"<html>" + b" " * 2000))
@@ -94,8 +115,8 @@ def test_a_page_without_feeds_or_an_error_says_so(tmp_path, http_server):
     plain, missing, huge = discover("/plain"), discover("/gone"), discover("/huge")
     assert plain.returncode == 1
     assert plain.stdout == (
-        f"{http_server.url_for('/plain')}: no feed found (the page links to no RSS, Atom or "
-        'JSON Feed with <link rel="alternate">)\n'
+        f"{http_server.url_for('/plain')}: no feed found (the page is no live blog and links "
+        'to no RSS, Atom or JSON Feed with <link rel="alternate">)\n'
     )
     assert (missing.returncode, missing.stderr) == (
         2,

@@ -38,7 +38,7 @@ class DiscoveryError(Exception):
 @dataclass(frozen=True)
 class FoundFeed:
     title: str
-    kind: str  # RSS, Atom or JSON Feed
+    kind: str  # RSS, Atom, JSON Feed or live blog
     url: str
 
 
@@ -57,16 +57,19 @@ class Page:
 
 
 def discover(url: str, settings: Settings) -> list[FoundFeed]:
-    """The feeds at `url`: itself if it is a feed, else those its page links to."""
+    """The feeds at `url`: itself if it is a feed (a live blog page is one), and, when it is
+    a page or no feed, those it links to."""
     page = fetch_page(url, settings)
-    if not page.content_type.lower().startswith(HTML_TYPES):
-        try:
-            parsed = parse_feed(Feed("discovered", page.url, 0), page.body, page.content_type)
-        except ParseError:
-            pass  # not a feed: perhaps a page served under another type
-        else:
-            return [FoundFeed(parsed.title, parsed.kind, page.url)]
-    return feed_links(page.text(), page.url)
+    found = []
+    try:
+        parsed = parse_feed(Feed("discovered", page.url, 0), page.body, page.content_type)
+    except ParseError:
+        pass  # no feed itself: a page, perhaps linking to some
+    else:
+        found.append(FoundFeed(parsed.title, parsed.kind, page.url))
+    if page.content_type.lower().startswith(HTML_TYPES) or not found:
+        found += [link for link in feed_links(page.text(), page.url) if link.url != page.url]
+    return found
 
 
 def feed_links(html: str, page_url: str) -> list[FoundFeed]:

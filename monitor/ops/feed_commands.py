@@ -48,8 +48,8 @@ def discover_feeds(args: argparse.Namespace, config: Config) -> int:
         raise CommandError(f"{redact_url(args.url)}: {exc}") from None
     if not found:
         print(
-            f"{redact_url(args.url)}: no feed found (the page links to no RSS, Atom or JSON "
-            'Feed with <link rel="alternate">)'
+            f"{redact_url(args.url)}: no feed found (the page is no live blog and links to no "
+            'RSS, Atom or JSON Feed with <link rel="alternate">)'
         )
         return 1
     for feed in found:

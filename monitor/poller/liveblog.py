@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
 
@@ -33,10 +34,15 @@ class NoLiveBlog(Exception):
     could not be read (else it is empty)."""
 
 
-def live_blog_posts(page: bytes) -> list[dict[str, Any]]:
-    """The post nodes (`liveBlogUpdate`) of every LiveBlogPosting in the page, in page order;
-    a live blog with no post yet gives none. Raises NoLiveBlog when the page has no live blog.
-    """
+@dataclass(frozen=True)
+class LiveBlog:
+    title: str  # the first LiveBlogPosting's headline (or name)
+    posts: list[dict[str, Any]]  # the post nodes (`liveBlogUpdate`) of each, in page order
+
+
+def read_live_blog(page: bytes) -> LiveBlog:
+    """The page's live blog: a live blog with no post yet has none. Raises NoLiveBlog when
+    the page has no LiveBlogPosting."""
     blogs, unreadable = [], ""
     for block in _json_ld_blocks(page.decode("utf-8", errors="replace")):
         try:
@@ -55,7 +61,12 @@ def live_blog_posts(page: bytes) -> list[dict[str, Any]]:
         updates = blog.get("liveBlogUpdate")
         updates = updates if isinstance(updates, list) else [updates]
         posts.extend(update for update in updates if isinstance(update, dict))
-    return posts
+    title = next(
+        (name for blog in blogs for key in ("headline", "name")
+         if isinstance(name := blog.get(key), str) and name.strip()),
+        "",
+    )  # fmt: skip
+    return LiveBlog(" ".join(title.split()), posts)
 
 
 def _json_ld_blocks(page: str) -> Iterator[str]:

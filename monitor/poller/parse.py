@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from monitor.core.models import Entry, Feed, FeedKind
-from monitor.poller.liveblog import NoLiveBlog, live_blog_posts
+from monitor.poller.liveblog import NoLiveBlog, read_live_blog
 
 MAX_TTL_SECONDS = 24 * 3600
 HTML_PAGE = "not a feed: the server returned an HTML page"
@@ -50,11 +50,11 @@ def parse_feed(
     stripped = body.lstrip()
     about: dict[str, Any] = {}
     if feed.kind is FeedKind.LIVEBLOG:
-        items, about = _live_blog(body, feed.url, NO_LIVE_BLOG), {"kind": LIVE_BLOG}
+        items, about = _live_blog(body, feed.url, NO_LIVE_BLOG)
     elif "json" in content_type or stripped.startswith(b"{"):
         items, about = _json_feed(stripped)
     elif _is_html_page(stripped):
-        items, about = _live_blog(body, feed.url, HTML_PAGE), {"kind": LIVE_BLOG}
+        items, about = _live_blog(body, feed.url, HTML_PAGE)
     else:
         items, about = _xml_feed(body, content_type)
     field = _key_field(items)
@@ -167,15 +167,15 @@ def _is_html_page(body: bytes) -> bool:
     return html >= 0 and not any(0 <= head.find(root) < html for root in FEED_ROOTS)
 
 
-def _live_blog(body: bytes, page_url: str, missing: str) -> list[dict]:
-    """The posts of the live blog a page carries, as items; `missing` is the reason of the
-    error when it carries none."""
+def _live_blog(body: bytes, page_url: str, missing: str) -> tuple[list[dict], dict[str, Any]]:
+    """The posts of the live blog a page carries, as items, and what it says of itself;
+    `missing` is the reason of the error when it carries none."""
     try:
-        posts = live_blog_posts(body)
+        blog = read_live_blog(body)
     except NoLiveBlog as exc:
         raise ParseError(f"{missing} ({exc})" if str(exc) else missing) from None
     items = []
-    for post in posts:
+    for post in blog.posts:
         url, title = _string(post.get("url")), _string(post.get("headline"))
         published = _string(post.get("datePublished"))
         items.append(
@@ -188,7 +188,7 @@ def _live_blog(body: bytes, page_url: str, missing: str) -> list[dict]:
                 "published": _iso_date(published) or _iso_date(post.get("dateModified")),
             }
         )
-    return items
+    return items, {"kind": LIVE_BLOG, "title": blog.title}
 
 
 def _string(value: object) -> str:
