@@ -75,7 +75,8 @@ class Checked:
 
     @property
     def backfilled(self) -> int:
-        return sum(e.backfilled for e in self.new + self.edited)
+        """Items recorded as the feed's past for the first time (an edit of one is no more)."""
+        return sum(e.backfilled for e in self.new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +95,20 @@ class Submitted:
         }
 
     def log_entries(self) -> None:
-        """One line per entry, and one for all of the feed's past (a feed's first document
-        can hold hundreds); the feed's ids are in the caller's log context."""
+        """One line per new entry and per edit, and one for all of the feed's new past (a
+        feed's first document can hold hundreds); the feed's ids are in the caller's log
+        context."""
         for entry in self.new:
             if not entry.backfilled:
                 log.info("entry.enqueued", entry_id=entry.id, title=entry.title)
         for entry in self.edited:
-            if not entry.backfilled:
-                log.info(
-                    "entry.edited", entry_id=entry.id, revision=entry.revision, title=entry.title
-                )
+            log.info(
+                "entry.edited",
+                entry_id=entry.id,
+                revision=entry.revision,
+                title=entry.title,
+                backfilled=entry.backfilled,
+            )
         if self.backfilled:
             log.info("feed.backfilled", entries=self.backfilled)
 
