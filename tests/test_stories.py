@@ -293,15 +293,19 @@ def test_a_translation_is_held_to_the_lower_bar_and_only_a_translation():
     assert model.joins(features, translation=True) == 0.5
 
 
+def features_of(a: Meaning, b: Meaning) -> dict[str, float]:
+    return pair_features(a, b, conflicts(a.facts, b.facts))
+
+
 def test_features_of_a_pair():
     english, russian = meaning(HARBOUR), meaning(RUSSIAN)
     later = dataclasses.replace(
         HARBOUR_REWORDED, published=datetime(2026, 5, 1, 12, tzinfo=UTC)
     )  # fmt: skip
     first = dataclasses.replace(HARBOUR, published=later.published - timedelta(hours=3))
-    across = pair_features(russian, english)
+    across = features_of(russian, english)
     assert across["across_scripts"] == 1 and across["cosine_across_scripts"] == across["cosine"]
-    same = pair_features(meaning(first), meaning(later))
+    same = features_of(meaning(first), meaning(later))
     assert same["across_scripts"] == 0 and same["cosine_across_scripts"] == 0
     assert same["hours_apart"] == pytest.approx(1.386, abs=0.001)  # log(1 + 3)
     assert same["same_outlet"] == 0 and same["headline_only"] == 0

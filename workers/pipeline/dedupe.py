@@ -31,7 +31,7 @@ from monitor.core import keys
 from monitor.core.models import DIMENSIONS, Entry
 from monitor.core.text import words
 from workers.ml.pair_model import PairModel
-from workers.pipeline.facts import ACROSS_SCRIPTS, WITHIN_SCRIPT, conflicts
+from workers.pipeline.facts import ACROSS_SCRIPTS, WITHIN_SCRIPT, Conflict, conflicts
 from workers.pipeline.fingerprint import (
     Doc,
     DuplicateReason,
@@ -355,17 +355,19 @@ class Deduper:
         fact swapped with this one (a place, a number, a stage...), so that a vague report
         cannot chain two different events into one story."""
         candidates = {docs[r].story for r in reporters if r in docs}
-        conflicting = {
-            doc.story
-            for doc in docs.values()
-            if doc.story in candidates and doc.meaning and _kept_apart(meaning, doc.meaning)
-        }
+        found: dict[str, frozenset[Conflict]] = {}  # report -> its facts' conflicts with this one
+        conflicting: set[str] = set()
+        for report, doc in docs.items():
+            if doc.story in candidates and doc.meaning:
+                found[report] = conflicts(meaning.facts, doc.meaning.facts)
+                if _kept_apart(meaning, doc.meaning, found[report]):
+                    conflicting.add(doc.story)
         best: Duplicate | None = None
         for reporter in reporters - {entry.id}:
             doc = docs.get(reporter)
             if doc is None or doc.meaning is None or doc.story in conflicting:
                 continue
-            features = pair_features(meaning, doc.meaning)
+            features = pair_features(meaning, doc.meaning, found[reporter])
             # A translation: a report joining a story none of whose reports is in its language.
             translation = meaning.language not in languages.get(doc.story, {doc.meaning.language})
             probability = pairs.joins(features, translation)
@@ -375,13 +377,13 @@ class Deduper:
         return best
 
 
-def _kept_apart(a: Meaning, b: Meaning) -> bool:
-    """Facts of the two reports conflict in a way that keeps them apart: facts.WITHIN_SCRIPT
+def _kept_apart(a: Meaning, b: Meaning, found: frozenset[Conflict]) -> bool:
+    """The conflicts `found` between the two reports' facts keep them apart: facts.WITHIN_SCRIPT
     between two Latin-script reports; facts.ACROSS_SCRIPTS otherwise, since Russian and
     Ukrainian decline their names ("Черноморск", "Черноморска") and spell them apart
     ("Черноморск", "Чорноморськ"), and a name newsmon knows no word of is no fact there."""
     latin = not (a.cyrillic or b.cyrillic)
-    return bool(conflicts(a.facts, b.facts) & (WITHIN_SCRIPT if latin else ACROSS_SCRIPTS))
+    return bool(found & (WITHIN_SCRIPT if latin else ACROSS_SCRIPTS))
 
 
 def _cosine(meaning: Meaning, doc: Doc) -> float:
