@@ -148,7 +148,7 @@ def test_two_workers_with_two_reports_of_one_event_make_one_story(connection, re
 
 def test_a_doc_with_its_meaning_reads_back_as_written():
     [vector] = vectors([HARBOUR])
-    doc = Doc.of("st_x", fingerprint(HARBOUR, vector))
+    doc = Doc.of("st_x", fingerprint(HARBOUR).with_meaning(HARBOUR, vector))
     assert unpack_doc(pack_doc(doc)) == doc
 
 
@@ -246,7 +246,8 @@ def test_an_exact_repeat_needs_no_sentence_vector(connection):
     deduper = Deduper(connection, WINDOW, NEAR, STORY)
     deduper.check([HARBOUR], vectors([HARBOUR]))
     again = report("wire", "1-again", HARBOUR.title, HARBOUR.summary)
-    assert deduper.repeats([again, HARBOUR_REWORDED, HARBOUR]) == [True, False, False]
+    batch = [again, HARBOUR_REWORDED, HARBOUR]
+    assert deduper.repeats(batch, [fingerprint(e) for e in batch]) == [True, False, False]
     [(_, duplicate)] = deduper.check([again], [None])
     assert duplicate is not None and duplicate.reason is DuplicateReason.TEXT
 

@@ -29,14 +29,12 @@ import redis
 
 from monitor.core import keys
 from monitor.core.models import DIMENSIONS, Entry
-from monitor.core.text import words
 from workers.ml.pair_model import PairModel
 from workers.pipeline.facts import ACROSS_SCRIPTS, WITHIN_SCRIPT, Conflict, conflicts
 from workers.pipeline.fingerprint import (
     Doc,
     DuplicateReason,
     Fingerprint,
-    exact_digests,
     fingerprint,
     pack_doc,
     text_similarity,
@@ -129,13 +127,13 @@ class Deduper:
         self.pairs = pairs  # None: reports in other words are not matched
         self.claim = connection.register_script(CLAIM_SCRIPT)
 
-    def repeats(self, entries: list[Entry]) -> list[bool]:
-        """Which entries repeat an earlier one exactly (its link, text or headline): they
-        join its story whatever they mean, so they need no sentence vector."""
+    def repeats(self, entries: list[Entry], prints: list[Fingerprint]) -> list[bool]:
+        """Which entries (with their fingerprints) repeat an earlier one exactly (its link,
+        text or headline): they join its story whatever they mean, so they need no sentence
+        vector."""
         with self.connection.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                exact = exact_digests(entry, words(entry.text))
-                pipe.mget([keys.dedupe_exact(kind, digest) for kind, digest in exact])
+            for fp in prints:
+                pipe.mget(fp.keys[: len(fp.exact)])
             owners = pipe.execute()
         return [
             any(owner and owner.decode() != entry.id for owner in read)
@@ -143,17 +141,26 @@ class Deduper:
         ]
 
     def check(
-        self, entries: list[Entry], vectors: list[np.ndarray | None] | None = None
+        self,
+        entries: list[Entry],
+        vectors: list[np.ndarray | None] | None = None,
+        prints: list[Fingerprint] | None = None,
     ) -> list[tuple[Entry, Duplicate | None]]:
         """Each entry with its `story_id` set, and the Duplicate it is (None for a new story).
         With the entries' sentence vectors, another outlet's report of a story joins it too
-        (an entry without one is matched on its words alone).
+        (an entry without one is matched on its words alone). `prints`: the entries'
+        fingerprints without their meaning, if the caller has them (for `repeats`).
 
         Safe to run twice: an entry that already claimed its keys is recognised as itself.
         """
         prints = [
-            fingerprint(e, v)
-            for e, v in zip(entries, vectors or [None] * len(entries), strict=True)
+            fp if v is None else fp.with_meaning(e, v)
+            for e, v, fp in zip(
+                entries,
+                vectors or [None] * len(entries),
+                prints or [fingerprint(e) for e in entries],
+                strict=True,
+            )
         ]
         results: list[tuple[Entry, Duplicate | None] | None] = [None] * len(entries)
         pending = list(range(len(entries)))
