@@ -379,7 +379,7 @@ class Deduper:
             translation = meaning.language not in languages.get(doc.story, {doc.meaning.language})
             probability = pairs.joins(features, translation)
             if probability is not None and (best is None or probability > best.similarity):
-                why = {"probability": round(probability, 3), **pairs.deciding(features)}
+                why = pairs.deciding(features)
                 best = Duplicate(reporter, DuplicateReason.STORY, probability, why)
         return best
 
