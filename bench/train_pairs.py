@@ -94,9 +94,11 @@ def meanings(items: dict[str, dict], ids: list[str]) -> dict[str, Meaning]:
 
 
 def matrix(pairs_: list[Pair], known: dict[str, Meaning]) -> np.ndarray:
-    return np.array(
-        [list(pair_features(known[p.ids[0]], known[p.ids[1]]).values()) for p in pairs_]
-    )
+    rows = []
+    for pair in pairs_:
+        a, b = known[pair.ids[0]], known[pair.ids[1]]
+        rows.append(list(pair_features(a, b, conflicts(a.facts, b.facts)).values()))
+    return np.array(rows)
 
 
 def kind_weights(pairs_: list[Pair]) -> np.ndarray:

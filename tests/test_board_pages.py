@@ -5,6 +5,7 @@ and endpoints escaped."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from redis.retry import Retry
 from monitor.core import keys
 from monitor.core.feedstate import FeedState
 from monitor.core.models import Alert, Entry
-from tests.helpers import SECRET, load, write_config
+from tests.helpers import SECRET, load, newsmon, write_config
 from workers.delivery.endpoints import Endpoints
 from workers.delivery.messages import MessageLog
 from workers.delivery.outcome import DeliveryStatus, Outcome
@@ -65,7 +66,7 @@ def a_story_told_to_two_subscriptions(connection) -> Entry:
     model; `hook` was told of it (a 500, then delivered), `other` could not be reached."""
     first = report("a", "a", "wire", "Envoys meet in Paris", "https://wire.example/a")
     second = report("b", "a", "<b>evil</b>", HOSTILE, "javascript:alert(1)")
-    why = {"reason": "story", "of": "a", "similarity": 0.97, "probability": 0.97, "places": 1.0}
+    why = {"reason": "story", "of": "a", "similarity": 0.97, "cosine": 0.81}
     stories = Stories(connection, 3600)
     with connection.pipeline() as pipe:
         stories.add(pipe, first, now=1000.0)
@@ -97,7 +98,7 @@ def test_a_story_opens_to_its_reports_and_who_was_alerted(connection, config, se
     assert "&lt;b&gt;evil&lt;/b&gt;" in html and "&lt;script&gt;window.pwned=1" in html
     assert "<script>window" not in html and "<img" not in html and "javascript:" not in html
     assert "first report" in html
-    assert "story match with wire: similarity 0.97, probability 0.97, places 1.0" in html
+    assert "story match with wire: similarity 0.97, cosine 0.81" in html
     # Who was told, and what became of it, attempt by attempt.
     assert '<a href="/board/subscription/hook">hook</a>' in html
     assert '<a href="/board/subscription/other">other</a>' in html
@@ -107,6 +108,42 @@ def test_a_story_opens_to_its_reports_and_who_was_alerted(connection, config, se
 
     missing = httpx.get(f"{base}/board/story/st_nothing")
     assert missing.status_code == 404 and "No such story" in missing.text
+
+
+def test_a_story_recorded_by_an_older_newsmon_still_reads(
+    connection, config, serve_url, tmp_path, redis_url
+):
+    """A story's hash as newsmon wrote it when a story match kept the pair model's
+    probability twice, as its similarity and in its `why`: still in the window after an
+    upgrade, it reads as it was written, on the board and in `newsmon stories`."""
+    now = time.time()
+    why = {"reason": "story", "of": "a", "similarity": 0.97, "probability": 0.97, "cosine": 0.81}
+    connection.hset(
+        keys.story("st_a"),
+        mapping={
+            "v": 1,
+            "title": "Envoys meet in Paris",
+            "link": "https://wire.example/a",
+            "topics": '["diplomacy"]',
+            "first_seen": now - 60,
+            "last_seen": now,
+            "o:wire": now - 60,
+            "o:daily": now,
+            "e:a": "wire",
+            "e:b": "daily",
+            "r:a": json.dumps({"title": "Envoys meet in Paris", "link": "", "at": now - 60}),
+            "r:b": json.dumps({"title": "Talks resume in Paris", "link": "", "at": now}),
+            "w:b": json.dumps(why),
+        },
+    )
+    connection.zadd(keys.STORIES, {"st_a": now})
+
+    assert Stories(connection, 3600).get("st_a").why == {"b": why}
+    html = httpx.get(f"{serve_url(config)}/board/story/st_a").text
+    assert "story match with wire: similarity 0.97, probability 0.97, cosine 0.81" in html
+    listing = newsmon("stories", "--config", str(tmp_path / "config"), env={"REDIS_URL": redis_url})
+    assert listing.returncode == 0, listing.stderr
+    assert "b joined a (story): similarity 0.97, probability 0.97, cosine 0.81" in listing.stdout
 
 
 def test_a_subscription_opens_to_its_messages_and_attempts(connection, config, serve_url):

@@ -148,7 +148,7 @@ def test_two_workers_with_two_reports_of_one_event_make_one_story(connection, re
 
 def test_a_doc_with_its_meaning_reads_back_as_written():
     [vector] = vectors([HARBOUR])
-    doc = Doc.of("st_x", fingerprint(HARBOUR, vector))
+    doc = Doc.of("st_x", fingerprint(HARBOUR).with_meaning(HARBOUR, vector))
     assert unpack_doc(pack_doc(doc)) == doc
 
 
@@ -224,9 +224,9 @@ def test_two_outlets_one_event_one_alert_and_the_story_lists_both(
     assert len([r for r in http_server.requests if r.path == "/hook"]) == 1
     [merge] = [e for e in logs if e["event"] == "entry.duplicate"]
     assert merge["reason"] == "story" and merge["similarity"] >= STORY.threshold
-    # Why it joined, for an operator to audit: the probability and the deciding features.
-    assert merge["why"]["probability"] == round(merge["similarity"], 3)
-    assert {"cosine", "word_overlap"} & set(merge["why"])
+    # Why it joined, for an operator to audit: the probability (its similarity, kept once)
+    # and the deciding features.
+    assert {"cosine", "word_overlap"} & set(merge["why"]) and "probability" not in merge["why"]
     listing = start_process(
         "stories", "--config", str(directory), "--json", env={"REDIS_URL": redis_url}
     )
@@ -235,8 +235,9 @@ def test_two_outlets_one_event_one_alert_and_the_story_lists_both(
     assert story["outlets"] == ["wire", "daily"] and len(story["entries"]) == 2
     assert story["title"] == HARBOUR.title
     [(joined, why)] = story["why"].items()
-    assert joined in story["entries"] and why["of"] == merge["duplicate_of"] != joined
-    assert why["reason"] == "story" and why["probability"] == merge["why"]["probability"]
+    assert joined in story["entries"] and merge["duplicate_of"] != joined
+    of, similarity = merge["duplicate_of"], round(merge["similarity"], 3)
+    assert why == {"reason": "story", "of": of, "similarity": similarity, **merge["why"]}
     table = start_process("stories", "--config", str(directory), env={"REDIS_URL": redis_url})
     assert table.finish() == 0
     assert f"{joined} joined {why['of']} (story): similarity" in table.log_path.read_text()
@@ -246,7 +247,8 @@ def test_an_exact_repeat_needs_no_sentence_vector(connection):
     deduper = Deduper(connection, WINDOW, NEAR, STORY)
     deduper.check([HARBOUR], vectors([HARBOUR]))
     again = report("wire", "1-again", HARBOUR.title, HARBOUR.summary)
-    assert deduper.repeats([again, HARBOUR_REWORDED, HARBOUR]) == [True, False, False]
+    batch = [again, HARBOUR_REWORDED, HARBOUR]
+    assert deduper.repeats(batch, [fingerprint(e) for e in batch]) == [True, False, False]
     [(_, duplicate)] = deduper.check([again], [None])
     assert duplicate is not None and duplicate.reason is DuplicateReason.TEXT
 
@@ -293,15 +295,19 @@ def test_a_translation_is_held_to_the_lower_bar_and_only_a_translation():
     assert model.joins(features, translation=True) == 0.5
 
 
+def features_of(a: Meaning, b: Meaning) -> dict[str, float]:
+    return pair_features(a, b, conflicts(a.facts, b.facts))
+
+
 def test_features_of_a_pair():
     english, russian = meaning(HARBOUR), meaning(RUSSIAN)
     later = dataclasses.replace(
         HARBOUR_REWORDED, published=datetime(2026, 5, 1, 12, tzinfo=UTC)
     )  # fmt: skip
     first = dataclasses.replace(HARBOUR, published=later.published - timedelta(hours=3))
-    across = pair_features(russian, english)
+    across = features_of(russian, english)
     assert across["across_scripts"] == 1 and across["cosine_across_scripts"] == across["cosine"]
-    same = pair_features(meaning(first), meaning(later))
+    same = features_of(meaning(first), meaning(later))
     assert same["across_scripts"] == 0 and same["cosine_across_scripts"] == 0
     assert same["hours_apart"] == pytest.approx(1.386, abs=0.001)  # log(1 + 3)
     assert same["same_outlet"] == 0 and same["headline_only"] == 0
@@ -336,7 +342,7 @@ def test_russian_and_ukrainian_reports_join_their_english_story(connection):
         entries, vectors(entries)
     )
     assert russian.story_id == ukrainian.story_id == english.story_id
-    assert joined is not None and joined.why["probability"] >= 0.7
+    assert joined is not None and joined.similarity >= 0.7
     assert budget.story_id != english.story_id and apart is None
 
 

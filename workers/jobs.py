@@ -35,6 +35,7 @@ from monitor.core.models import Alert, Entry, Subscription
 from workers import runtime
 from workers.delivery.schedule import schedule_deliveries
 from workers.pipeline.dedupe import Duplicate
+from workers.pipeline.fingerprint import Fingerprint, fingerprint
 from workers.pipeline.match import alerts_for
 from workers.pipeline.normalise import normalise
 from workers.runtime import Runtime
@@ -90,9 +91,10 @@ def _process_slice(rt: Runtime, entries: list[Entry]) -> Counter[str]:
     now = datetime.now(UTC)
     subscriptions = rt.subscriptions.all()  # the file's and the API's
     normalised = [normalise(entry) for entry in entries]
+    prints = [fingerprint(entry) for entry in normalised]
     past = _unasked_past(normalised, subscriptions, now)
-    vectors = _vectors(rt, normalised, past)
-    checked = rt.deduper.check(normalised, vectors)
+    vectors = _vectors(rt, normalised, prints, past)
+    checked = rt.deduper.check(normalised, vectors, prints)
     sorted_ = _Sorted(Counter(entries_processed=len(entries)))
     rows = zip(checked, vectors or [None] * len(checked), past, strict=True)
     for (entry, duplicate), vector, unasked in rows:
@@ -128,12 +130,14 @@ def _unasked_past(
     return [e.backfilled and not any(s.wants_past(e, now) for s in subscriptions) for e in entries]
 
 
-def _vectors(rt: Runtime, entries: list[Entry], past: list[bool]) -> list[np.ndarray | None] | None:
+def _vectors(
+    rt: Runtime, entries: list[Entry], prints: list[Fingerprint], past: list[bool]
+) -> list[np.ndarray | None] | None:
     """Each entry's sentence vector, None for an exact repeat (which never alerts) and for
     the unasked past: the encoder is the costly step. None when there is no encoder."""
     if not rt.encoder:
         return None
-    repeats = rt.deduper.repeats(entries)
+    repeats = rt.deduper.repeats(entries, prints)
     wanted = [
         i for i, (repeat, unasked) in enumerate(zip(repeats, past, strict=True))
         if not (repeat or unasked)

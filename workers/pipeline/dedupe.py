@@ -29,14 +29,12 @@ import redis
 
 from monitor.core import keys
 from monitor.core.models import DIMENSIONS, Entry
-from monitor.core.text import words
 from workers.ml.pair_model import PairModel
-from workers.pipeline.facts import ACROSS_SCRIPTS, WITHIN_SCRIPT, conflicts
+from workers.pipeline.facts import ACROSS_SCRIPTS, WITHIN_SCRIPT, Conflict, conflicts
 from workers.pipeline.fingerprint import (
     Doc,
     DuplicateReason,
     Fingerprint,
-    exact_digests,
     fingerprint,
     pack_doc,
     text_similarity,
@@ -129,13 +127,13 @@ class Deduper:
         self.pairs = pairs  # None: reports in other words are not matched
         self.claim = connection.register_script(CLAIM_SCRIPT)
 
-    def repeats(self, entries: list[Entry]) -> list[bool]:
-        """Which entries repeat an earlier one exactly (its link, text or headline): they
-        join its story whatever they mean, so they need no sentence vector."""
+    def repeats(self, entries: list[Entry], prints: list[Fingerprint]) -> list[bool]:
+        """Which entries (with their fingerprints) repeat an earlier one exactly (its link,
+        text or headline): they join its story whatever they mean, so they need no sentence
+        vector."""
         with self.connection.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                exact = exact_digests(entry, words(entry.text))
-                pipe.mget([keys.dedupe_exact(kind, digest) for kind, digest in exact])
+            for fp in prints:
+                pipe.mget(fp.keys[: len(fp.exact)])
             owners = pipe.execute()
         return [
             any(owner and owner.decode() != entry.id for owner in read)
@@ -143,17 +141,26 @@ class Deduper:
         ]
 
     def check(
-        self, entries: list[Entry], vectors: list[np.ndarray | None] | None = None
+        self,
+        entries: list[Entry],
+        vectors: list[np.ndarray | None] | None = None,
+        prints: list[Fingerprint] | None = None,
     ) -> list[tuple[Entry, Duplicate | None]]:
         """Each entry with its `story_id` set, and the Duplicate it is (None for a new story).
         With the entries' sentence vectors, another outlet's report of a story joins it too
-        (an entry without one is matched on its words alone).
+        (an entry without one is matched on its words alone). `prints`: the entries'
+        fingerprints without their meaning, if the caller has them (for `repeats`).
 
         Safe to run twice: an entry that already claimed its keys is recognised as itself.
         """
         prints = [
-            fingerprint(e, v)
-            for e, v in zip(entries, vectors or [None] * len(entries), strict=True)
+            fp if v is None else fp.with_meaning(e, v)
+            for e, v, fp in zip(
+                entries,
+                vectors or [None] * len(entries),
+                prints or [fingerprint(e) for e in entries],
+                strict=True,
+            )
         ]
         results: list[tuple[Entry, Duplicate | None] | None] = [None] * len(entries)
         pending = list(range(len(entries)))
@@ -355,33 +362,35 @@ class Deduper:
         fact swapped with this one (a place, a number, a stage...), so that a vague report
         cannot chain two different events into one story."""
         candidates = {docs[r].story for r in reporters if r in docs}
-        conflicting = {
-            doc.story
-            for doc in docs.values()
-            if doc.story in candidates and doc.meaning and _kept_apart(meaning, doc.meaning)
-        }
+        found: dict[str, frozenset[Conflict]] = {}  # report -> its facts' conflicts with this one
+        conflicting: set[str] = set()
+        for report, doc in docs.items():
+            if doc.story in candidates and doc.meaning:
+                found[report] = conflicts(meaning.facts, doc.meaning.facts)
+                if _kept_apart(meaning, doc.meaning, found[report]):
+                    conflicting.add(doc.story)
         best: Duplicate | None = None
         for reporter in reporters - {entry.id}:
             doc = docs.get(reporter)
             if doc is None or doc.meaning is None or doc.story in conflicting:
                 continue
-            features = pair_features(meaning, doc.meaning)
+            features = pair_features(meaning, doc.meaning, found[reporter])
             # A translation: a report joining a story none of whose reports is in its language.
             translation = meaning.language not in languages.get(doc.story, {doc.meaning.language})
             probability = pairs.joins(features, translation)
             if probability is not None and (best is None or probability > best.similarity):
-                why = {"probability": round(probability, 3), **pairs.deciding(features)}
+                why = pairs.deciding(features)
                 best = Duplicate(reporter, DuplicateReason.STORY, probability, why)
         return best
 
 
-def _kept_apart(a: Meaning, b: Meaning) -> bool:
-    """Facts of the two reports conflict in a way that keeps them apart: facts.WITHIN_SCRIPT
+def _kept_apart(a: Meaning, b: Meaning, found: frozenset[Conflict]) -> bool:
+    """The conflicts `found` between the two reports' facts keep them apart: facts.WITHIN_SCRIPT
     between two Latin-script reports; facts.ACROSS_SCRIPTS otherwise, since Russian and
     Ukrainian decline their names ("Черноморск", "Черноморска") and spell them apart
     ("Черноморск", "Чорноморськ"), and a name newsmon knows no word of is no fact there."""
     latin = not (a.cyrillic or b.cyrillic)
-    return bool(conflicts(a.facts, b.facts) & (WITHIN_SCRIPT if latin else ACROSS_SCRIPTS))
+    return bool(found & (WITHIN_SCRIPT if latin else ACROSS_SCRIPTS))
 
 
 def _cosine(meaning: Meaning, doc: Doc) -> float:

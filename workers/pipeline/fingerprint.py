@@ -9,6 +9,7 @@ Redis string per entry: versioned JSON, then binary.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import struct
@@ -52,6 +53,12 @@ class Fingerprint:
     meaning: Meaning | None = None
     fact_keys: tuple[str, ...] = ()  # the lists of the story index, one per fact of the text
 
+    def with_meaning(self, entry: Entry, vector: np.ndarray) -> Fingerprint:
+        """The fingerprint with the entry's meaning, read from its sentence vector."""
+        meaning = Meaning.of(entry, vector, self.facts)
+        fact_keys = tuple(keys.dedupe_fact(token) for token in self.facts.text.tokens())
+        return dataclasses.replace(self, meaning=meaning, fact_keys=fact_keys)
+
 
 def text_similarity(a: Fingerprint | Doc, b: Doc) -> float:
     """Jaccard similarity: exact when both texts are short, where an estimate from a few
@@ -75,7 +82,8 @@ def exact_digests(entry: Entry, text_words: list[str]) -> list[tuple[DuplicateRe
     return exact
 
 
-def fingerprint(entry: Entry, vector: np.ndarray | None = None) -> Fingerprint:
+def fingerprint(entry: Entry) -> Fingerprint:
+    """What the entry's words say (its meaning is added by `Fingerprint.with_meaning`)."""
     text_words = words(entry.text)
     exact = exact_digests(entry, text_words)
     facts = report_facts(entry.title, entry.summary)
@@ -87,11 +95,7 @@ def fingerprint(entry: Entry, vector: np.ndarray | None = None) -> Fingerprint:
     ]
     redis_keys = [keys.dedupe_exact(kind, digest) for kind, digest in exact]
     redis_keys += [keys.dedupe_band(b, digest) for b, digest in enumerate(bands)]
-    if vector is None:
-        return Fingerprint(tuple(exact), sig, short, facts, tuple(redis_keys))
-    meaning = Meaning.of(entry, vector, facts)
-    fact_keys = tuple(keys.dedupe_fact(token) for token in facts.text.tokens())
-    return Fingerprint(tuple(exact), sig, short, facts, tuple(redis_keys), meaning, fact_keys)
+    return Fingerprint(tuple(exact), sig, short, facts, tuple(redis_keys))
 
 
 def _digest(data: bytes) -> str:

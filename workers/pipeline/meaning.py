@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.core.models import Entry
-from workers.pipeline.facts import Conflict, ReportFacts, conflicts, report_facts
+from workers.pipeline.facts import Conflict, ReportFacts, report_facts
 from workers.pipeline.similarity import content_words, word_overlap
 
 CYRILLIC = re.compile(r"[\u0400-\u04ff]")
@@ -85,11 +85,11 @@ def language_of(text: str) -> str:
     return "ukrainian" if UKRAINIAN_LETTERS.search(text) else "russian"
 
 
-def pair_features(a: Meaning, b: Meaning) -> dict[str, float]:
-    """The features of a pair of reports, by name (see FEATURES)."""
+def pair_features(a: Meaning, b: Meaning, found: frozenset[Conflict]) -> dict[str, float]:
+    """The features of a pair of reports, by name (see FEATURES), given the conflicts of
+    their facts (`facts.conflicts(a.facts, b.facts)`, which dedupe reads before asking)."""
     cosine = float(a.unit_vector() @ b.unit_vector())
     across = float(a.cyrillic != b.cyrillic)
-    found = conflicts(a.facts, b.facts)
     shared = set(a.facts.text.tokens()) & set(b.facts.text.tokens())
     hours = abs(a.at - b.at) / 3600 if a.at and b.at else 0.0
     return {

@@ -8,8 +8,10 @@ A story's hash: `v` (format version), `title`, `link`, `topics` (JSON list), `fi
 `last_seen` (unix times), then `o:<feed>` = when that outlet first reported it and
 `e:<entry id>` = the entry's feed, one field each, `r:<entry id>` = the report as it came
 (JSON: headline, link, when it was recorded), and `w:<entry id>` = why a report joined
-(JSON: the reason, the report it joined, and for a story the pair model's probability and
-deciding features), so that an operator can audit every merge.
+(JSON: the reason, the report it joined, the similarity, which for a story is the pair
+model's probability, and for a story the deciding features), so that an operator can audit
+every merge. A story's `w:` recorded by an older newsmon holds the probability again, as
+`probability`; it reads as it was written.
 """
 
 from __future__ import annotations
