@@ -99,7 +99,7 @@ def story_of(
                     settings.near_duplicate_similarity,
                     pair_model.shipped(probability or settings.story_probability),
                 )
-                ordered = sorted(window, key=lambda i: i["published_at"])
+                ordered = sorted(window, key=lambda i: (i["published_at"], i["id"]))
                 entries = [as_entry(i) for i in ordered]
                 vectors = [encoder.vector(e.text) for e in entries]
                 for start in range(0, len(entries), BATCH):

@@ -337,7 +337,8 @@ class Deduper:
             if owner and owner != entry.id:
                 return Duplicate(owner, kind, 1.0)
         best: Duplicate | None = None
-        for owner in set(owners[len(fp.exact) :]) - {"", entry.id}:
+        # In order, so that a tie goes the same way in every process (sets are hash-ordered).
+        for owner in sorted(set(owners[len(fp.exact) :]) - {"", entry.id}):
             doc = docs.get(owner)
             if doc is None or doc.facts is None or doc.facts.headline != fp.facts.headline:
                 continue
@@ -370,7 +371,7 @@ class Deduper:
                 if _kept_apart(meaning, doc.meaning, found[report]):
                     conflicting.add(doc.story)
         best: Duplicate | None = None
-        for reporter in reporters - {entry.id}:
+        for reporter in sorted(reporters - {entry.id}):  # in order: a tie goes one way
             doc = docs.get(reporter)
             if doc is None or doc.meaning is None or doc.story in conflicting:
                 continue
