@@ -40,6 +40,10 @@ SCHEDULER_INTERVAL_SECONDS = 1
 COMMAND_WAIT_SECONDS = 1.0
 SWEEP_SECONDS = 10
 RESTART_PAUSE_SECONDS = 1.0
+# An idle worker beats every WORKER_TTL_SECONDS - 15 and its registration expires 60 s after
+# a missed beat (RQ's rule): a killed worker leaves /healthz and has its jobs given back
+# within two minutes, not RQ's eight.
+WORKER_TTL_SECONDS = 60
 
 
 class ClaimingWorker(SimpleWorker):
@@ -73,6 +77,7 @@ class ClaimingWorker(SimpleWorker):
             name=name,
             serializer=queues.SERIALIZER,
             maintenance_interval=60,
+            worker_ttl=WORKER_TTL_SECONDS,
         )
 
     # RQ's own wait between reconnection tries doubles up to a minute; newsmon's is shorter,

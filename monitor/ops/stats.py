@@ -125,7 +125,7 @@ def snapshot(
         "poller_heartbeat_age_seconds": round(now - max(s for _, s in pollers), 1)
         if pollers
         else None,
-        "workers": Worker.count(connection=connection),
+        "workers": live_workers(connection),
         "histograms": {
             name: {"buckets": d.buckets, "sum": round(d.sum, 6), "count": d.count}
             for name, d in distributions.items()
@@ -174,10 +174,20 @@ def health(connection: redis.Redis) -> tuple[bool, dict[str, Any]]:
         keys.heartbeats("poller"), now - HEARTBEAT_FRESH_SECONDS, "+inf", withscores=True
     )
     newest = max((score for _, score in beats), default=None)
-    workers = Worker.count(connection=connection)
+    workers = live_workers(connection)
     checks = {
         "redis": "ok",
         "poller": "ok" if newest else f"no heartbeat in the last {HEARTBEAT_FRESH_SECONDS}s",
         "workers": "ok" if workers else "no worker registered",
     }
     return all(v == "ok" for v in checks.values()), {**checks, "worker_count": workers}
+
+
+def live_workers(connection: redis.Redis) -> int:
+    """The workers whose registration has not expired. RQ's set of workers keeps a killed
+    one until a live worker cleans the set, which never comes when every worker is dead."""
+    names = list(connection.smembers(Worker.redis_workers_keys))
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.exists(name)
+        return sum(pipe.execute())
