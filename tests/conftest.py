@@ -3,18 +3,30 @@ child processes. What they are built from lives in tests/helpers.py."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import structlog
 from selenium import webdriver
 
 from monitor.core.config import Config
 from monitor.ops.redis_server import EmbeddedRedis, connect
 from monitor.ops.serve import Reloadable, bound_port, make_server, start, stop_server
 from tests.helpers import CHROMEDRIVER, CHROMIUM, LocalServer, Process, chromium, serve_locally
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """A command run in this process (`main([...])`) sets up logging onto the test's captured
+    stream; the next test must not write to it once it is closed."""
+    structlog_config, handlers = structlog.get_config(), logging.getLogger().handlers[:]
+    yield
+    structlog.configure(**structlog_config)
+    logging.getLogger().handlers[:] = handlers
 
 
 @pytest.fixture(scope="session")

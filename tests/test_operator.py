@@ -11,6 +11,7 @@ import sys
 import httpx
 
 from monitor.core.models import Entry
+from monitor.core.subscriptions import Record, SubscriptionStore
 from tests.helpers import REPO, SECRET, newsmon, run_config, write_config
 from tests.stories import ROUND_ONE_LIVEBLOG
 from workers.pipeline.stories import Stories
@@ -187,8 +188,13 @@ def test_subscriptions_list_has_json_and_counts_agree_with_their_nouns(
         ],
     )
     monkeypatch.setenv("REDIS_URL", redis_url)
+    # Made over the API for a topic topics.toml no longer has: skipped, with a warning that
+    # goes to stderr, not into the JSON.
+    gone = {"id": "sport", "url": "https://hooks.example/sport", "topics": ["sport"]}
+    SubscriptionStore(connection).create(Record({**gone, "secret": [SECRET]}))
     listed = newsmon("subscriptions", "list", "--json", "--config", str(directory))
     assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stderr)["event"] == "subscription.invalid"
     (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
     assert row == {
         "subscription": "ops",

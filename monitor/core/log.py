@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -29,14 +29,14 @@ LEVELS = {
 }
 
 
-def configure(fmt: str | None = None, level: str | None = None) -> None:
-    """Set up structlog and stdlib logging from arguments, else NEWSMON_LOG_FORMAT / _LEVEL.
-    Raises ValueError, naming the variable, for a format or level it does not know."""
-    fmt = (
-        fmt
-        or os.environ.get("NEWSMON_LOG_FORMAT")
-        or ("console" if sys.stdout.isatty() else "json")
-    )
+def configure(
+    fmt: str | None = None, level: str | None = None, stream: TextIO | None = None
+) -> None:
+    """Set up structlog and stdlib logging from arguments, else NEWSMON_LOG_FORMAT / _LEVEL,
+    writing to `stream` (stdout by default). Raises ValueError, naming the variable, for a
+    format or level it does not know."""
+    stream = stream or sys.stdout
+    fmt = fmt or os.environ.get("NEWSMON_LOG_FORMAT") or ("console" if stream.isatty() else "json")
     level_name = (level or os.environ.get("NEWSMON_LOG_LEVEL") or "info").lower()
     if fmt not in ("json", "console"):
         raise ValueError(f"NEWSMON_LOG_FORMAT={fmt!r}: use 'json' or 'console'")
@@ -53,16 +53,16 @@ def configure(fmt: str | None = None, level: str | None = None) -> None:
     renderer = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level_name]),
-        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
 
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],

@@ -188,11 +188,11 @@ def _main(argv: list[str] | None) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 2
     try:
-        if args.handler in (_run, _poll, _worker, _serve):
-            try:
-                log.configure()
-            except ValueError as exc:
-                raise CommandError(str(exc)) from None
+        try:
+            # A process's events are its output; a command's would mix with what it prints.
+            log.configure(stream=None if args.handler in SERVICES else sys.stderr)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         return args.handler(args, config)
     except (CommandError, OperationError) as exc:
         print(f"newsmon: {exc}", file=sys.stderr)
@@ -287,6 +287,9 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 
 def _worker(args: argparse.Namespace, config: Config) -> int:
     return run_worker(config, _redis(config), args.burst)
+
+
+SERVICES = (_run, _poll, _serve, _worker)  # long-running: their log on stdout is their output
 
 
 def _classify(args: argparse.Namespace, config: None) -> int:
