@@ -187,9 +187,28 @@ def test_classify_eval_scores_labelled_lines(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert f"over {len(labelled)} lines, 1 missed" in out
+    assert f"and {len(labelled)} lines, 1 missed" in out
     assert "miss wrong: expected ['culture'], got ['diplomacy']" in out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:9]}
     assert rows["culture"][:3] == ["1.000", "0.667", "0.800"]  # 2 of 3 culture labels found
     assert rows["diplomacy"][0] == "0.800"  # 4 of the 5 lines said to be diplomacy
     assert "macro-F1 0.9" in out
+
+
+def test_classify_eval_measures_only_the_topics_it_saw(tmp_path):
+    """A topic no line was labelled with and none was given is not a perfect one."""
+    path = tmp_path / "labelled.jsonl"
+    lines = [
+        {"id": "a", "title": "Envoys resume peace talks in Istanbul", "topics": ["diplomacy"]},
+        {"id": "b", "title": "Striker scores twice in the cup final", "topics": []},
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    command = ["classify", "--config", str(REPO / "config"), "--eval", str(path)]
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", *command], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:9]}
+    assert rows["diplomacy"] == ["1.000", "1.000", "1.000", "1"]
+    assert rows["health"] == ["-", "-", "-", "0"]
+    assert result.stdout.splitlines()[9] == "macro-F1 1.000 over 1 topic and 2 lines, 0 missed"

@@ -127,15 +127,18 @@ def _evaluate(classifier: Classifier, path: Path) -> int:
     ]
     names = [topic.name for topic in classifier.topics]
     result = evaluate(names, labelled)
+    seen = result.of_topics_seen()  # a topic never labelled nor given is not measured
     print(f"{'topic':<16} {'precision':>9} {'recall':>7} {'f1':>6} {'labelled':>9}")
     for name, scores in result.topics.items():
         support = scores.true_positives + scores.false_negatives
-        print(
-            f"{name:<16} {scores.precision:9.3f} {scores.recall:7.3f} {scores.f1:6.3f} {support:9d}"
-        )
+        if name in seen.topics:
+            figures = f"{scores.precision:9.3f} {scores.recall:7.3f} {scores.f1:6.3f}"
+        else:
+            figures = f"{'-':>9} {'-':>7} {'-':>6}"
+        print(f"{name:<16} {figures} {support:9d}")
     print(
-        f"macro-F1 {result.macro_f1:.3f} over {counted(len(labelled), 'line')}, "
-        f"{len(result.misses)} missed"
+        f"macro-F1 {seen.macro_f1:.3f} over {counted(len(seen.topics), 'topic')} and "
+        f"{counted(len(labelled), 'line')}, {len(result.misses)} missed"
     )
     for miss in result.misses:
         print(
