@@ -56,6 +56,8 @@ def test_the_readme_leads_to_every_page_of_the_docs():
 def test_the_readme_first_alert_subscription_passes_the_check(tmp_path, monkeypatch, capsys):
     readme = README.read_text()
     block = re.search(r"cat >> my-config/subscriptions.toml <<'EOF'\n(.*?)\nEOF\n", readme, re.S)
+    # The secret's variable is set before the check, which needs it.
+    assert readme.index("export FIRST_WEBHOOK_SECRET") < readme.index("newsmon check --config")
     assert main(["init", str(tmp_path / "my-config")]) == 0
     with (tmp_path / "my-config" / "subscriptions.toml").open("a") as subscriptions:
         subscriptions.write(block[1] + "\n")
