@@ -219,6 +219,12 @@ def test_subscriptions_list_has_json_and_counts_agree_with_their_nouns(
     assert stories.stdout.endswith("\n1 story\n"), stories.stdout
     dead = newsmon("deliveries", "dead", "--config", str(directory))
     assert dead.stdout == "0 dead letters\n", dead.stdout
+    for command in ("dead", "replay"):
+        mistyped = newsmon("deliveries", command, "--subscription", "opz", "--config", directory)
+        assert (mistyped.returncode, mistyped.stderr.splitlines()[-1]) == (
+            2,
+            "newsmon: no subscription 'opz' in subscriptions.toml or made over the API",
+        )
 
 
 def test_check_warns_of_targets_the_ssrf_guard_will_refuse(tmp_path, monkeypatch):

@@ -76,7 +76,10 @@ def list_feeds(args: argparse.Namespace, config: Config) -> int:
 
 
 def list_dead(args: argparse.Namespace, config: Config) -> int:
-    records = open_root(config).dead_letters.list(args.subscription)
+    root = open_root(config)
+    records = root.dead_letters.list(args.subscription)
+    if args.subscription and not records:
+        root.subscription(args.subscription)  # a mistyped id is no "0 dead letters"
     for record in records:
         if args.json:
             print(json.dumps(record, ensure_ascii=False))

@@ -133,6 +133,8 @@ class Root:
     ) -> tuple[int, list[str]]:
         """Dead letters again, under their own webhook-ids: those named, or the subscription's
         (died since `since`). How many were queued, and which subscriptions re-enabled."""
+        if subscription_id is not None:
+            self.subscription(subscription_id)  # a mistyped id is no "nothing to replay"
         chosen = self.dead_letters.list(subscription_id, since)
         if wanted := set(alert_ids):
             chosen = [r for r in chosen if r["alert_id"] in wanted]
