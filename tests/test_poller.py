@@ -104,6 +104,8 @@ def test_broken_feed_fails_with_reason_and_others_go_on(
     failed = [e for e in logs if e["event"] == "feed.failed"]
     assert len(failed) == 1 and failed[0]["feed"] == "broken-xml" and reason in failed[0]["reason"]
     assert connection.hget(keys.feed_state("broken-xml"), "errors") == b"1"
+    # What the server answered, though no feed came of it (`newsmon feeds`, the board).
+    assert connection.hget(keys.feed_state("broken-xml"), "last_status") == b"%d" % answer[0]
 
 
 def test_unreachable_feed_is_a_failure_not_a_crash(tmp_path, connection, http_server):

@@ -45,7 +45,8 @@ class FetchError(Exception):
     kept as the feed's last_error and shown by `newsmon feeds` and the board. It is redacted
     here, where it is made: httpx's messages may quote a URL (a redirect's Location) with
     its credentials. `retry_after` is set when the server asked us to come back later
-    (429/503 Retry-After); `status` when the server answered with an HTTP error status."""
+    (429/503 Retry-After); `status` when the server answered (an error status, or a 200
+    whose body was refused)."""
 
     def __init__(self, reason: str, retry_after: float | None = None, status: int = 0):
         super().__init__(redact_text(reason))
@@ -162,12 +163,14 @@ class Fetcher:
             raise FetchError(reason, retry_after, response.status_code)
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            raise FetchError(f"body of {declared} bytes exceeds the {self.max_bytes}-byte cap")
+            raise FetchError(
+                f"body of {declared} bytes exceeds the {self.max_bytes}-byte cap", status=200
+            )
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > self.max_bytes:
-                raise FetchError(f"body exceeds the {self.max_bytes}-byte cap")
+                raise FetchError(f"body exceeds the {self.max_bytes}-byte cap", status=200)
             chunks.append(chunk)
         return FetchResult(
             200,

@@ -227,11 +227,15 @@ class Poller:
             return self._not_modified(session, feed, state, url, fetched, fetch_seconds=seconds)
         try:
             parsed = await asyncio.to_thread(parse_feed, feed, fetched.body, fetched.content_type)
-        except ParseError as exc:
-            return self._failed(session, feed, state, str(exc), fetch_seconds=seconds)
+        except ParseError as exc:  # the server answered (its status is kept), with no feed
+            return self._failed(
+                session, feed, state, str(exc), status=fetched.status, fetch_seconds=seconds
+            )
         except Exception as exc:  # a feed must never take the poller down
             reason = redact_text(f"unexpected {type(exc).__name__}: {exc}")
-            return self._failed(session, feed, state, reason, fetch_seconds=seconds)
+            return self._failed(
+                session, feed, state, reason, status=fetched.status, fetch_seconds=seconds
+            )
         outcome = await asyncio.to_thread(
             self._take, feed, state, url, fetched, parsed, started, fetch_seconds=seconds
         )
@@ -357,7 +361,7 @@ class Poller:
         fetch_seconds: float,
     ) -> PollOutcome:
         """Count the error and back off (schedule.backoff); never a hard stop. `status` is the
-        HTTP status the server answered with, 0 when it did not answer or sent no feed."""
+        HTTP status the server answered with (a 200 with no feed in it too), 0 when none did."""
         was_unhealthy = state.health is FeedHealth.UNHEALTHY
         now = time.time()
         state.failed(reason, now, status)
