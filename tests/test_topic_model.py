@@ -276,3 +276,14 @@ def test_train_command_writes_a_model_that_classify_then_reads(tmp_path):
     sport = out["explain"]["sport"]
     assert sport["matched"] == {} and sport["combined"] == sport["model"] >= threshold
     assert sport["model_threshold"] == threshold
+
+    # A few lines more of one topic do not undo what many taught the model.
+    labelled.write_text(
+        "\n".join(json.dumps({"id": str(i), "title": t, "topics": ["sport"]}) for i, t in
+                  enumerate(SPORT[:2]))
+    )  # fmt: skip
+    again = subprocess.run([*newsmon, "--train", str(labelled)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "weather              0 labelled  kept as learned before" in again.stdout
+    assert "sport                2 labelled  kept as learned before" in again.stdout
+    assert json.loads((directory / "topic_model.json").read_text())["topics"] == written["topics"]

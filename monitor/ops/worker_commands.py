@@ -19,7 +19,7 @@ from monitor.core.config import (
     load_topics,
     save_topic_model,
 )
-from monitor.core.models import Entry, Topic
+from monitor.core.models import ENCODER_ID, Entry, Topic, TopicModel
 from monitor.core.processes import process_name
 from monitor.ops.admin import counted
 from workers import runtime, worker
@@ -108,16 +108,36 @@ def _train(topics: tuple[Topic, ...], path: Path, directory: Path) -> int:
     rules = Classifier(topics)
     evidence = [[s.evidence for s in rules.explain(text)] for text in texts]
     folds = [i % FOLDS for i in range(len(lines))]  # thresholds are chosen on held-out lines
-    model = train(texts, [set(item["topics"]) for item in lines], names, shipped(), evidence, folds)
+    fresh = train(texts, [set(item["topics"]) for item in lines], names, shipped(), evidence, folds)
+    counts = {name: sum(name in item["topics"] for item in lines) for name in names}
+    # A topic the model has learned keeps it until enough lines teach it again: a few lines
+    # of one's own must not undo what was learned from many.
+    before = _current_model(directory, topics)
+    kept = {n for n in names if n in before.weights and counts[n] < FOLDS}
+    learned = {n: before if n in kept else fresh for n in names if n in kept or n in fresh.weights}
+    model = TopicModel(
+        fresh.encoder,
+        {n: source.thresholds[n] for n, source in learned.items()},
+        {n: source.weights[n] for n, source in learned.items()},
+    )
     output = save_topic_model(directory, model, f"newsmon classify --train {path.name}")
     for name in names:
-        count = sum(name in item["topics"] for item in lines)
         state = "rules only (needs labelled lines)"
-        if name in model.weights:
+        if name in kept:
+            state = f"kept as learned before (retrain it from {FOLDS} labelled lines or more)"
+        elif name in model.weights:
             state = f"learned, threshold {model.thresholds[name]:.2f}"
-        print(f"{name:<16} {count:5d} labelled  {state}")
+        print(f"{name:<16} {counts[name]:5d} labelled  {state}")
     print(f"wrote {output} from {counted(len(lines), 'line')}")
     return 0
+
+
+def _current_model(directory: Path, topics: tuple[Topic, ...]) -> TopicModel:
+    """The model being replaced; an empty one when there is none or it is not valid."""
+    try:
+        return load_topic_model(directory, topics) or TopicModel(ENCODER_ID, {}, {})
+    except ConfigError:
+        return TopicModel(ENCODER_ID, {}, {})
 
 
 def _evaluate(classifier: Classifier, path: Path) -> int:
