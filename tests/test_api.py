@@ -186,6 +186,24 @@ def test_the_file_wins_a_clash_with_a_stored_subscription(served, connection, tm
     assert view.topics == frozenset({"energy"})
 
 
+def test_a_stored_subscription_the_config_no_longer_allows_says_so_until_fixed(served, connection):
+    """Made for a topic topics.toml has since lost: alerted no more, and every call that
+    names it says why and what to do, where GET used to deny it and POST to affirm it."""
+    SubscriptionStore(connection).create(Record({**body(topics=["sport"]), "secret": [SECRET]}))
+    server = served()
+    for method, path in (("GET", "/subscriptions/ops"), ("POST", "/subscriptions/ops/test")):
+        answer = server.call(method, path)
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"] == (
+            "subscription 'ops' was made over the API and no longer passes the check (topics: "
+            "unknown topic 'sport'; known: culture, diplomacy, energy, frontline, health, "
+            "humanitarian, migration, politics, or '*'): PATCH it to fix it, or DELETE it"
+        )
+    fixed = server.call("PATCH", "/subscriptions/ops", json={"topics": ["health"]})
+    assert fixed.status_code == 200, fixed.text
+    assert server.call("GET", "/subscriptions/ops").json()["topics"] == ["health"]
+
+
 def test_a_change_that_races_another_runs_again_on_the_new_record(connection):
     """PATCH and rotate read, change and write a record: a write landing in between (another
     call) makes the change run again on what that write left, so neither is lost."""

@@ -20,7 +20,7 @@ import redis
 import structlog
 
 from monitor.core import keys
-from monitor.core.config import SUBSCRIPTION_KEYS, Config, check_subscription
+from monitor.core.config import SUBSCRIPTION_KEYS, Config, Problem, check_subscription
 from monitor.core.models import Feed, Subscription
 
 VERSION = 1
@@ -78,12 +78,18 @@ class Record:
         retiring = tuple((secret, float(until)) for secret, until in doc.get("retiring", ()))
         return cls(doc["table"], retiring, doc["created"], doc["updated"])
 
+    def checked(
+        self, topic_names: set[str], feeds: tuple[Feed, ...]
+    ) -> tuple[Subscription | None, list[Problem]]:
+        """The subscription checked as when it was made, and its problems."""
+        return check_subscription(
+            self.table, topic_names, feeds, source=f"API subscription {self.id}", keys=API_KEYS
+        )
+
     def subscription(self, topic_names: set[str], feeds: tuple[Feed, ...]) -> Subscription | None:
         """The subscription, checked as when it was made; None (logged) if it no longer
         passes, e.g. its topic was removed from topics.toml."""
-        subscription, problems = check_subscription(
-            self.table, topic_names, feeds, source=f"API subscription {self.id}", keys=API_KEYS
-        )
+        subscription, problems = self.checked(topic_names, feeds)
         if subscription is None:
             log.warning(
                 "subscription.invalid", subscription=self.id, problems=[str(p) for p in problems]

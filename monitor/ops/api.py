@@ -34,6 +34,7 @@ from monitor.core.redact import redact_url
 from monitor.core.subscriptions import API_KEYS, Record
 from monitor.ops import api_bodies
 from monitor.ops.errors import (
+    InvalidSubscription,
     OperationError,
     OwnedByFile,
     SubscriptionExists,
@@ -79,7 +80,7 @@ class ApiError(Exception):
         """What the operator's root refused, as the API says it."""
         if isinstance(exc, UnknownSubscription):
             return cls(404, f"no subscription {exc.subscription_id!r}")
-        if isinstance(exc, OwnedByFile | SubscriptionExists):
+        if isinstance(exc, OwnedByFile | SubscriptionExists | InvalidSubscription):
             return cls(409, str(exc), "id")
         return cls(422, str(exc))
 

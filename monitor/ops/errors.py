@@ -16,6 +16,18 @@ class UnknownSubscription(OperationError):
         self.subscription_id = subscription_id
 
 
+class InvalidSubscription(OperationError):
+    """A subscription made over the API that the config no longer allows (its topic or its
+    feed gone): stored, but not alerted."""
+
+    def __init__(self, subscription_id: str, problems: list[str]):
+        super().__init__(
+            f"subscription {subscription_id!r} was made over the API and no longer passes the "
+            f"check ({'; '.join(problems)}): PATCH it to fix it, or DELETE it"
+        )
+        self.subscription_id = subscription_id
+
+
 class OwnedByFile(OperationError):
     """An API change to a subscription that subscriptions.toml defines: the file wins."""
 

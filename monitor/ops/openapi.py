@@ -111,7 +111,8 @@ def _operation(
         },
         "404": {"description": "no such subscription", **_ref("Error")},
         "409": {
-            "description": "defined in subscriptions.toml, or the id is taken",
+            "description": "defined in subscriptions.toml, the id is taken, or made over the "
+            "API and no longer valid for the config (PATCH or DELETE it)",
             **_ref("Error"),
         },
         "422": {"description": "a field is wrong; `field` names it", **_ref("Error")},

@@ -32,7 +32,13 @@ from monitor.core.subscriptions import (
     SubscriptionStore,
 )
 from monitor.ops import stats
-from monitor.ops.errors import OperationError, OwnedByFile, SubscriptionExists, UnknownSubscription
+from monitor.ops.errors import (
+    InvalidSubscription,
+    OperationError,
+    OwnedByFile,
+    SubscriptionExists,
+    UnknownSubscription,
+)
 from monitor.ops.feed_rows import feed_rows
 from monitor.ops.times import iso_time
 from workers.delivery.deadletters import DeadLetters
@@ -76,6 +82,10 @@ class Root:
     def subscription(self, subscription_id: str) -> Subscription:
         if subscription := self.subscriptions.get(subscription_id):
             return subscription
+        if not self.from_file(subscription_id) and (record := self.store.get(subscription_id)):
+            topic_names = {topic.name for topic in self.config.topics}
+            _, problems = record.checked(topic_names, self.config.feeds)
+            raise InvalidSubscription(subscription_id, [f"{p.key}: {p.message}" for p in problems])
         raise UnknownSubscription(subscription_id)
 
     def from_file(self, subscription_id: str) -> bool:
