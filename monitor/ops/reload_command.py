@@ -1,6 +1,6 @@
 """`newsmon reload`: the config folder, validated here first, read again by this host's
-running pollers, workers and servers (SIGHUP to each; `newsmon run` passes its own SIGHUP on to its
-children). A process on another host is named, for SIGHUP there (`systemctl reload`)."""
+running pollers, workers and servers (SIGHUP to each; `newsmon run` passes its own SIGHUP on
+to its children). A process on another host is named, for SIGHUP there (`systemctl reload`)."""
 
 from __future__ import annotations
 

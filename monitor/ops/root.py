@@ -83,8 +83,7 @@ class Root:
         if subscription := self.subscriptions.get(subscription_id):
             return subscription
         if not self.from_file(subscription_id) and (record := self.store.get(subscription_id)):
-            topic_names = {topic.name for topic in self.config.topics}
-            _, problems = record.checked(topic_names, self.config.feeds)
+            _, problems = record.checked(self.subscriptions.topic_names, self.subscriptions.feeds)
             raise InvalidSubscription(subscription_id, [f"{p.key}: {p.message}" for p in problems])
         raise UnknownSubscription(subscription_id)
 

@@ -39,7 +39,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import redis
 import structlog
@@ -352,15 +352,10 @@ def stop_server(server: uvicorn.Server, thread: threading.Thread) -> None:
     thread.join()
 
 
-def _beat(connection: redis.Redis) -> Callable[[], None]:
-    """This process's heartbeat, so that `newsmon reload` finds it; beaten once now."""
-
-    def beat() -> None:
-        with contextlib.suppress(redis.RedisError):  # Redis down: the board says so; serve on
-            heartbeat(connection, "serve")
-
-    beat()
-    return beat
+def _beat(connection: redis.Redis) -> None:
+    """This process's heartbeat, so that `newsmon reload` finds it."""
+    with contextlib.suppress(redis.RedisError):  # Redis down: the board says so; serve on
+        heartbeat(connection, "serve")
 
 
 def serve(
@@ -377,11 +372,11 @@ def serve(
         thread = start(server)
     except OSError as exc:
         raise CommandError(f"serve: {exc}") from None
-    beat = _beat(connection)
+    _beat(connection)  # before serve.started: a reload right after it finds this process
     log.info("serve.started", host=host, port=bound_port(server))
     while not stop.wait(1) and thread.is_alive():
         if reload and reload.take():
             app.reload()
-        beat()
+        _beat(connection)
     stop_server(server, thread)
     log.info("serve.stopped")
